@@ -1,0 +1,1 @@
+//! `voice-sim`: placeholder until its issue lands. See the workspace README.

@@ -1,0 +1,1 @@
+//! `voice-std`: placeholder until its issue lands. See the workspace README.

@@ -1,0 +1,1 @@
+//! `voice-tokio`: placeholder until its issue lands. See the workspace README.
