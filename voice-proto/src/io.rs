@@ -1,0 +1,205 @@
+//! The sans-IO vocabulary: what happened ([`Input`]), what to do ([`Output`]) and what to tell the
+//! application ([`Event`]).
+
+use core::time::Duration;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use crate::close::CloseDisposition;
+use crate::crypto::EncryptionMode;
+use crate::error::Error;
+use crate::gateway::{VoiceServerDispatch, VoiceStateDispatch, VoiceStateUpdate};
+use crate::id::UserId;
+use crate::payload::SpeakingFlags;
+
+/// Something that happened, fed to `handle_input` together with the current time.
+///
+/// Frames and datagrams are borrowed: the engine copies what it keeps.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input<'a> {
+    /// Our VOICE_STATE_UPDATE dispatch from the main gateway (others' are ignored).
+    VoiceStateUpdate(VoiceStateDispatch),
+    /// A VOICE_SERVER_UPDATE dispatch from the main gateway.
+    VoiceServerUpdate(VoiceServerDispatch),
+    /// The websocket asked for by the latest [`Output::OpenWebSocket`] is open.
+    WebSocketOpened,
+    /// A text frame arrived on the voice websocket.
+    Text(&'a str),
+    /// A binary frame arrived on the voice websocket.
+    Binary(&'a [u8]),
+    /// The voice websocket closed. `code` is `None` when the transport dropped without a close
+    /// frame. Not to be reported for a socket the engine itself closed ([`Output::CloseWebSocket`]).
+    WebSocketClosed {
+        /// The close code from the server's close frame.
+        code: Option<u16>,
+    },
+    /// A UDP datagram arrived on the socket bound by the latest [`Output::BindUdp`].
+    Datagram {
+        /// Who sent it.
+        from: SocketAddr,
+        /// Its bytes.
+        data: &'a [u8],
+    },
+    /// The time given by [`Output::WakeAt`] has come (any input also runs due timers).
+    Timer,
+}
+
+/// Something to do, returned by `poll_output`. Drain until [`Output::WakeAt`] or
+/// [`Output::Idle`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// Send this op-4 payload on the application's main gateway.
+    MainGateway(VoiceStateUpdate),
+    /// Open a new voice websocket at this URL, dropping any previous one without reporting its close.
+    OpenWebSocket {
+        /// `wss://host:port/?v=8`, or the configured override.
+        url: String,
+    },
+    /// Send a text frame on the voice websocket.
+    SendText(String),
+    /// Send a binary frame on the voice websocket.
+    SendBinary(Vec<u8>),
+    /// Close the voice websocket with this code and report nothing more about it.
+    CloseWebSocket {
+        /// The close code to send (1000 when we leave, 4000 when we abandon a dead socket).
+        code: u16,
+    },
+    /// Bind a fresh UDP socket (dropping any previous one) for media with this server.
+    BindUdp {
+        /// The voice server's media address from Ready.
+        remote: SocketAddr,
+    },
+    /// Send this datagram on the UDP socket (IP discovery, keepalive). Audio goes through the
+    /// allocation-free `Session::send_opus` instead.
+    Transmit {
+        /// Destination.
+        to: SocketAddr,
+        /// The datagram.
+        data: Vec<u8>,
+    },
+    /// Tell the application.
+    Event(Event),
+    /// Nothing more to do until this time (or the next input): then feed [`Input::Timer`].
+    WakeAt(Instant),
+    /// Nothing more to do and no timer: the connection has ended.
+    Idle,
+}
+
+/// How the engine is coming back after the websocket closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recovery {
+    /// Op 7 Resume on a new websocket; SSRC, UDP and keys are kept.
+    Resume,
+    /// A fresh Identify (after a new op 4 when a main gateway is attached); new UDP and keys.
+    Reconnect,
+}
+
+/// Why the engine is waiting for a new voice server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisconnectReason {
+    /// Close 4014 (kicked, moved, main-gateway session dropped) or 4022 (call terminated).
+    Closed {
+        /// The close code.
+        code: u16,
+    },
+    /// VOICE_SERVER_UPDATE carried `endpoint: null`: a new server is being allocated.
+    EndpointRemoved,
+    /// Our VOICE_STATE_UPDATE said we are in no channel any more.
+    LeftChannel,
+}
+
+/// Something the application may want to know.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A session is established (first connection or after a fresh reconnect).
+    Connected {
+        /// Our SSRC.
+        ssrc: u32,
+        /// The negotiated transport mode.
+        mode: EncryptionMode,
+        /// DAVE version from Session Description (0 = none).
+        dave_protocol_version: u16,
+    },
+    /// The websocket closed and the engine is coming back.
+    Reconnecting {
+        /// Resume or fresh reconnect.
+        recovery: Recovery,
+        /// The close code that caused it (`None`: dropped, or dead heartbeat).
+        code: Option<u16>,
+        /// 1-based attempt number.
+        attempt: u32,
+    },
+    /// A resume succeeded (op 9): audio goes on with the same SSRC and keys.
+    Resumed,
+    /// We were removed from the voice server; waiting for a new one.
+    Disconnected {
+        /// Why.
+        reason: DisconnectReason,
+    },
+    /// The connection has ended for good; nothing more will happen.
+    Closed {
+        /// Why.
+        error: Error,
+    },
+    /// Someone's speaking state (server op 5).
+    Speaking {
+        /// Who.
+        user_id: UserId,
+        /// Their SSRC.
+        ssrc: u32,
+        /// Their flags.
+        flags: SpeakingFlags,
+    },
+    /// Users present at join or joining later (op 11).
+    ClientsConnected {
+        /// Their ids.
+        user_ids: Vec<UserId>,
+    },
+    /// A user left (op 13); their SSRC mapping is dropped.
+    ClientDisconnected {
+        /// Who.
+        user_id: UserId,
+    },
+    /// An audio packet from another member, transport-decrypted.
+    Audio(ReceivedAudio),
+    /// A heartbeat was acknowledged.
+    HeartbeatAcknowledged {
+        /// Round trip time.
+        latency: Duration,
+    },
+    /// An opcode outside the table: ignored, reported for curiosity.
+    UnknownOpcode {
+        /// The opcode.
+        op: u8,
+        /// The raw payload (JSON text, or binary bytes as lossy hex).
+        raw: String,
+    },
+    /// A frame or datagram was malformed or out of place and was ignored.
+    Ignored {
+        /// What was wrong.
+        reason: String,
+    },
+    /// The close code table was consulted (for logs and tests).
+    CloseHandled {
+        /// The code, `None` for a dropped transport.
+        code: Option<u16>,
+        /// What the table said.
+        disposition: CloseDisposition,
+    },
+}
+
+/// One received Opus frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedAudio {
+    /// Sender's SSRC.
+    pub ssrc: u32,
+    /// Sender's user id, if op 5 told us.
+    pub user_id: Option<UserId>,
+    /// RTP sequence number.
+    pub sequence: u16,
+    /// RTP timestamp.
+    pub timestamp: u32,
+    /// The Opus frame (extension body and padding stripped).
+    pub opus: Vec<u8>,
+}

@@ -1,0 +1,55 @@
+//! The typestates of a voice connection.
+//!
+//! `AwaitingServerUpdate -> Identifying -> Discovering -> Session`: each transition consumes the
+//! old state and, when the state is not finished yet, hands it back unchanged (`Err(self)`), so a
+//! caller can never send audio before a Session Description or identify twice. Every state speaks
+//! the same sans-IO language (`handle_input`, `poll_output`); [`AnyState`] holds whichever state a
+//! connection is in and advances by itself.
+
+mod any;
+mod awaiting;
+mod discovering;
+mod identifying;
+mod ready;
+
+pub use any::AnyState;
+pub use awaiting::AwaitingServerUpdate;
+pub use discovering::Discovering;
+pub use identifying::Identifying;
+pub use ready::Session;
+
+/// The sans-IO methods every state shares; they all drive the one engine inside.
+macro_rules! sans_io {
+    () => {
+        /// Feeds one input that happened at `now`, then runs any timer that is due.
+        ///
+        /// Returns `Err` when the connection has ended; the same error is also queued as
+        /// [`Event::Closed`](crate::Event::Closed). After every call, drain
+        /// [`poll_output`](Self::poll_output) until it returns
+        /// [`Output::WakeAt`](crate::Output::WakeAt) or [`Output::Idle`](crate::Output::Idle).
+        pub fn handle_input(
+            &mut self,
+            now: std::time::Instant,
+            input: crate::Input<'_>,
+        ) -> Result<(), crate::Error> {
+            self.engine.handle_input(now, input)
+        }
+
+        /// The next thing to do; [`Output::WakeAt`](crate::Output::WakeAt) or
+        /// [`Output::Idle`](crate::Output::Idle) when nothing is queued.
+        pub fn poll_output(&mut self) -> crate::Output {
+            self.engine.poll_output()
+        }
+
+        /// The error that ended the connection, if it has ended.
+        pub fn error(&self) -> Option<&crate::Error> {
+            self.engine.error.as_ref()
+        }
+
+        /// The configuration in use.
+        pub fn config(&self) -> &crate::Config {
+            &self.engine.config
+        }
+    };
+}
+pub(crate) use sans_io;

@@ -1,0 +1,105 @@
+//! The established session: audio, speaking, and the runtime states after the handshake
+//! (resuming, reconnecting, waiting for a move).
+
+use std::time::Instant;
+
+use super::sans_io;
+use crate::crypto::EncryptionMode;
+use crate::engine::{Engine, Phase, Stats};
+use crate::error::Error;
+use crate::id::UserId;
+use crate::payload::SpeakingFlags;
+
+/// A negotiated voice session. Resumes, reconnects and moves happen inside it at run time;
+/// [`Session::is_connected`] says whether audio can flow right now.
+#[derive(Debug)]
+pub struct Session {
+    pub(crate) engine: Engine,
+}
+
+impl Session {
+    sans_io!();
+
+    /// Sets our speaking flags and, when connected, sends op 5 now. Audio announces
+    /// [`SpeakingFlags::MICROPHONE`] by itself if this was never called.
+    pub fn speaking(&mut self, flags: SpeakingFlags) {
+        self.engine.set_speaking(flags);
+    }
+
+    /// Writes one encrypted RTP packet carrying `frame` (one 20 ms Opus frame) into `buf` and
+    /// returns the datagram to send to [`Session::remote`].
+    ///
+    /// No heap allocation in steady state. The first frame of a talk spurt (and the first after a
+    /// resume or reconnect) queues op 5 Speaking: drain [`poll_output`](Self::poll_output) and send
+    /// that frame before the datagram. Works during a resume (same keys, same UDP); fails with
+    /// [`NotReady::Reconnecting`](crate::NotReady::Reconnecting) while a fresh session is negotiated.
+    pub fn send_opus<'b>(
+        &mut self,
+        now: Instant,
+        frame: &[u8],
+        buf: &'b mut [u8],
+    ) -> Result<&'b [u8], Error> {
+        self.engine.send_opus(now, frame, buf)
+    }
+
+    /// Ends the talk spurt: the next five [`send_silence`](Self::send_silence) calls (one per
+    /// 20 ms) produce the `F8 FF FE` silence frames, the last one followed by op 5 with flags 0.
+    pub fn stop_speaking(&mut self) {
+        self.engine.stop_speaking();
+    }
+
+    /// Whether trailing silence frames are still due.
+    pub fn silence_pending(&self) -> bool {
+        self.engine.silence_pending()
+    }
+
+    /// The next trailing silence packet, if any are still due (see [`stop_speaking`](Self::stop_speaking)).
+    pub fn send_silence<'b>(&mut self, buf: &'b mut [u8]) -> Result<Option<&'b [u8]>, Error> {
+        self.engine.send_silence(buf)
+    }
+
+    /// Leaves: op 4 with a null channel when a main gateway is attached, then close 1000.
+    pub fn disconnect(&mut self) {
+        self.engine.disconnect();
+    }
+
+    /// Whether audio can be sent now (connected, or resuming with the same keys).
+    pub fn is_connected(&self) -> bool {
+        self.engine.media.is_some() && !self.engine.is_closed()
+    }
+
+    /// Whether the session has ended for good.
+    pub fn is_closed(&self) -> bool {
+        self.engine.phase == Phase::Closed
+    }
+
+    /// Our SSRC in the current media session.
+    pub fn ssrc(&self) -> Option<u32> {
+        self.engine.media.as_ref().map(|m| m.ssrc)
+    }
+
+    /// The voice server's media address (where audio datagrams go).
+    pub fn remote(&self) -> Option<std::net::SocketAddr> {
+        self.engine.media.as_ref().map(|m| m.remote)
+    }
+
+    /// The negotiated transport mode.
+    pub fn mode(&self) -> Option<EncryptionMode> {
+        self.engine.media.as_ref().map(|m| m.cipher.mode())
+    }
+
+    /// DAVE version from the last Session Description (0 = none).
+    pub fn dave_protocol_version(&self) -> u16 {
+        self.engine.dave_protocol_version
+    }
+
+    /// The user behind an SSRC, from op 5 (dropped on op 13).
+    pub fn user_for_ssrc(&self, ssrc: u32) -> Option<UserId> {
+        self.engine.ssrc_user(ssrc)
+    }
+
+    /// Counters for monitoring.
+    pub fn stats(&self) -> Stats {
+        self.engine.stats
+    }
+}
