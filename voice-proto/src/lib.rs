@@ -1,6 +1,109 @@
 //! `voice-proto`: the sans-IO core of a Discord voice connection.
 //!
-//! (Crate docs with a complete hand-driven connection follow once the engine lands.)
+//! Everything a Discord voice client must decide, and nothing else: no sockets, no clock reads,
+//! no threads, no async. Bytes and events go in with the current [`Instant`](std::time::Instant);
+//! actions come out. The `voice-tokio` and `voice-std` crates wrap it with real I/O; anyone can
+//! drive it from their own event loop, or fuzz it.
+//!
+//! It speaks the current protocol: voice gateway v8 (`seq_ack`, buffered resume), IP discovery,
+//! the AEAD `*_rtpsize` transport modes (AES-256-GCM preferred, XChaCha20-Poly1305 required), and
+//! the close-code policy (resume, reconnect, wait for a move, or stop with a clear error).
+//!
+//! # The states
+//!
+//! [`AwaitingServerUpdate`] → [`Identifying`] → [`Discovering`] → [`Session`]. Each transition
+//! consumes the old state (`into_identifying`, `into_discovering`, `into_session`) and gives it
+//! back unchanged while it is not complete, so audio cannot be sent before a Session Description
+//! and misuse does not compile. After the handshake, resumes, reconnects and moves are run-time
+//! events inside [`Session`]. [`AnyState`] holds whichever state a connection is in and advances
+//! by itself; adapters keep one of those.
+//!
+//! # The drain rule
+//!
+//! After every `handle_input(now, input)` (and after every application call such as
+//! [`Session::speaking`], [`Session::send_opus`] or [`Session::disconnect`]), call `poll_output`
+//! until it returns [`Output::WakeAt`] or [`Output::Idle`], carrying out every other output in
+//! order. When the wake-up time comes, feed [`Input::Timer`]. That is the whole contract; both
+//! adapters and the loopback server's tests run exactly this loop.
+//!
+//! Audio is the exception to "outputs": [`Session::send_opus`] writes the encrypted RTP datagram
+//! into a buffer the caller owns (no allocation per packet) and returns it for the caller to
+//! send to [`Session::remote`].
+//!
+//! # A complete connection, driven by hand
+//!
+//! Here the "server" is scripted inline with this crate's own payload types; an adapter would
+//! send the outputs over a websocket and a UDP socket instead.
+//!
+//! ```
+//! use std::time::Instant;
+//! use voice_proto::discovery::{discovery_response, parse_discovery_request};
+//! use voice_proto::gateway::{VoiceServerDispatch, VoiceStateDispatch};
+//! use voice_proto::id::{ChannelId, GuildId, UserId};
+//! use voice_proto::payload::{Encoded, Hello, Ready, ServerFrame, ServerMessage, SessionDescription};
+//! use voice_proto::secret::{SecretKey, Token};
+//! use voice_proto::{AwaitingServerUpdate, Config, Event, Input, JoinRequest, Output};
+//!
+//! // Server side of the script: JSON text frames numbered from 1.
+//! let text = |seq, message| match (ServerFrame { seq, message }).encode() {
+//!     Encoded::Text(text) => text,
+//!     Encoded::Binary(_) => unreachable!(),
+//! };
+//! let (guild, channel, me) = (GuildId(1), ChannelId(2), UserId(3));
+//! let media_server = "127.0.0.1:50001".parse().unwrap();
+//! let now = Instant::now();
+//!
+//! // 1. Ask the main gateway to join: the first output is the op-4 payload.
+//! let mut awaiting = AwaitingServerUpdate::new(now, Config::default(), JoinRequest::new(guild, channel, me));
+//! let Output::MainGateway(op4) = awaiting.poll_output() else { unreachable!() };
+//! assert!(op4.to_gateway_json().starts_with(r#"{"op":4"#));
+//!
+//! // 2. Forward both dispatches (either order).
+//! awaiting.handle_input(now, Input::VoiceStateUpdate(VoiceStateDispatch {
+//!     guild_id: Some(guild), channel_id: Some(channel), user_id: me, session_id: "abc".into(),
+//! }))?;
+//! awaiting.handle_input(now, Input::VoiceServerUpdate(VoiceServerDispatch {
+//!     token: Token::new("secret"), guild_id: guild, endpoint: Some("voice.example:2048".into()),
+//! }))?;
+//! let mut identifying = awaiting.into_identifying().expect("both dispatches arrived");
+//! let Output::OpenWebSocket { url } = identifying.poll_output() else { unreachable!() };
+//! assert_eq!(url, "wss://voice.example:2048/?v=8");
+//!
+//! // 3. The websocket opened: Identify goes out. Hello starts heartbeats; Ready starts discovery.
+//! identifying.handle_input(now, Input::WebSocketOpened)?;
+//! let Output::SendText(identify) = identifying.poll_output() else { unreachable!() };
+//! assert!(identify.contains(r#""op":0"#));
+//! identifying.handle_input(now, Input::Text(&text(None, ServerMessage::Hello(Hello { heartbeat_interval: 13750.0, v: Some(8) }))))?;
+//! identifying.handle_input(now, Input::Text(&text(Some(1), ServerMessage::Ready(Ready {
+//!     ssrc: 12345, ip: "127.0.0.1".into(), port: 50001, modes: vec!["aead_aes256_gcm_rtpsize".into()],
+//! }))))?;
+//! let mut discovering = identifying.into_discovering().expect("Ready arrived");
+//! assert_eq!(discovering.poll_output(), Output::BindUdp { remote: media_server });
+//! let Output::Transmit { to, data: request } = discovering.poll_output() else { unreachable!() };
+//!
+//! // 4. The UDP answer carries our public address; Select Protocol goes out.
+//! let ssrc = parse_discovery_request(&request).unwrap();
+//! let answer = discovery_response(ssrc, "203.0.113.7".parse().unwrap(), 50004);
+//! discovering.handle_input(now, Input::Datagram { from: to, data: &answer })?;
+//! let Output::SendText(select) = discovering.poll_output() else { unreachable!() };
+//! assert!(select.contains("203.0.113.7"));
+//!
+//! // 5. Session Description: the session is ready.
+//! discovering.handle_input(now, Input::Text(&text(Some(2), ServerMessage::SessionDescription(SessionDescription {
+//!     mode: "aead_aes256_gcm_rtpsize".into(), secret_key: SecretKey::new([7; 32]), dave_protocol_version: 0,
+//! }))))?;
+//! let mut session = discovering.into_session().expect("Session Description arrived");
+//! assert!(matches!(session.poll_output(), Output::Event(Event::Connected { ssrc: 12345, .. })));
+//!
+//! // 6. Audio: one encrypted RTP packet per 20 ms Opus frame, written into our buffer.
+//! let mut buf = [0u8; voice_proto::rtp::MAX_PACKET_LEN];
+//! let packet = session.send_opus(now, &[0xFC, 0xFF, 0xFE], &mut buf)?;
+//! assert_eq!(packet.len(), 12 + 3 + 20);
+//! // It queued op 5 Speaking, which goes out before the packet.
+//! assert!(matches!(session.poll_output(), Output::SendText(t) if t.contains(r#""op":5"#)));
+//! assert!(matches!(session.poll_output(), Output::WakeAt(_)));
+//! # Ok::<(), voice_proto::Error>(())
+//! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -1,0 +1,137 @@
+//! Resume after close 4015 mid-stream: op 7 with the right seq_ack, UDP keeps flowing, Speaking
+//! is sent again, counters continue.
+
+mod support;
+
+use std::time::Duration;
+
+use support::*;
+use voice_proto::payload::{ClientMessage, ServerMessage};
+use voice_proto::{Event, Input, Output, Recovery};
+
+#[test]
+fn close_4015_resumes_with_seq_ack_and_audio_never_stops() {
+    let mut h = Harness::join(test_config());
+    h.connect();
+    let (_, first) = h.send_frame(&[1, 1, 1]);
+    let (first_header, _) = h.server.open_audio(&first);
+    // One more numbered message so seq_ack is not trivially the last handshake seq.
+    let clients = h.server.frame(ServerMessage::ClientsConnect(
+        voice_proto::payload::ClientsConnect {
+            user_ids: vec![OTHER_USER],
+        },
+    ));
+    h.text(&clients);
+    let last_seq = h.server.seq;
+
+    let outs = h.feed(Input::WebSocketClosed { code: Some(4015) });
+    assert!(events(&outs).contains(&Event::Reconnecting {
+        recovery: Recovery::Resume,
+        code: Some(4015),
+        attempt: 1,
+    }));
+    assert!(outs.contains(&Output::OpenWebSocket {
+        url: format!("wss://{ENDPOINT}/?v=8")
+    }));
+    assert!(!outs.iter().any(|o| matches!(o, Output::BindUdp { .. })), "UDP is kept");
+
+    // While the websocket is down, audio keeps flowing with consecutive counters.
+    let (_, during) = h.send_frame(&[2, 2, 2]);
+    let (during_header, opus) = h.server.open_audio(&during);
+    assert_eq!(opus, [2, 2, 2]);
+    assert_eq!(during_header.sequence, first_header.sequence.wrapping_add(1));
+    assert_eq!(during_header.ssrc, SSRC);
+
+    let outs = h.feed(Input::WebSocketOpened);
+    let sent = client_messages(&outs);
+    let [ClientMessage::Resume(resume)] = sent.as_slice() else {
+        panic!("expected op 7, got {sent:?}")
+    };
+    assert_eq!(resume.seq_ack, i64::try_from(last_seq).unwrap());
+    assert_eq!(resume.session_id, SESSION_ID);
+    assert_eq!(resume.server_id, GUILD);
+    assert_eq!(resume.token.expose(), TOKEN);
+
+    let hello = h.server.hello();
+    h.text(&hello);
+    let resumed = h.server.frame(ServerMessage::Resumed);
+    let outs = h.text(&resumed);
+    assert!(events(&outs).contains(&Event::Resumed));
+    // We were talking: op 5 goes out again right away (C20).
+    let sent = client_messages(&outs);
+    assert!(
+        sent.iter().any(|m| matches!(m, ClientMessage::Speaking(s) if s.ssrc == SSRC)),
+        "{sent:?}"
+    );
+    assert_eq!(h.session().stats().resumes, 1);
+
+    // Nonce counter continues (C25): the third packet's suffix is one more than the second's.
+    let (_, after) = h.send_frame(&[3, 3, 3]);
+    let nonce = |p: &[u8]| u32::from_be_bytes(p[p.len() - 4..].try_into().unwrap());
+    assert_eq!(nonce(&after), nonce(&during) + 1);
+    assert_eq!(nonce(&during), nonce(&first) + 1);
+}
+
+#[test]
+fn transport_loss_without_close_frame_resumes() {
+    let mut h = Harness::join(test_config());
+    h.connect();
+    let outs = h.feed(Input::WebSocketClosed { code: None });
+    assert!(events(&outs).iter().any(|e| matches!(
+        e,
+        Event::Reconnecting {
+            recovery: Recovery::Resume,
+            code: None,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn resume_timeout_falls_back_to_a_fresh_session() {
+    let mut h = Harness::join(test_config());
+    h.connect();
+    h.feed(Input::WebSocketClosed { code: Some(4015) });
+    h.feed(Input::WebSocketOpened);
+    let deadline = h.now + test_config().handshake_timeout;
+    let outs = h.run_until(deadline);
+    assert!(events(&outs).iter().any(|e| matches!(
+        e,
+        Event::Reconnecting {
+            recovery: Recovery::Reconnect,
+            ..
+        }
+    )), "{:?}", events(&outs));
+    // Through the main gateway: op 4 again.
+    assert!(outs.iter().any(|o| matches!(o, Output::MainGateway(_))));
+}
+
+#[test]
+fn repeated_failures_back_off_then_give_up() {
+    let config = voice_proto::Config {
+        max_reconnect_attempts: 3,
+        ..test_config()
+    };
+    let mut h = Harness::join(config.clone());
+    h.connect();
+    let mut gaps = Vec::new();
+    for _ in 0..3 {
+        let closed_at = h.now;
+        let mut outs = h.feed(Input::WebSocketClosed { code: Some(4015) });
+        let until = h.now + Duration::from_secs(60);
+        while !outs.iter().any(|o| matches!(o, Output::OpenWebSocket { .. })) && h.now < until {
+            outs = h.advance(Duration::from_millis(50));
+        }
+        gaps.push(h.now - closed_at);
+        h.feed(Input::WebSocketOpened);
+    }
+    // First attempt immediate, then the configured initial backoff, then double it.
+    assert_eq!(gaps[0], Duration::ZERO);
+    assert_eq!(gaps[1], config.reconnect_backoff_initial);
+    assert_eq!(gaps[2], config.reconnect_backoff_initial * 2);
+    let outs = h.feed(Input::WebSocketClosed { code: Some(4015) });
+    assert!(matches!(
+        h.state.error(),
+        Some(voice_proto::Error::TooManyReconnects { attempts: 3, .. })
+    ), "{:?}", events(&outs));
+}

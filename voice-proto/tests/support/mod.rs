@@ -1,0 +1,363 @@
+//! Test support: a scripted in-memory voice server and a fake clock.
+//!
+//! The server speaks through the crate's own payload types (server-encode, client-decode), so these
+//! tests exercise both directions of the wire format.
+#![allow(dead_code)]
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use voice_proto::crypto::{EncryptionMode, TransportCipher};
+use voice_proto::discovery::{discovery_response, parse_discovery_request};
+use voice_proto::gateway::{VoiceServerDispatch, VoiceStateDispatch};
+use voice_proto::id::{ChannelId, GuildId, UserId};
+use voice_proto::payload::{
+    ClientMessage, Encoded, Hello, HeartbeatAck, Ready, ServerFrame, ServerMessage,
+    SessionDescription,
+};
+use voice_proto::rtp::ReceivedRtp;
+use voice_proto::secret::{SecretKey, Token};
+use voice_proto::{AnyState, Config, Error, Input, JoinRequest, Output};
+
+pub const GUILD: GuildId = GuildId(41771983423143937);
+pub const CHANNEL: ChannelId = ChannelId(127121515262115840);
+pub const USER: UserId = UserId(80351110224678912);
+pub const OTHER_USER: UserId = UserId(12345678901234567);
+pub const SESSION_ID: &str = "f2b2e8f7c1d34f3ea8d0b35d6d4f7a01";
+pub const TOKEN: &str = "my-secret-voice-token";
+pub const ENDPOINT: &str = "sweetwater-12345.discord.media:2048";
+pub const SSRC: u32 = 0x8000_3039; // above 2^31 on purpose: SSRCs are u32
+pub const HEARTBEAT_MS: u64 = 1000;
+pub const KEY: [u8; 32] = [7; 32];
+
+pub fn server_udp() -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)), 50_001)
+}
+
+/// Where the server says it saw us.
+pub fn client_public() -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7)), 50_004)
+}
+
+pub fn test_config() -> Config {
+    Config {
+        rtp_seed: 0x1234_5678_9abc,
+        ..Config::default()
+    }
+}
+
+pub fn join_request() -> JoinRequest {
+    JoinRequest::new(GUILD, CHANNEL, USER)
+}
+
+pub fn state_dispatch() -> VoiceStateDispatch {
+    VoiceStateDispatch {
+        guild_id: Some(GUILD),
+        channel_id: Some(CHANNEL),
+        user_id: USER,
+        session_id: SESSION_ID.to_owned(),
+    }
+}
+
+pub fn server_dispatch(token: &str) -> VoiceServerDispatch {
+    VoiceServerDispatch {
+        token: Token::new(token),
+        guild_id: GUILD,
+        endpoint: Some(ENDPOINT.to_owned()),
+    }
+}
+
+/// Anything that speaks the sans-IO protocol.
+pub trait Drive {
+    fn input(&mut self, now: Instant, input: Input<'_>) -> Result<(), Error>;
+    fn poll(&mut self) -> Output;
+}
+
+macro_rules! impl_drive {
+    ($($t:ty),*) => {$(
+        impl Drive for $t {
+            fn input(&mut self, now: Instant, input: Input<'_>) -> Result<(), Error> {
+                self.handle_input(now, input)
+            }
+            fn poll(&mut self) -> Output {
+                self.poll_output()
+            }
+        }
+    )*};
+}
+impl_drive!(
+    AnyState,
+    voice_proto::AwaitingServerUpdate,
+    voice_proto::Identifying,
+    voice_proto::Discovering,
+    voice_proto::Session
+);
+
+/// Drains outputs per the drain rule: until `WakeAt` or `Idle`; returns them with the final one.
+pub fn drain(state: &mut impl Drive) -> Vec<Output> {
+    let mut outputs = Vec::new();
+    for _ in 0..10_000 {
+        let output = state.poll();
+        let last = matches!(output, Output::WakeAt(_) | Output::Idle);
+        outputs.push(output);
+        if last {
+            return outputs;
+        }
+    }
+    panic!("poll_output never reached WakeAt/Idle")
+}
+
+/// The scripted voice server: numbers its messages from 1, answers discovery, opens audio.
+pub struct FakeServer {
+    pub seq: u64,
+    pub ssrc: u32,
+    pub mode: EncryptionMode,
+    pub modes: Vec<String>,
+    pub key: [u8; 32],
+    pub dave_protocol_version: u16,
+}
+
+impl Default for FakeServer {
+    fn default() -> Self {
+        Self {
+            seq: 0,
+            ssrc: SSRC,
+            mode: EncryptionMode::AeadAes256GcmRtpSize,
+            modes: vec![
+                "aead_aes256_gcm_rtpsize".to_owned(),
+                "aead_xchacha20_poly1305_rtpsize".to_owned(),
+                "xsalsa20_poly1305".to_owned(),
+            ],
+            key: KEY,
+            dave_protocol_version: 0,
+        }
+    }
+}
+
+impl FakeServer {
+    pub fn frame(&mut self, message: ServerMessage) -> String {
+        self.seq += 1;
+        match (ServerFrame {
+            seq: Some(self.seq),
+            message,
+        })
+        .encode()
+        {
+            Encoded::Text(text) => text,
+            Encoded::Binary(_) => panic!("expected a JSON message"),
+        }
+    }
+
+    /// Unnumbered (Hello and Heartbeat ACK carry no seq on Discord).
+    pub fn unnumbered(&self, message: ServerMessage) -> String {
+        match (ServerFrame { seq: None, message }).encode() {
+            Encoded::Text(text) => text,
+            Encoded::Binary(_) => panic!("expected a JSON message"),
+        }
+    }
+
+    pub fn hello(&self) -> String {
+        self.unnumbered(ServerMessage::Hello(Hello {
+            heartbeat_interval: HEARTBEAT_MS as f64,
+            v: Some(8),
+        }))
+    }
+
+    pub fn ack(&self, t: u64) -> String {
+        self.unnumbered(ServerMessage::HeartbeatAck(HeartbeatAck { t }))
+    }
+
+    pub fn ready(&mut self) -> String {
+        let ready = Ready {
+            ssrc: self.ssrc,
+            ip: server_udp().ip().to_string(),
+            port: server_udp().port(),
+            modes: self.modes.clone(),
+        };
+        self.frame(ServerMessage::Ready(ready))
+    }
+
+    pub fn session_description(&mut self) -> String {
+        let description = SessionDescription {
+            mode: self.mode.name().to_owned(),
+            secret_key: SecretKey::new(self.key),
+            dave_protocol_version: self.dave_protocol_version,
+        };
+        self.frame(ServerMessage::SessionDescription(description))
+    }
+
+    pub fn discovery_answer(&self, request: &[u8]) -> Vec<u8> {
+        let ssrc = parse_discovery_request(request).expect("a well-formed discovery request");
+        assert_eq!(ssrc, self.ssrc, "discovery request carries our SSRC");
+        discovery_response(ssrc, client_public().ip(), client_public().port()).to_vec()
+    }
+
+    /// Transport-decrypts one of the client's audio packets: (header, opus).
+    pub fn open_audio(&self, datagram: &[u8]) -> (ReceivedRtp, Vec<u8>) {
+        let header = ReceivedRtp::parse(datagram).expect("client RTP header");
+        let mut packet = datagram.to_vec();
+        let cipher = TransportCipher::new(self.mode, &SecretKey::new(self.key));
+        let range = cipher
+            .open(&mut packet, header.aad_len)
+            .expect("client packet decrypts");
+        let opus = header.payload(&packet[range]).expect("payload").to_vec();
+        (header, opus)
+    }
+}
+
+/// Decodes every text/binary frame the client sent among `outputs`.
+pub fn client_messages(outputs: &[Output]) -> Vec<ClientMessage> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::SendText(text) => Some(ClientMessage::decode_text(text).expect("client JSON")),
+            Output::SendBinary(bytes) => {
+                Some(ClientMessage::decode_binary(bytes).expect("client binary"))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+pub fn events(outputs: &[Output]) -> Vec<voice_proto::Event> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Event(e) => Some(e.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+pub fn transmits(outputs: &[Output]) -> Vec<(SocketAddr, Vec<u8>)> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Transmit { to, data } => Some((*to, data.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+pub fn wake_at(outputs: &[Output]) -> Option<Instant> {
+    match outputs.last() {
+        Some(Output::WakeAt(t)) => Some(*t),
+        _ => None,
+    }
+}
+
+/// A whole connection driven through `AnyState` with a fake clock.
+pub struct Harness {
+    pub state: AnyState,
+    pub server: FakeServer,
+    pub now: Instant,
+    pub start: Instant,
+    /// Every output seen so far.
+    pub log: Vec<Output>,
+}
+
+impl Harness {
+    pub fn join(config: Config) -> Self {
+        let now = Instant::now();
+        let state = AnyState::from(voice_proto::AwaitingServerUpdate::new(
+            now,
+            config,
+            join_request(),
+        ));
+        let mut harness = Self {
+            state,
+            server: FakeServer::default(),
+            now,
+            start: now,
+            log: Vec::new(),
+        };
+        harness.collect();
+        harness
+    }
+
+    pub fn collect(&mut self) -> Vec<Output> {
+        let outputs = drain(&mut self.state);
+        self.log.extend(outputs.iter().cloned());
+        outputs
+    }
+
+    pub fn feed(&mut self, input: Input<'_>) -> Vec<Output> {
+        let _ = self.state.handle_input(self.now, input);
+        self.collect()
+    }
+
+    pub fn text(&mut self, text: &str) -> Vec<Output> {
+        self.feed(Input::Text(text))
+    }
+
+    pub fn advance(&mut self, by: Duration) -> Vec<Output> {
+        self.now += by;
+        self.feed(Input::Timer)
+    }
+
+    /// Moves the clock to each wake-up until `until`, collecting everything.
+    pub fn run_until(&mut self, until: Instant) -> Vec<Output> {
+        let mut all = Vec::new();
+        loop {
+            let next = wake_at(self.log.last().map(std::slice::from_ref).unwrap_or(&[]));
+            match next {
+                Some(t) if t <= until => {
+                    self.now = t.max(self.now);
+                    all.extend(self.feed(Input::Timer));
+                }
+                _ => {
+                    self.now = until;
+                    all.extend(self.feed(Input::Timer));
+                    return all;
+                }
+            }
+        }
+    }
+
+    /// Drives the complete first handshake; returns all outputs from websocket open on.
+    pub fn connect(&mut self) -> Vec<Output> {
+        let mut outs = self.feed(Input::VoiceStateUpdate(state_dispatch()));
+        outs.extend(self.feed(Input::VoiceServerUpdate(server_dispatch(TOKEN))));
+        outs.extend(self.handshake_on_new_socket());
+        outs
+    }
+
+    /// Websocket opens, Hello, Ready, discovery, Session Description.
+    pub fn handshake_on_new_socket(&mut self) -> Vec<Output> {
+        let mut outs = self.feed(Input::WebSocketOpened);
+        let hello = self.server.hello();
+        outs.extend(self.text(&hello));
+        let ready = self.server.ready();
+        let after_ready = self.text(&ready);
+        let (to, request) = transmits(&after_ready)
+            .into_iter()
+            .next()
+            .expect("a discovery request after Ready");
+        assert_eq!(to, server_udp());
+        outs.extend(after_ready);
+        let answer = self.server.discovery_answer(&request);
+        outs.extend(self.feed(Input::Datagram {
+            from: server_udp(),
+            data: &answer,
+        }));
+        let description = self.server.session_description();
+        outs.extend(self.text(&description));
+        outs
+    }
+
+    pub fn session(&mut self) -> &mut voice_proto::Session {
+        self.state.session().expect("session established")
+    }
+
+    /// Sends one frame and returns (outputs queued before it, the datagram).
+    pub fn send_frame(&mut self, frame: &[u8]) -> (Vec<Output>, Vec<u8>) {
+        let now = self.now;
+        let mut buf = [0u8; voice_proto::rtp::MAX_PACKET_LEN];
+        let datagram = self
+            .session()
+            .send_opus(now, frame, &mut buf)
+            .expect("send_opus")
+            .to_vec();
+        (self.collect(), datagram)
+    }
+}
