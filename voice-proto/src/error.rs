@@ -79,7 +79,10 @@ pub enum Error {
 }
 
 fn display_code(code: Option<u16>) -> String {
-    code.map_or_else(|| "none: the connection dropped".to_owned(), |c| c.to_string())
+    code.map_or_else(
+        || "none: the connection dropped".to_owned(),
+        |c| c.to_string(),
+    )
 }
 
 /// Why audio cannot be sent at this moment.
@@ -129,7 +132,9 @@ pub enum Stage {
 impl core::fmt::Display for Stage {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(match self {
-            Stage::ServerUpdate => "VOICE_STATE_UPDATE and VOICE_SERVER_UPDATE from the main gateway",
+            Stage::ServerUpdate => {
+                "VOICE_STATE_UPDATE and VOICE_SERVER_UPDATE from the main gateway"
+            }
             Stage::Ready => "Hello (op 8) and Ready (op 2) from the voice gateway",
             Stage::IpDiscovery => "an IP discovery answer over UDP",
             Stage::SessionDescription => "Session Description (op 4) from the voice gateway",

@@ -20,10 +20,17 @@ fn close_4014_reports_disconnected_then_a_move_works() {
     assert!(events(&outs).contains(&Event::Disconnected {
         reason: DisconnectReason::Closed { code: 4014 }
     }));
-    assert!(!outs.iter().any(|o| matches!(o, Output::OpenWebSocket { .. })), "no reconnect by itself");
+    assert!(
+        !outs
+            .iter()
+            .any(|o| matches!(o, Output::OpenWebSocket { .. })),
+        "no reconnect by itself"
+    );
     // The move: the main gateway sends a new server (and our new channel).
     let outs = h.feed(Input::VoiceServerUpdate(server_dispatch("move-token")));
-    assert!(outs.iter().any(|o| matches!(o, Output::OpenWebSocket { .. })));
+    assert!(outs
+        .iter()
+        .any(|o| matches!(o, Output::OpenWebSocket { .. })));
     h.handshake_on_new_socket();
     assert!(h.session().is_connected());
 }
@@ -34,7 +41,10 @@ fn close_4014_without_a_new_server_ends_with_disconnected() {
     h.feed(Input::WebSocketClosed { code: Some(4014) });
     let deadline = h.now + test_config().move_timeout;
     h.run_until(deadline);
-    assert_eq!(h.state.error(), Some(&Error::Disconnected { code: Some(4014) }));
+    assert_eq!(
+        h.state.error(),
+        Some(&Error::Disconnected { code: Some(4014) })
+    );
 }
 
 #[test]
@@ -52,7 +62,9 @@ fn fatal_codes_end_with_a_clear_error() {
             error: error.clone()
         }));
         assert_eq!(outs.last(), Some(&Output::Idle));
-        assert!(!outs.iter().any(|o| matches!(o, Output::OpenWebSocket { .. })));
+        assert!(!outs
+            .iter()
+            .any(|o| matches!(o, Output::OpenWebSocket { .. })));
         if code == 4017 {
             assert!(error.to_string().contains("DAVE"), "{error}");
         }
@@ -94,11 +106,23 @@ fn every_code_does_what_the_table_says() {
         let evs = events(&outs);
         match expected {
             CloseDisposition::Resume | CloseDisposition::Finished => assert!(
-                evs.iter().any(|e| matches!(e, Event::Reconnecting { recovery: Recovery::Resume, .. })),
+                evs.iter().any(|e| matches!(
+                    e,
+                    Event::Reconnecting {
+                        recovery: Recovery::Resume,
+                        ..
+                    }
+                )),
                 "{code:?}: {evs:?}"
             ),
             CloseDisposition::Reconnect => assert!(
-                evs.iter().any(|e| matches!(e, Event::Reconnecting { recovery: Recovery::Reconnect, .. })),
+                evs.iter().any(|e| matches!(
+                    e,
+                    Event::Reconnecting {
+                        recovery: Recovery::Reconnect,
+                        ..
+                    }
+                )),
                 "{code:?}: {evs:?}"
             ),
             CloseDisposition::AwaitMove => assert!(

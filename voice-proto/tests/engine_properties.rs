@@ -32,7 +32,14 @@ fn step() -> impl Strategy<Value = Step> {
         (0usize..8).prop_map(Step::KnownText),
         proptest::collection::vec(any::<u8>(), 0..80).prop_map(Step::Binary),
         proptest::collection::vec(any::<u8>(), 0..120).prop_map(Step::Datagram),
-        proptest::option::of(prop_oneof![Just(4015u16), Just(4006), Just(4014), Just(4017), any::<u16>()]).prop_map(Step::Closed),
+        proptest::option::of(prop_oneof![
+            Just(4015u16),
+            Just(4006),
+            Just(4014),
+            Just(4017),
+            any::<u16>()
+        ])
+        .prop_map(Step::Closed),
         Just(Step::Opened),
         (0u64..30_000).prop_map(Step::Advance),
         Just(Step::StateUpdate),

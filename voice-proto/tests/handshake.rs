@@ -24,14 +24,19 @@ fn join_through_every_typestate_and_send_audio() {
         json,
         serde_json::json!({"op":4,"d":{"guild_id":GUILD.to_string(),"channel_id":CHANNEL.to_string(),"self_mute":false,"self_deaf":false}})
     );
-    assert_eq!(wake_at(&outs), Some(t0 + test_config().server_update_timeout));
+    assert_eq!(
+        wake_at(&outs),
+        Some(t0 + test_config().server_update_timeout)
+    );
 
     // 2. Dispatches in "wrong" order (server first): nothing starts until both are in (C3).
     awaiting
         .handle_input(t0, Input::VoiceServerUpdate(server_dispatch(TOKEN)))
         .unwrap();
     assert!(client_messages(&drain(&mut awaiting)).is_empty());
-    let awaiting = awaiting.into_identifying().expect_err("only one dispatch seen");
+    let awaiting = awaiting
+        .into_identifying()
+        .expect_err("only one dispatch seen");
     let mut awaiting = awaiting;
     awaiting
         .handle_input(t0, Input::VoiceStateUpdate(state_dispatch()))
@@ -43,7 +48,9 @@ fn join_through_every_typestate_and_send_audio() {
     let mut identifying = awaiting.into_identifying().expect("both dispatches seen");
 
     // 3. Websocket open -> Identify (C5); Hello -> heartbeats; Ready -> discovery.
-    identifying.handle_input(t0, Input::WebSocketOpened).unwrap();
+    identifying
+        .handle_input(t0, Input::WebSocketOpened)
+        .unwrap();
     let sent = client_messages(&drain(&mut identifying));
     let [ClientMessage::Identify(identify)] = sent.as_slice() else {
         panic!("expected exactly one Identify, got {sent:?}")
@@ -52,16 +59,31 @@ fn join_through_every_typestate_and_send_audio() {
     assert_eq!(identify.user_id, USER);
     assert_eq!(identify.session_id, SESSION_ID);
     assert_eq!(identify.token.expose(), TOKEN);
-    assert!(!format!("{identify:?}").contains(TOKEN), "token leaks via Debug");
+    assert!(
+        !format!("{identify:?}").contains(TOKEN),
+        "token leaks via Debug"
+    );
 
-    identifying.handle_input(t0, Input::Text(&server.hello())).unwrap();
+    identifying
+        .handle_input(t0, Input::Text(&server.hello()))
+        .unwrap();
     let outs = drain(&mut identifying);
-    assert_eq!(wake_at(&outs), Some(t0 + Duration::from_millis(HEARTBEAT_MS)));
+    assert_eq!(
+        wake_at(&outs),
+        Some(t0 + Duration::from_millis(HEARTBEAT_MS))
+    );
     let identifying = identifying.into_discovering().expect_err("no Ready yet");
     let mut identifying = identifying;
-    identifying.handle_input(t0, Input::Text(&server.ready())).unwrap();
+    identifying
+        .handle_input(t0, Input::Text(&server.ready()))
+        .unwrap();
     let outs = drain(&mut identifying);
-    assert_eq!(outs[0], Output::BindUdp { remote: server_udp() });
+    assert_eq!(
+        outs[0],
+        Output::BindUdp {
+            remote: server_udp()
+        }
+    );
     let (to, request) = transmits(&outs).remove(0);
     assert_eq!(to, server_udp());
     assert_eq!(request.len(), 74);
@@ -97,8 +119,13 @@ fn join_through_every_typestate_and_send_audio() {
         mode: server.mode,
         dave_protocol_version: 0,
     }));
-    let mut session = discovering.into_session().expect("Session Description seen");
-    assert!(!format!("{session:?}").contains("[7, 7, 7"), "key leaks via Debug");
+    let mut session = discovering
+        .into_session()
+        .expect("Session Description seen");
+    assert!(
+        !format!("{session:?}").contains("[7, 7, 7"),
+        "key leaks via Debug"
+    );
 
     // 6. Audio: op 5 first (C20), then the RTP packet the server can open.
     let mut buf = [0u8; voice_proto::rtp::MAX_PACKET_LEN];
@@ -174,11 +201,14 @@ fn url_override_replaces_the_endpoint() {
     let mut h = Harness::join(config);
     h.feed(Input::VoiceStateUpdate(state_dispatch()));
     let outs = h.feed(Input::VoiceServerUpdate(server_dispatch(TOKEN)));
-    assert!(outs.contains(&Output::OpenWebSocket {
-        url: "ws://127.0.0.1:9999?v=8".to_owned()
-    }) || outs.contains(&Output::OpenWebSocket {
-        url: "ws://127.0.0.1:9999/?v=8".to_owned()
-    }), "{outs:?}");
+    assert!(
+        outs.contains(&Output::OpenWebSocket {
+            url: "ws://127.0.0.1:9999?v=8".to_owned()
+        }) || outs.contains(&Output::OpenWebSocket {
+            url: "ws://127.0.0.1:9999/?v=8".to_owned()
+        }),
+        "{outs:?}"
+    );
 }
 
 #[test]
@@ -188,10 +218,14 @@ fn null_endpoint_never_starts_a_connection() {
     let mut dispatch = server_dispatch(TOKEN);
     dispatch.endpoint = None;
     let outs = h.feed(Input::VoiceServerUpdate(dispatch));
-    assert!(!outs.iter().any(|o| matches!(o, Output::OpenWebSocket { .. })));
+    assert!(!outs
+        .iter()
+        .any(|o| matches!(o, Output::OpenWebSocket { .. })));
     // The real one comes later (C2).
     let outs = h.feed(Input::VoiceServerUpdate(server_dispatch(TOKEN)));
-    assert!(outs.iter().any(|o| matches!(o, Output::OpenWebSocket { .. })));
+    assert!(outs
+        .iter()
+        .any(|o| matches!(o, Output::OpenWebSocket { .. })));
 }
 
 #[test]
@@ -201,7 +235,9 @@ fn other_users_voice_states_are_ignored() {
     other.user_id = OTHER_USER;
     h.feed(Input::VoiceStateUpdate(other));
     let outs = h.feed(Input::VoiceServerUpdate(server_dispatch(TOKEN)));
-    assert!(!outs.iter().any(|o| matches!(o, Output::OpenWebSocket { .. })));
+    assert!(!outs
+        .iter()
+        .any(|o| matches!(o, Output::OpenWebSocket { .. })));
 }
 
 #[test]

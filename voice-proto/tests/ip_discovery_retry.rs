@@ -10,7 +10,12 @@ use voice_proto::payload::ClientMessage;
 use voice_proto::{Error, Input, Stage};
 
 fn until_ready() -> (Harness, Vec<u8>) {
-    let mut h = Harness::join(test_config());
+    // Heartbeats are never acknowledged here; keep them out of the way of the discovery timers.
+    let config = voice_proto::Config {
+        max_missed_heartbeats: 100,
+        ..test_config()
+    };
+    let mut h = Harness::join(config);
     h.feed(Input::VoiceStateUpdate(state_dispatch()));
     h.feed(Input::VoiceServerUpdate(server_dispatch(TOKEN)));
     h.feed(Input::WebSocketOpened);

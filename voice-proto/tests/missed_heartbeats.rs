@@ -30,7 +30,9 @@ fn two_missed_acks_close_4000_and_resume_within_three_intervals() {
             ..
         }
     )));
-    assert!(outs.iter().any(|o| matches!(o, Output::OpenWebSocket { .. })));
+    assert!(outs
+        .iter()
+        .any(|o| matches!(o, Output::OpenWebSocket { .. })));
 }
 
 #[test]
@@ -50,7 +52,10 @@ fn acknowledged_heartbeats_keep_the_socket() {
         let ack = h.server.ack(beat.t);
         h.text(&ack);
     }
-    assert!(!h.log.iter().any(|o| matches!(o, Output::CloseWebSocket { .. })));
+    assert!(!h
+        .log
+        .iter()
+        .any(|o| matches!(o, Output::CloseWebSocket { .. })));
 }
 
 #[test]

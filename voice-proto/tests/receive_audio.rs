@@ -77,9 +77,11 @@ fn audio_is_decrypted_and_attributed() {
     assert_eq!(audio[0].sequence, 2);
     assert_eq!(h.session().user_for_ssrc(THEIR_SSRC), Some(OTHER_USER));
 
-    let gone = h.server.frame(ServerMessage::ClientDisconnect(ClientDisconnect {
-        user_id: OTHER_USER,
-    }));
+    let gone = h
+        .server
+        .frame(ServerMessage::ClientDisconnect(ClientDisconnect {
+            user_id: OTHER_USER,
+        }));
     h.text(&gone);
     assert_eq!(h.session().user_for_ssrc(THEIR_SSRC), None);
 }
@@ -95,7 +97,9 @@ fn tampered_rtcp_and_foreign_datagrams_are_counted_not_fatal() {
         from: server_udp(),
         data: &packet,
     });
-    let rtcp = [0x81, 0xC9, 0x00, 0x07, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14];
+    let rtcp = [
+        0x81, 0xC9, 0x00, 0x07, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14,
+    ];
     h.feed(Input::Datagram {
         from: server_udp(),
         data: &rtcp,

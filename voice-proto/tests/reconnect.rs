@@ -30,22 +30,33 @@ fn close_4006_rejoins_through_the_main_gateway_and_identifies_afresh() {
     let now = h.now;
     assert!(matches!(
         h.session().send_opus(now, &[1], &mut buf),
-        Err(voice_proto::Error::NotReady(voice_proto::NotReady::Reconnecting))
+        Err(voice_proto::Error::NotReady(
+            voice_proto::NotReady::Reconnecting
+        ))
     ));
 
     h.feed(Input::VoiceStateUpdate(state_dispatch()));
     let outs = h.feed(Input::VoiceServerUpdate(server_dispatch("new-token")));
-    assert!(outs.iter().any(|o| matches!(o, Output::OpenWebSocket { .. })));
+    assert!(outs
+        .iter()
+        .any(|o| matches!(o, Output::OpenWebSocket { .. })));
     h.server.ssrc = 777;
     h.server.key = [9; 32];
     let outs = h.handshake_on_new_socket();
     let sent = client_messages(&outs);
     assert!(matches!(&sent[0], ClientMessage::Identify(i) if i.token.expose() == "new-token"));
-    assert!(outs.iter().any(|o| matches!(o, Output::BindUdp { .. })), "new UDP socket");
-    assert!(events(&outs).iter().any(|e| matches!(e, Event::Connected { ssrc: 777, .. })));
+    assert!(
+        outs.iter().any(|o| matches!(o, Output::BindUdp { .. })),
+        "new UDP socket"
+    );
+    assert!(events(&outs)
+        .iter()
+        .any(|e| matches!(e, Event::Connected { ssrc: 777, .. })));
 
     // We were talking: op 5 with the new SSRC.
-    assert!(sent.iter().any(|m| matches!(m, ClientMessage::Speaking(s) if s.ssrc == 777)));
+    assert!(sent
+        .iter()
+        .any(|m| matches!(m, ClientMessage::Speaking(s) if s.ssrc == 777)));
     let (_, datagram) = h.send_frame(&[4, 5, 6]);
     let (header, opus) = h.server.open_audio(&datagram);
     assert_eq!((header.ssrc, opus.as_slice()), (777, &[4u8, 5, 6][..]));
@@ -64,7 +75,9 @@ fn without_a_main_gateway_a_fresh_reconnect_identifies_with_the_same_credentials
         token: voice_proto::secret::Token::new(TOKEN),
     };
     let mut h = Harness {
-        state: Identifying::connect(now, test_config(), info).unwrap().into(),
+        state: Identifying::connect(now, test_config(), info)
+            .unwrap()
+            .into(),
         server: FakeServer::default(),
         now,
         start: now,
@@ -75,10 +88,14 @@ fn without_a_main_gateway_a_fresh_reconnect_identifies_with_the_same_credentials
     assert!(h.state.session().is_some());
     let outs = h.feed(Input::WebSocketClosed { code: Some(4006) });
     assert!(!outs.iter().any(|o| matches!(o, Output::MainGateway(_))));
-    assert!(outs.iter().any(|o| matches!(o, Output::OpenWebSocket { .. })));
+    assert!(outs
+        .iter()
+        .any(|o| matches!(o, Output::OpenWebSocket { .. })));
     let outs = h.handshake_on_new_socket();
     let sent = client_messages(&outs);
-    assert!(matches!(&sent[0], ClientMessage::Identify(i) if i.token.expose() == TOKEN && i.session_id == SESSION_ID));
+    assert!(
+        matches!(&sent[0], ClientMessage::Identify(i) if i.token.expose() == TOKEN && i.session_id == SESSION_ID)
+    );
 }
 
 #[test]
@@ -93,5 +110,7 @@ fn a_new_voice_server_while_connected_is_a_move_with_a_fresh_identify() {
         url: "wss://c-ewr12-283a171b.discord.media:2096/?v=8".to_owned()
     }));
     let outs = h.handshake_on_new_socket();
-    assert!(matches!(&client_messages(&outs)[0], ClientMessage::Identify(i) if i.token.expose() == "moved-token"));
+    assert!(
+        matches!(&client_messages(&outs)[0], ClientMessage::Identify(i) if i.token.expose() == "moved-token")
+    );
 }

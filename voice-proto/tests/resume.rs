@@ -33,13 +33,19 @@ fn close_4015_resumes_with_seq_ack_and_audio_never_stops() {
     assert!(outs.contains(&Output::OpenWebSocket {
         url: format!("wss://{ENDPOINT}/?v=8")
     }));
-    assert!(!outs.iter().any(|o| matches!(o, Output::BindUdp { .. })), "UDP is kept");
+    assert!(
+        !outs.iter().any(|o| matches!(o, Output::BindUdp { .. })),
+        "UDP is kept"
+    );
 
     // While the websocket is down, audio keeps flowing with consecutive counters.
     let (_, during) = h.send_frame(&[2, 2, 2]);
     let (during_header, opus) = h.server.open_audio(&during);
     assert_eq!(opus, [2, 2, 2]);
-    assert_eq!(during_header.sequence, first_header.sequence.wrapping_add(1));
+    assert_eq!(
+        during_header.sequence,
+        first_header.sequence.wrapping_add(1)
+    );
     assert_eq!(during_header.ssrc, SSRC);
 
     let outs = h.feed(Input::WebSocketOpened);
@@ -60,7 +66,8 @@ fn close_4015_resumes_with_seq_ack_and_audio_never_stops() {
     // We were talking: op 5 goes out again right away (C20).
     let sent = client_messages(&outs);
     assert!(
-        sent.iter().any(|m| matches!(m, ClientMessage::Speaking(s) if s.ssrc == SSRC)),
+        sent.iter()
+            .any(|m| matches!(m, ClientMessage::Speaking(s) if s.ssrc == SSRC)),
         "{sent:?}"
     );
     assert_eq!(h.session().stats().resumes, 1);
@@ -93,15 +100,21 @@ fn resume_timeout_falls_back_to_a_fresh_session() {
     h.connect();
     h.feed(Input::WebSocketClosed { code: Some(4015) });
     h.feed(Input::WebSocketOpened);
-    let deadline = h.now + test_config().handshake_timeout;
+    // The timeout is the first failed attempt; the fresh one follows after the initial backoff.
+    let config = test_config();
+    let deadline = h.now + config.handshake_timeout + config.reconnect_backoff_initial;
     let outs = h.run_until(deadline);
-    assert!(events(&outs).iter().any(|e| matches!(
-        e,
-        Event::Reconnecting {
-            recovery: Recovery::Reconnect,
-            ..
-        }
-    )), "{:?}", events(&outs));
+    assert!(
+        events(&outs).iter().any(|e| matches!(
+            e,
+            Event::Reconnecting {
+                recovery: Recovery::Reconnect,
+                ..
+            }
+        )),
+        "{:?}",
+        events(&outs)
+    );
     // Through the main gateway: op 4 again.
     assert!(outs.iter().any(|o| matches!(o, Output::MainGateway(_))));
 }
@@ -119,7 +132,11 @@ fn repeated_failures_back_off_then_give_up() {
         let closed_at = h.now;
         let mut outs = h.feed(Input::WebSocketClosed { code: Some(4015) });
         let until = h.now + Duration::from_secs(60);
-        while !outs.iter().any(|o| matches!(o, Output::OpenWebSocket { .. })) && h.now < until {
+        while !outs
+            .iter()
+            .any(|o| matches!(o, Output::OpenWebSocket { .. }))
+            && h.now < until
+        {
             outs = h.advance(Duration::from_millis(50));
         }
         gaps.push(h.now - closed_at);
@@ -130,8 +147,12 @@ fn repeated_failures_back_off_then_give_up() {
     assert_eq!(gaps[1], config.reconnect_backoff_initial);
     assert_eq!(gaps[2], config.reconnect_backoff_initial * 2);
     let outs = h.feed(Input::WebSocketClosed { code: Some(4015) });
-    assert!(matches!(
-        h.state.error(),
-        Some(voice_proto::Error::TooManyReconnects { attempts: 3, .. })
-    ), "{:?}", events(&outs));
+    assert!(
+        matches!(
+            h.state.error(),
+            Some(voice_proto::Error::TooManyReconnects { attempts: 3, .. })
+        ),
+        "{:?}",
+        events(&outs)
+    );
 }

@@ -45,11 +45,15 @@ fn stop_speaking_sends_five_silence_frames_then_speaking_zero() {
         );
     }
     let sent = client_messages(&h.collect());
-    assert!(matches!(sent.as_slice(), [ClientMessage::Speaking(s)] if s.speaking == SpeakingFlags::NONE));
+    assert!(
+        matches!(sent.as_slice(), [ClientMessage::Speaking(s)] if s.speaking == SpeakingFlags::NONE)
+    );
     assert!(!h.session().silence_pending());
     // The next spurt announces again.
     let (outs, _) = h.send_frame(&[1]);
-    assert!(matches!(client_messages(&outs).as_slice(), [ClientMessage::Speaking(s)] if s.speaking == SpeakingFlags::MICROPHONE));
+    assert!(
+        matches!(client_messages(&outs).as_slice(), [ClientMessage::Speaking(s)] if s.speaking == SpeakingFlags::MICROPHONE)
+    );
 }
 
 #[test]
@@ -69,7 +73,9 @@ fn frames_and_buffers_are_checked() {
     let mut small = [0u8; 20];
     assert!(matches!(
         h.session().send_opus(now, &[1, 2, 3], &mut small),
-        Err(voice_proto::Error::NotReady(voice_proto::NotReady::BufferTooSmall { .. }))
+        Err(voice_proto::Error::NotReady(
+            voice_proto::NotReady::BufferTooSmall { .. }
+        ))
     ));
     let mut buf = [0u8; MAX_PACKET_LEN];
     assert!(h.session().send_opus(now, &[], &mut buf).is_err());

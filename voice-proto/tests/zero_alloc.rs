@@ -51,7 +51,10 @@ fn steady_state_allocations(mode: voice_proto::crypto::EncryptionMode) -> usize 
 fn send_opus_allocates_nothing_per_packet() {
     use voice_proto::crypto::EncryptionMode;
     // One test function: the counter is global and tests run on parallel threads.
-    assert_eq!(steady_state_allocations(EncryptionMode::AeadAes256GcmRtpSize), 0);
+    assert_eq!(
+        steady_state_allocations(EncryptionMode::AeadAes256GcmRtpSize),
+        0
+    );
     assert_eq!(
         steady_state_allocations(EncryptionMode::AeadXChaCha20Poly1305RtpSize),
         0

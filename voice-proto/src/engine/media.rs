@@ -44,7 +44,9 @@ impl Media {
     /// This is the hot path: no allocation, one copy of the frame, one in-place seal.
     pub(crate) fn write_packet(&mut self, frame: &[u8], buf: &mut [u8]) -> Result<usize, Error> {
         if frame.is_empty() || frame.len() > MAX_OPUS_FRAME_LEN {
-            return Err(Error::NotReady(NotReady::BadFrameLength { len: frame.len() }));
+            return Err(Error::NotReady(NotReady::BadFrameLength {
+                len: frame.len(),
+            }));
         }
         let needed = RTP_HEADER_LEN + frame.len() + self.cipher.mode().overhead();
         if buf.len() < needed {
@@ -55,9 +57,12 @@ impl Media {
         }
         let (sequence, timestamp, nonce) = self.counters.advance();
         let (header, rest) = buf.split_at_mut(RTP_HEADER_LEN);
-        let header: &mut [u8; RTP_HEADER_LEN] = header
-            .try_into()
-            .map_err(|_| Error::NotReady(NotReady::BufferTooSmall { needed, available: 0 }))?;
+        let header: &mut [u8; RTP_HEADER_LEN] = header.try_into().map_err(|_| {
+            Error::NotReady(NotReady::BufferTooSmall {
+                needed,
+                available: 0,
+            })
+        })?;
         RtpHeader {
             sequence,
             timestamp,
@@ -67,9 +72,7 @@ impl Media {
         // DAVE frame encryption, once negotiated, transforms `frame` here, before the transport
         // seal: Opus -> DAVE ciphertext -> RTP payload -> transport AEAD.
         rest[..frame.len()].copy_from_slice(frame);
-        let len = self
-            .cipher
-            .seal(buf, RTP_HEADER_LEN, frame.len(), nonce)?;
+        let len = self.cipher.seal(buf, RTP_HEADER_LEN, frame.len(), nonce)?;
         self.packets_sent += 1;
         Ok(len)
     }

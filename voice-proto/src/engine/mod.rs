@@ -12,7 +12,9 @@ use crate::config::Config;
 use crate::crypto::EncryptionMode;
 use crate::discovery::{discovery_request, parse_discovery_response};
 use crate::error::{Error, NotReady, ProtocolError, Stage};
-use crate::gateway::{voice_gateway_url, VoiceServerDispatch, VoiceStateDispatch, VoiceStateUpdate};
+use crate::gateway::{
+    voice_gateway_url, VoiceServerDispatch, VoiceStateDispatch, VoiceStateUpdate,
+};
 use crate::heartbeat::{Beat, Heartbeat};
 use crate::id::{ChannelId, GuildId, UserId};
 use crate::io::{DisconnectReason, Event, Input, Output, ReceivedAudio, Recovery};
@@ -197,7 +199,11 @@ impl Engine {
     }
 
     /// Starts from connection info the caller already holds: the websocket opens at once.
-    pub(crate) fn connect(now: Instant, config: Config, info: ConnectionInfo) -> Result<Self, Error> {
+    pub(crate) fn connect(
+        now: Instant,
+        config: Config,
+        info: ConnectionInfo,
+    ) -> Result<Self, Error> {
         let url = match &config.gateway_url_override {
             Some(url) => voice_gateway_url(url)?,
             None => voice_gateway_url(&info.endpoint)?,
@@ -390,7 +396,9 @@ impl Engine {
 
     fn on_voice_state(&mut self, now: Instant, dispatch: VoiceStateDispatch) {
         if dispatch.user_id != self.user_id
-            || dispatch.guild_id.is_some_and(|guild| guild != self.guild_id)
+            || dispatch
+                .guild_id
+                .is_some_and(|guild| guild != self.guild_id)
         {
             return;
         }
@@ -463,7 +471,9 @@ impl Engine {
 
     fn begin_connecting(&mut self, now: Instant, recovery: Recovery) {
         let Some(url) = self.url.clone() else {
-            self.close(Error::Disconnected { code: self.last_close });
+            self.close(Error::Disconnected {
+                code: self.last_close,
+            });
             return;
         };
         self.heartbeat = None;
@@ -557,7 +567,8 @@ impl Engine {
     fn on_connection_lost(&mut self, now: Instant, code: Option<u16>) {
         self.last_close = code.or(self.last_close);
         let disposition = close::disposition(code, false);
-        self.out.push_back(Output::Event(Event::CloseHandled { code, disposition }));
+        self.out
+            .push_back(Output::Event(Event::CloseHandled { code, disposition }));
         if let CloseDisposition::Fatal(reason) = disposition {
             let code = code.unwrap_or_default();
             self.close(Error::Fatal { code, reason });
@@ -627,7 +638,13 @@ impl Engine {
 
     /// A stage failed (timeout): fatal before the first session, another recovery attempt after.
     fn fail_attempt(&mut self, now: Instant, error: Error) {
-        let is_move_wait = matches!(self.phase, Phase::AwaitingServerUpdate { stage: Stage::Move, .. });
+        let is_move_wait = matches!(
+            self.phase,
+            Phase::AwaitingServerUpdate {
+                stage: Stage::Move,
+                ..
+            }
+        );
         if !self.established_once || is_move_wait {
             if self.ws_open {
                 self.out.push_back(Output::CloseWebSocket {
@@ -826,7 +843,13 @@ impl Engine {
             return;
         }
         let seed = self.config.rtp_seed ^ u64::from(self.stats.reconnects);
-        self.media = Some(Media::new(mode, &description.secret_key, ssrc, remote, seed));
+        self.media = Some(Media::new(
+            mode,
+            &description.secret_key,
+            ssrc,
+            remote,
+            seed,
+        ));
         self.dave_protocol_version = description.dave_protocol_version;
         if self.established_once {
             self.stats.reconnects += 1;
@@ -1021,10 +1044,11 @@ impl Engine {
         let media = self.media_mut()?;
         let len = media.write_packet(frame, buf)?;
         self.stats.packets_sent += 1;
-        buf.get(..len).ok_or(Error::NotReady(NotReady::BufferTooSmall {
-            needed: len,
-            available: 0,
-        }))
+        buf.get(..len)
+            .ok_or(Error::NotReady(NotReady::BufferTooSmall {
+                needed: len,
+                available: 0,
+            }))
     }
 
     pub(crate) fn stop_speaking(&mut self) {

@@ -74,7 +74,7 @@ impl AnyState {
         // Several steps can complete at once only in theory; loop until nothing moves.
         while self.can_advance() {
             let placeholder = AnyState::Ready(Session {
-                engine: crate::engine::Engine::placeholder(),
+                engine: Box::new(crate::engine::Engine::placeholder()),
             });
             let current = core::mem::replace(self, placeholder);
             let (next, moved) = match current {
@@ -103,9 +103,10 @@ impl AnyState {
     fn can_advance(&self) -> bool {
         use crate::engine::Phase;
         match self {
-            AnyState::AwaitingServerUpdate(s) => {
-                !matches!(s.engine.phase, Phase::AwaitingServerUpdate { .. } | Phase::Closed)
-            }
+            AnyState::AwaitingServerUpdate(s) => !matches!(
+                s.engine.phase,
+                Phase::AwaitingServerUpdate { .. } | Phase::Closed
+            ),
             AnyState::Identifying(s) => matches!(
                 s.engine.phase,
                 Phase::Discovering { .. } | Phase::SelectingProtocol { .. } | Phase::Connected

@@ -15,14 +15,14 @@ use crate::join::JoinRequest;
 /// [`into_identifying`](Self::into_identifying).
 #[derive(Debug)]
 pub struct AwaitingServerUpdate {
-    pub(crate) engine: Engine,
+    pub(crate) engine: Box<Engine>,
 }
 
 impl AwaitingServerUpdate {
     /// Starts a join at `now`. The first output is [`Output::MainGateway`](crate::Output::MainGateway).
     pub fn new(now: Instant, config: Config, join: JoinRequest) -> Self {
         Self {
-            engine: Engine::join(now, config, join),
+            engine: Box::new(Engine::join(now, config, join)),
         }
     }
 
@@ -31,7 +31,10 @@ impl AwaitingServerUpdate {
     /// Both dispatches arrived (with a non-null endpoint): the websocket is being opened.
     /// Otherwise the state comes back unchanged.
     pub fn into_identifying(self) -> Result<Identifying, Self> {
-        if matches!(self.engine.phase, Phase::AwaitingServerUpdate { .. } | Phase::Closed) {
+        if matches!(
+            self.engine.phase,
+            Phase::AwaitingServerUpdate { .. } | Phase::Closed
+        ) {
             Err(self)
         } else {
             Ok(Identifying {

@@ -7,7 +7,7 @@ use crate::engine::{Engine, Phase};
 /// then Select Protocol goes out and Session Description completes the handshake.
 #[derive(Debug)]
 pub struct Discovering {
-    pub(crate) engine: Engine,
+    pub(crate) engine: Box<Engine>,
 }
 
 impl Discovering {

@@ -13,14 +13,16 @@ use crate::join::ConnectionInfo;
 /// Ready moves on to [`Discovering`].
 #[derive(Debug)]
 pub struct Identifying {
-    pub(crate) engine: Engine,
+    pub(crate) engine: Box<Engine>,
 }
 
 impl Identifying {
     /// Starts from connection info the caller already holds (no main gateway). The first output
     /// is [`Output::OpenWebSocket`](crate::Output::OpenWebSocket).
     pub fn connect(now: Instant, config: Config, info: ConnectionInfo) -> Result<Self, Error> {
-        Engine::connect(now, config, info).map(|engine| Self { engine })
+        Engine::connect(now, config, info).map(|engine| Self {
+            engine: Box::new(engine),
+        })
     }
 
     sans_io!();

@@ -14,7 +14,7 @@ use crate::payload::SpeakingFlags;
 /// [`Session::is_connected`] says whether audio can flow right now.
 #[derive(Debug)]
 pub struct Session {
-    pub(crate) engine: Engine,
+    pub(crate) engine: Box<Engine>,
 }
 
 impl Session {

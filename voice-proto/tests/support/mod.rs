@@ -12,7 +12,7 @@ use voice_proto::discovery::{discovery_response, parse_discovery_request};
 use voice_proto::gateway::{VoiceServerDispatch, VoiceStateDispatch};
 use voice_proto::id::{ChannelId, GuildId, UserId};
 use voice_proto::payload::{
-    ClientMessage, Encoded, Hello, HeartbeatAck, Ready, ServerFrame, ServerMessage,
+    ClientMessage, Encoded, HeartbeatAck, Hello, Ready, ServerFrame, ServerMessage,
     SessionDescription,
 };
 use voice_proto::rtp::ReceivedRtp;
