@@ -1,0 +1,495 @@
+//! The connection task: real I/O around the core's drain loop. No protocol decision lives here.
+
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::Connector;
+use voice_proto::gateway::{VoiceServerDispatch, VoiceStateDispatch};
+use voice_proto::payload::SpeakingFlags;
+use voice_proto::rtp::MAX_PACKET_LEN;
+use voice_proto::{AnyState, Event, Input, Output};
+
+use crate::error::JoinError;
+use crate::gateway_link::GatewayLink;
+use crate::ws::{self, VoiceSocket};
+
+/// One Opus frame lasts 20 ms.
+const FRAME_DURATION: std::time::Duration = std::time::Duration::from_millis(20);
+/// If the pacer falls this far behind (a stalled runtime), it resynchronises instead of bursting.
+const MAX_PACING_LAG: std::time::Duration = std::time::Duration::from_millis(200);
+/// Receive buffer: larger than any RTP packet Discord sends.
+const RECEIVE_BUFFER: usize = 2048;
+
+/// What the application asks of a running connection.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Speaking(SpeakingFlags),
+    StopSpeaking,
+    Disconnect(oneshot::Sender<()>),
+}
+
+/// A main-gateway dispatch routed to this connection.
+#[derive(Debug)]
+pub(crate) enum Dispatch {
+    State(VoiceStateDispatch),
+    Server(VoiceServerDispatch),
+}
+
+/// An input owned by the driver (borrowed inputs are built from it when fed).
+enum Owned {
+    Closed(Option<u16>),
+}
+
+type Opening = Pin<Box<dyn Future<Output = Result<VoiceSocket, tungstenite::Error>> + Send>>;
+
+/// What woke the driver.
+enum Wake {
+    Command(Option<Command>),
+    Dispatch(Option<Dispatch>),
+    Socket(Option<Result<Message, tungstenite::Error>>),
+    Opened(Box<Result<VoiceSocket, tungstenite::Error>>),
+    Datagram(std::io::Result<(usize, SocketAddr)>),
+    Timer,
+    FrameDue,
+    FirstFrame(Option<Bytes>),
+}
+
+pub(crate) struct Channels {
+    pub(crate) commands: mpsc::UnboundedReceiver<Command>,
+    pub(crate) dispatches: Option<mpsc::UnboundedReceiver<Dispatch>>,
+    pub(crate) frames: mpsc::Receiver<Bytes>,
+    pub(crate) events: mpsc::Sender<Event>,
+    pub(crate) ready: oneshot::Sender<Result<(), JoinError>>,
+}
+
+pub(crate) struct Driver {
+    state: AnyState,
+    gateway: Option<Arc<dyn GatewayLink>>,
+    connector: Connector,
+    close_timeout: std::time::Duration,
+    socket: Option<VoiceSocket>,
+    opening: Option<Opening>,
+    udp: Option<UdpSocket>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    dispatches: Option<mpsc::UnboundedReceiver<Dispatch>>,
+    frames: mpsc::Receiver<Bytes>,
+    frames_open: bool,
+    events: mpsc::Sender<Event>,
+    events_dropped: u64,
+    ready: Option<oneshot::Sender<Result<(), JoinError>>>,
+    wake_at: Option<Instant>,
+    next_frame_at: Option<Instant>,
+    talking: bool,
+    pending: Vec<Owned>,
+    packet: Box<[u8; MAX_PACKET_LEN]>,
+    receive: Vec<u8>,
+    finished: bool,
+}
+
+impl Driver {
+    pub(crate) fn new(
+        state: AnyState,
+        gateway: Option<Arc<dyn GatewayLink>>,
+        connector: Connector,
+        close_timeout: std::time::Duration,
+        channels: Channels,
+    ) -> Self {
+        Self {
+            state,
+            gateway,
+            connector,
+            close_timeout,
+            socket: None,
+            opening: None,
+            udp: None,
+            commands: channels.commands,
+            dispatches: channels.dispatches,
+            frames: channels.frames,
+            frames_open: true,
+            events: channels.events,
+            events_dropped: 0,
+            ready: Some(channels.ready),
+            wake_at: None,
+            next_frame_at: None,
+            talking: false,
+            pending: Vec::new(),
+            packet: Box::new([0; MAX_PACKET_LEN]),
+            receive: vec![0; RECEIVE_BUFFER],
+            finished: false,
+        }
+    }
+
+    /// Runs until the connection ends (fatal error, disconnect, or the `Connection` is dropped).
+    pub(crate) async fn run(mut self) {
+        loop {
+            self.drain().await;
+            while let Some(Owned::Closed(code)) = self.pending.pop() {
+                self.feed(Input::WebSocketClosed { code });
+                self.drain().await;
+            }
+            if self.finished {
+                break;
+            }
+            let wake = self.wait().await;
+            self.on_wake(wake).await;
+        }
+        if let Some(ready) = self.ready.take() {
+            let error = self
+                .state
+                .error()
+                .cloned()
+                .map_or(JoinError::TaskEnded, JoinError::Protocol);
+            let _ = ready.send(Err(error));
+        }
+        if self.events_dropped > 0 {
+            tracing::warn!(dropped = self.events_dropped, "voice events dropped: the application did not read them");
+        }
+        self.close_socket(1000).await;
+    }
+
+    async fn wait(&mut self) -> Wake {
+        let connected = self.state.session().is_some_and(|s| s.is_connected());
+        let wants_first_frame = self.next_frame_at.is_none() && connected && self.frames_open;
+        let wake_at = self.wake_at.map(tokio::time::Instant::from_std);
+        let frame_at = self.next_frame_at.map(tokio::time::Instant::from_std);
+        let socket = &mut self.socket;
+        let opening = &mut self.opening;
+        let udp = &self.udp;
+        let receive = &mut self.receive;
+        let dispatches = &mut self.dispatches;
+        tokio::select! {
+            command = self.commands.recv() => Wake::Command(command),
+            dispatch = next_dispatch(dispatches) => Wake::Dispatch(dispatch),
+            message = next_message(socket) => Wake::Socket(message),
+            opened = finish_opening(opening) => Wake::Opened(Box::new(opened)),
+            datagram = receive_datagram(udp, receive) => Wake::Datagram(datagram),
+            () = sleep_until(wake_at) => Wake::Timer,
+            () = sleep_until(frame_at) => Wake::FrameDue,
+            frame = self.frames.recv(), if wants_first_frame => Wake::FirstFrame(frame),
+        }
+    }
+
+    async fn on_wake(&mut self, wake: Wake) {
+        match wake {
+            Wake::Command(Some(Command::Speaking(flags))) => {
+                if let Some(session) = self.state.session() {
+                    session.speaking(flags);
+                }
+            }
+            Wake::Command(Some(Command::StopSpeaking)) => {
+                if let Some(session) = self.state.session() {
+                    session.stop_speaking();
+                    if session.silence_pending() && self.next_frame_at.is_none() {
+                        self.next_frame_at = Some(Instant::now());
+                    }
+                }
+                self.talking = false;
+            }
+            Wake::Command(Some(Command::Disconnect(done))) => {
+                self.disconnect().await;
+                let _ = done.send(());
+            }
+            // The `Connection` was dropped: leave cleanly.
+            Wake::Command(None) => self.disconnect().await,
+            Wake::Dispatch(Some(Dispatch::State(d))) => self.feed(Input::VoiceStateUpdate(d)),
+            Wake::Dispatch(Some(Dispatch::Server(d))) => self.feed(Input::VoiceServerUpdate(d)),
+            Wake::Dispatch(None) => self.dispatches = None,
+            Wake::Socket(Some(Ok(message))) => match message {
+                Message::Text(text) => self.feed(Input::Text(text.as_str())),
+                Message::Binary(bytes) => self.feed(Input::Binary(&bytes)),
+                Message::Close(frame) => {
+                    self.socket = None;
+                    let code = frame.map(|f| u16::from(f.code));
+                    self.feed(Input::WebSocketClosed { code });
+                }
+                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+            },
+            Wake::Socket(Some(Err(_)) | None) => {
+                self.socket = None;
+                self.feed(Input::WebSocketClosed { code: None });
+            }
+            Wake::Opened(result) => {
+                self.opening = None;
+                match *result {
+                    Ok(socket) => {
+                        self.socket = Some(socket);
+                        self.feed(Input::WebSocketOpened);
+                    }
+                    Err(error) => {
+                        tracing::debug!(%error, "voice websocket did not open");
+                        self.feed(Input::WebSocketClosed { code: None });
+                    }
+                }
+            }
+            Wake::Datagram(Ok((len, from))) => {
+                let data = self.receive.get(..len).unwrap_or_default().to_vec();
+                self.feed(Input::Datagram { from, data: &data });
+            }
+            Wake::Datagram(Err(error)) => {
+                // ICMP errors surface here on some platforms; the core's timers decide.
+                tracing::debug!(%error, "UDP receive failed");
+            }
+            Wake::Timer => self.feed(Input::Timer),
+            Wake::FrameDue => self.pace().await,
+            Wake::FirstFrame(Some(frame)) => {
+                self.next_frame_at = Some(Instant::now() + FRAME_DURATION);
+                self.send_frame(&frame).await;
+            }
+            Wake::FirstFrame(None) => self.frames_open = false,
+        }
+    }
+
+    /// One 20 ms tick of the pacer: the next queued frame, or a trailing silence frame, or quiet.
+    async fn pace(&mut self) {
+        let Some(due) = self.next_frame_at else {
+            return;
+        };
+        let connected = self.state.session().is_some_and(|s| s.is_connected());
+        if !connected {
+            // Paused until the session is back; queued frames wait (backpressure), none are lost.
+            self.next_frame_at = None;
+            return;
+        }
+        match self.frames.try_recv() {
+            Ok(frame) => self.send_frame(&frame).await,
+            Err(_) => {
+                let talking = self.talking;
+                let Some(session) = self.state.session() else {
+                    return;
+                };
+                if talking && !session.silence_pending() {
+                    session.stop_speaking();
+                }
+                self.talking = false;
+                match session.send_silence(&mut self.packet[..]) {
+                    Ok(Some(packet)) => {
+                        let len = packet.len();
+                        self.drain().await;
+                        self.transmit_packet(len).await;
+                    }
+                    _ => {
+                        self.next_frame_at = None;
+                        self.drain().await;
+                        return;
+                    }
+                }
+            }
+        }
+        // Drift-free: the next deadline is one frame after this one, not after "now".
+        let now = Instant::now();
+        let next = due + FRAME_DURATION;
+        self.next_frame_at = Some(if now > next + MAX_PACING_LAG {
+            now + FRAME_DURATION
+        } else {
+            next
+        });
+    }
+
+    async fn send_frame(&mut self, frame: &[u8]) {
+        let now = Instant::now();
+        let Some(session) = self.state.session() else {
+            return;
+        };
+        match session.send_opus(now, frame, &mut self.packet[..]) {
+            Ok(packet) => {
+                let len = packet.len();
+                self.talking = true;
+                // Op 5 queued by the first frame of a spurt goes out before the audio.
+                self.drain().await;
+                self.transmit_packet(len).await;
+            }
+            Err(error) => tracing::debug!(%error, "Opus frame not sent"),
+        }
+    }
+
+    async fn transmit_packet(&mut self, len: usize) {
+        let remote = self.state.session().and_then(|s| s.remote());
+        if let (Some(udp), Some(remote), Some(packet)) =
+            (self.udp.as_ref(), remote, self.packet.get(..len))
+        {
+            if let Err(error) = udp.send_to(packet, remote).await {
+                tracing::debug!(%error, "UDP send failed");
+            }
+        }
+    }
+
+    fn feed(&mut self, input: Input<'_>) {
+        if let Err(error) = self.state.handle_input(Instant::now(), input) {
+            tracing::debug!(%error, "voice connection ended");
+        }
+    }
+
+    async fn disconnect(&mut self) {
+        if let Some(session) = self.state.session() {
+            session.disconnect();
+        } else {
+            // Still in the handshake: nothing to leave on the voice server; tell the main gateway.
+            self.finished = true;
+        }
+        self.drain().await;
+        self.finished = true;
+    }
+
+    /// The drain rule: carry out outputs until `WakeAt` or `Idle`.
+    async fn drain(&mut self) {
+        loop {
+            match self.state.poll_output() {
+                Output::MainGateway(update) => match &self.gateway {
+                    Some(gateway) => {
+                        if let Err(error) = gateway.send_voice_state_update(&update) {
+                            tracing::warn!(%error, "main gateway refused op 4");
+                            if let Some(ready) = self.ready.take() {
+                                let _ = ready.send(Err(JoinError::Gateway(error)));
+                                self.finished = true;
+                            }
+                        }
+                    }
+                    None => tracing::debug!("no main gateway attached; op 4 not sent"),
+                },
+                Output::OpenWebSocket { url } => {
+                    self.socket = None;
+                    self.opening = Some(Box::pin(ws::open(url, self.connector.clone())));
+                }
+                Output::SendText(text) => self.send_message(Message::text(text)).await,
+                Output::SendBinary(bytes) => self.send_message(Message::binary(bytes)).await,
+                Output::CloseWebSocket { code } => {
+                    self.opening = None;
+                    self.close_socket(code).await;
+                }
+                Output::BindUdp { remote } => {
+                    let local = match remote.ip() {
+                        IpAddr::V4(ip) if ip.is_loopback() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                        IpAddr::V6(ip) if ip.is_loopback() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+                        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+                    };
+                    match UdpSocket::bind(SocketAddr::new(local, 0)).await {
+                        Ok(socket) => self.udp = Some(socket),
+                        Err(error) => {
+                            tracing::warn!(%error, "could not bind a UDP socket");
+                            self.udp = None;
+                        }
+                    }
+                }
+                Output::Transmit { to, data } => {
+                    if let Some(udp) = &self.udp {
+                        if let Err(error) = udp.send_to(&data, to).await {
+                            tracing::debug!(%error, "UDP send failed");
+                        }
+                    }
+                }
+                Output::Event(event) => self.on_event(event),
+                Output::WakeAt(at) => {
+                    self.wake_at = Some(at);
+                    return;
+                }
+                Output::Idle => {
+                    self.wake_at = None;
+                    if self.state.error().is_some() {
+                        self.finished = true;
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match &event {
+            Event::Connected { .. } => {
+                if let Some(ready) = self.ready.take() {
+                    let _ = ready.send(Ok(()));
+                }
+            }
+            Event::Closed { error } => {
+                if let Some(ready) = self.ready.take() {
+                    let _ = ready.send(Err(JoinError::Protocol(error.clone())));
+                }
+                self.finished = true;
+            }
+            _ => {}
+        }
+        if self.events.try_send(event).is_err() {
+            self.events_dropped += 1;
+        }
+    }
+
+    async fn send_message(&mut self, message: Message) {
+        let Some(socket) = self.socket.as_mut() else {
+            return;
+        };
+        if let Err(error) = socket.send(message).await {
+            tracing::debug!(%error, "voice websocket send failed");
+            self.socket = None;
+            self.pending.push(Owned::Closed(None));
+        }
+    }
+
+    async fn close_socket(&mut self, code: u16) {
+        let Some(mut socket) = self.socket.take() else {
+            return;
+        };
+        let frame = CloseFrame {
+            code: CloseCode::from(code),
+            reason: "".into(),
+        };
+        let timeout = self.close_timeout;
+        // Finish the close handshake in the background; the driver moves on at once.
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(timeout, async {
+                if socket.close(Some(frame)).await.is_ok() {
+                    while let Some(Ok(_)) = socket.next().await {}
+                }
+            })
+            .await;
+        });
+    }
+}
+
+async fn next_dispatch(dispatches: &mut Option<mpsc::UnboundedReceiver<Dispatch>>) -> Option<Dispatch> {
+    match dispatches {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn next_message(socket: &mut Option<VoiceSocket>) -> Option<Result<Message, tungstenite::Error>> {
+    match socket {
+        Some(socket) => socket.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn finish_opening(opening: &mut Option<Opening>) -> Result<VoiceSocket, tungstenite::Error> {
+    match opening {
+        Some(future) => future.await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn receive_datagram(
+    udp: &Option<UdpSocket>,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, SocketAddr)> {
+    match udp {
+        Some(udp) => udp.recv_from(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
