@@ -118,6 +118,7 @@ pub mod heartbeat;
 pub mod id;
 pub mod io;
 pub mod join;
+pub mod pacing;
 pub mod payload;
 pub mod rtp;
 pub mod secret;

@@ -82,3 +82,35 @@ fn frames_and_buffers_are_checked() {
     assert!(h.session().send_opus(now, &[0; 1276], &mut buf).is_err());
     assert!(h.session().send_opus(now, &[0; 1275], &mut buf).is_ok());
 }
+
+#[test]
+fn tick_underrun_sends_five_silences_once_then_goes_quiet() {
+    let mut h = Harness::join(test_config());
+    h.connect();
+    let now = h.now;
+    let mut buf = [0u8; MAX_PACKET_LEN];
+    // Quiet before any audio: an underrun tick sends nothing.
+    assert_eq!(h.session().tick(now, None, &mut buf).unwrap(), None);
+    let packet = h
+        .session()
+        .tick(now, Some(&[1, 2, 3]), &mut buf)
+        .unwrap()
+        .map(<[u8]>::to_vec);
+    let (_, opus) = h.server.open_audio(&packet.unwrap());
+    assert_eq!(opus, [1, 2, 3]);
+    let mut silences = 0;
+    while let Some(packet) = h.session().tick(now, None, &mut buf).unwrap() {
+        let packet = packet.to_vec();
+        assert_eq!(h.server.open_audio(&packet).1, SILENCE_FRAME);
+        silences += 1;
+        assert!(silences <= 5);
+    }
+    assert_eq!(silences, 5);
+    // Still quiet on the next underrun; audio again restarts the spurt.
+    assert_eq!(h.session().tick(now, None, &mut buf).unwrap(), None);
+    assert!(h
+        .session()
+        .tick(now, Some(&[4]), &mut buf)
+        .unwrap()
+        .is_some());
+}

@@ -15,6 +15,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::Connector;
 use voice_proto::gateway::{VoiceServerDispatch, VoiceStateDispatch};
+use voice_proto::pacing::Pacer;
 use voice_proto::payload::SpeakingFlags;
 use voice_proto::rtp::MAX_PACKET_LEN;
 use voice_proto::{AnyState, Event, Input, Output};
@@ -23,10 +24,6 @@ use crate::error::JoinError;
 use crate::gateway_link::GatewayLink;
 use crate::ws::{self, VoiceSocket};
 
-/// One Opus frame lasts 20 ms.
-const FRAME_DURATION: std::time::Duration = std::time::Duration::from_millis(20);
-/// If the pacer falls this far behind (a stalled runtime), it resynchronises instead of bursting.
-const MAX_PACING_LAG: std::time::Duration = std::time::Duration::from_millis(200);
 /// Receive buffer: larger than any RTP packet Discord sends.
 const RECEIVE_BUFFER: usize = 2048;
 
@@ -88,8 +85,7 @@ pub(crate) struct Driver {
     events_dropped: u64,
     ready: Option<oneshot::Sender<Result<(), JoinError>>>,
     wake_at: Option<Instant>,
-    next_frame_at: Option<Instant>,
-    talking: bool,
+    pacer: Pacer,
     pending: Vec<Owned>,
     packet: Box<[u8; MAX_PACKET_LEN]>,
     receive: Vec<u8>,
@@ -120,8 +116,7 @@ impl Driver {
             events_dropped: 0,
             ready: Some(channels.ready),
             wake_at: None,
-            next_frame_at: None,
-            talking: false,
+            pacer: Pacer::new(),
             pending: Vec::new(),
             packet: Box::new([0; MAX_PACKET_LEN]),
             receive: vec![0; RECEIVE_BUFFER],
@@ -152,16 +147,19 @@ impl Driver {
             let _ = ready.send(Err(error));
         }
         if self.events_dropped > 0 {
-            tracing::warn!(dropped = self.events_dropped, "voice events dropped: the application did not read them");
+            tracing::warn!(
+                dropped = self.events_dropped,
+                "voice events dropped: the application did not read them"
+            );
         }
         self.close_socket(1000).await;
     }
 
     async fn wait(&mut self) -> Wake {
         let connected = self.state.session().is_some_and(|s| s.is_connected());
-        let wants_first_frame = self.next_frame_at.is_none() && connected && self.frames_open;
+        let wants_first_frame = self.pacer.is_quiet() && connected && self.frames_open;
         let wake_at = self.wake_at.map(tokio::time::Instant::from_std);
-        let frame_at = self.next_frame_at.map(tokio::time::Instant::from_std);
+        let frame_at = self.pacer.due().map(tokio::time::Instant::from_std);
         let socket = &mut self.socket;
         let opening = &mut self.opening;
         let udp = &self.udp;
@@ -189,11 +187,10 @@ impl Driver {
             Wake::Command(Some(Command::StopSpeaking)) => {
                 if let Some(session) = self.state.session() {
                     session.stop_speaking();
-                    if session.silence_pending() && self.next_frame_at.is_none() {
-                        self.next_frame_at = Some(Instant::now());
+                    if session.silence_pending() {
+                        self.pacer.wake_now(Instant::now());
                     }
                 }
-                self.talking = false;
             }
             Wake::Command(Some(Command::Disconnect(done))) => {
                 self.disconnect().await;
@@ -242,74 +239,46 @@ impl Driver {
             Wake::Timer => self.feed(Input::Timer),
             Wake::FrameDue => self.pace().await,
             Wake::FirstFrame(Some(frame)) => {
-                self.next_frame_at = Some(Instant::now() + FRAME_DURATION);
-                self.send_frame(&frame).await;
+                self.pacer.start(Instant::now());
+                self.send_tick(Some(&frame)).await;
             }
             Wake::FirstFrame(None) => self.frames_open = false,
         }
     }
 
-    /// One 20 ms tick of the pacer: the next queued frame, or a trailing silence frame, or quiet.
+    /// One 20 ms tick: the next queued frame, or the core's underrun policy (silence, then quiet).
     async fn pace(&mut self) {
-        let Some(due) = self.next_frame_at else {
-            return;
-        };
         let connected = self.state.session().is_some_and(|s| s.is_connected());
         if !connected {
             // Paused until the session is back; queued frames wait (backpressure), none are lost.
-            self.next_frame_at = None;
+            self.pacer.stop();
             return;
         }
-        match self.frames.try_recv() {
-            Ok(frame) => self.send_frame(&frame).await,
-            Err(_) => {
-                let talking = self.talking;
-                let Some(session) = self.state.session() else {
-                    return;
-                };
-                if talking && !session.silence_pending() {
-                    session.stop_speaking();
-                }
-                self.talking = false;
-                match session.send_silence(&mut self.packet[..]) {
-                    Ok(Some(packet)) => {
-                        let len = packet.len();
-                        self.drain().await;
-                        self.transmit_packet(len).await;
-                    }
-                    _ => {
-                        self.next_frame_at = None;
-                        self.drain().await;
-                        return;
-                    }
-                }
-            }
-        }
-        // Drift-free: the next deadline is one frame after this one, not after "now".
-        let now = Instant::now();
-        let next = due + FRAME_DURATION;
-        self.next_frame_at = Some(if now > next + MAX_PACING_LAG {
-            now + FRAME_DURATION
+        let frame = self.frames.try_recv().ok();
+        if self.send_tick(frame.as_deref()).await {
+            self.pacer.advance(Instant::now());
         } else {
-            next
-        });
+            self.pacer.stop();
+        }
     }
 
-    async fn send_frame(&mut self, frame: &[u8]) {
-        let now = Instant::now();
+    /// Hands one tick to the core and sends the datagram; `false` when the stream went quiet.
+    async fn send_tick(&mut self, frame: Option<&[u8]>) -> bool {
         let Some(session) = self.state.session() else {
-            return;
+            return false;
         };
-        match session.send_opus(now, frame, &mut self.packet[..]) {
-            Ok(packet) => {
-                let len = packet.len();
-                self.talking = true;
-                // Op 5 queued by the first frame of a spurt goes out before the audio.
-                self.drain().await;
-                self.transmit_packet(len).await;
+        let len = match session.tick(Instant::now(), frame, &mut self.packet[..]) {
+            Ok(Some(packet)) => packet.len(),
+            Ok(None) => return false,
+            Err(error) => {
+                tracing::debug!(%error, "audio tick failed");
+                return frame.is_some();
             }
-            Err(error) => tracing::debug!(%error, "Opus frame not sent"),
-        }
+        };
+        // Op 5 queued by the first frame of a spurt goes out before the audio.
+        self.drain().await;
+        self.transmit_packet(len).await;
+        true
     }
 
     async fn transmit_packet(&mut self, len: usize) {
@@ -456,14 +425,18 @@ impl Driver {
     }
 }
 
-async fn next_dispatch(dispatches: &mut Option<mpsc::UnboundedReceiver<Dispatch>>) -> Option<Dispatch> {
+async fn next_dispatch(
+    dispatches: &mut Option<mpsc::UnboundedReceiver<Dispatch>>,
+) -> Option<Dispatch> {
     match dispatches {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
     }
 }
 
-async fn next_message(socket: &mut Option<VoiceSocket>) -> Option<Result<Message, tungstenite::Error>> {
+async fn next_message(
+    socket: &mut Option<VoiceSocket>,
+) -> Option<Result<Message, tungstenite::Error>> {
     match socket {
         Some(socket) => socket.next().await,
         None => std::future::pending().await,

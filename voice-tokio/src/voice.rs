@@ -79,7 +79,11 @@ impl Voice {
     }
 
     fn route(&self, guild: GuildId, dispatch: Dispatch) {
-        let mut routes = self.inner.routes.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut routes = self
+            .inner
+            .routes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if let Some(route) = routes.get(&guild) {
             if route.send(dispatch).is_err() {
                 routes.remove(&guild);
@@ -97,7 +101,11 @@ impl Voice {
     ) -> Result<Connection, JoinError> {
         let (tx, rx) = mpsc::unbounded_channel();
         {
-            let mut routes = self.inner.routes.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut routes = self
+                .inner
+                .routes
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             if routes.get(&guild_id).is_some_and(|r| !r.is_closed()) {
                 return Err(JoinError::AlreadyConnected(guild_id));
             }
@@ -121,7 +129,11 @@ impl Voice {
         )
         .await;
         if result.is_err() {
-            let mut routes = self.inner.routes.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut routes = self
+                .inner
+                .routes
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             routes.remove(&guild_id);
         }
         result

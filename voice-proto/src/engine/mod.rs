@@ -1082,6 +1082,25 @@ impl Engine {
         Ok(buf.get(..len))
     }
 
+    /// One pacing tick: the application's next frame if it had one in time, else the underrun
+    /// policy (five silence frames once after audio, then quiet).
+    pub(crate) fn tick<'b>(
+        &mut self,
+        now: Instant,
+        frame: Option<&[u8]>,
+        buf: &'b mut [u8],
+    ) -> Result<Option<&'b [u8]>, Error> {
+        match frame {
+            Some(frame) => self.send_opus(now, frame, buf).map(Some),
+            None => {
+                if self.speaking.talking && self.speaking.silence_remaining == 0 {
+                    self.stop_speaking();
+                }
+                self.send_silence(buf)
+            }
+        }
+    }
+
     pub(crate) fn ssrc_user(&self, ssrc: u32) -> Option<UserId> {
         self.ssrc_users.get(&ssrc).copied()
     }

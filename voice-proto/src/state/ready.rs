@@ -58,6 +58,20 @@ impl Session {
         self.engine.send_silence(buf)
     }
 
+    /// One tick of the 20 ms audio clock (see [`Pacer`](crate::pacing::Pacer)): pass the next
+    /// Opus frame if the application had one in time, `None` on underrun. Returns the datagram to
+    /// send, or `None` when the stream has gone quiet (after the five trailing silence frames) —
+    /// then stop the pacer until frames come again. As with [`send_opus`](Self::send_opus), drain
+    /// [`poll_output`](Self::poll_output) before sending the datagram.
+    pub fn tick<'b>(
+        &mut self,
+        now: Instant,
+        frame: Option<&[u8]>,
+        buf: &'b mut [u8],
+    ) -> Result<Option<&'b [u8]>, Error> {
+        self.engine.tick(now, frame, buf)
+    }
+
     /// Leaves: op 4 with a null channel when a main gateway is attached, then close 1000.
     pub fn disconnect(&mut self) {
         self.engine.disconnect();
