@@ -1,1 +1,113 @@
-//! `voice-sim`: placeholder until its issue lands. See the workspace README.
+//! `voice-sim`: a loopback Discord voice server for tests.
+//!
+//! [`VoiceServer::start`] binds a voice gateway (websocket, `ws://` or `wss://` with a freshly
+//! generated CA) and a UDP media server on 127.0.0.1, hands out connection info per expected
+//! client ([`VoiceServer::expect_client`]), plays the server side of gateway v8 (PROTOCOL.md), and
+//! checks everything a client does. Deviations become [`Violation`]s in a [`Report`]; nothing a
+//! client sends can crash the server or disturb another client. Received Opus frames are kept per
+//! SSRC ([`VoiceServer::frames`]) so tests can assert byte-exact delivery.
+//!
+//! The protocol types are voice-proto's: payloads ([`voice_proto::payload`]), IP discovery,
+//! transport crypto and RTP parsing are never re-implemented here.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), voice_sim::SimError> {
+//! use voice_sim::{ServerConfig, VoiceServer};
+//! let server = VoiceServer::start(ServerConfig { tls: true, ..ServerConfig::default() }).await?;
+//! let client = server.expect_client();        // endpoint, guild/channel/user ids, session, token
+//! println!("{}", serde_json::to_string(&client).unwrap_or_default());
+//! // ... let the client under test connect to `client.endpoint` ...
+//! let report = server.shutdown().await;
+//! assert!(report.violations.is_empty(), "{report}");
+//! # Ok(()) }
+//! ```
+//!
+//! # What the server does
+//!
+//! - Hello (`heartbeat_interval` from [`ServerConfig::heartbeat_interval`], `v: 8`) right after
+//!   the websocket opens, unnumbered; any path and query are accepted.
+//! - Identify → Ready (`ssrc` random, `ip` 127.0.0.1, the UDP port, [`ServerConfig::modes`]).
+//!   Wrong token/ids → close 4004; unknown session → close 4006.
+//! - IP discovery requests are answered on the shared UDP socket with the observed address.
+//! - Select Protocol → Session Description with a random 32-byte key, `dave_protocol_version: 0`.
+//! - Heartbeat → ACK echoing `t` (unless a scenario says otherwise).
+//! - `seq` numbers every Ready, Session Description, Speaking, Clients Connect, Client Disconnect
+//!   and garbage message, from 1, one counter per voice session shared by JSON and binary frames
+//!   (Hello, Heartbeat ACK and Resumed are unnumbered). A fresh Identify restarts the counter.
+//! - Resume → Resumed (op 9), then the replay of every buffered message with `seq > seq_ack`.
+//!   After a server close with 4015 or a code below 4000 the session stays resumable; after any
+//!   other code a Resume is refused with 4006.
+//! - Many clients share the UDP port; packets are demultiplexed by SSRC and checked against the
+//!   address each client discovered.
+//!
+//! # What is validated (the checklist)
+//!
+//! | check | kind | PROTOCOL.md |
+//! |---|---|---|
+//! | websocket URL has `v=8` | [`GatewayVersion`](ViolationKind::GatewayVersion) | 1.2 |
+//! | text frame is a JSON object with an integer `op` in 0..=255 | `MalformedJson` | 2.1 |
+//! | Identify: `server_id`/`user_id` digit strings, `session_id`/`token` strings, `max_dave_protocol_version` integer | `InvalidPayload` | C5 |
+//! | Select Protocol: `protocol` string, `data.{address: string, port: 1..=65535, mode: string}` | `InvalidPayload` | C15 |
+//! | Speaking: `speaking`, `ssrc` u32 integers, `delay` present | `InvalidPayload` | C20 |
+//! | Resume: ids/token strings, integer `seq_ack` | `InvalidPayload` | C9 |
+//! | Heartbeat is `{t: integer ≤ 2^53-1, seq_ack: integer}` | `HeartbeatShape` | C7 |
+//! | `seq_ack` (heartbeat, resume) is in -1..=last seq sent | `SeqAck` | C8 |
+//! | nothing but Identify/Resume/Heartbeat before Identify/Resume | `NotAuthenticated` | 5 (4003) |
+//! | Identify/Resume only once per websocket | `AlreadyAuthenticated` | C5 (4005) |
+//! | token, user id and guild id match | `AuthenticationFailed` | 5 (4004) |
+//! | session id known | `UnknownSession` | 5 (4006) |
+//! | Select Protocol after IP discovery, only once; Speaking after Session Description; no DAVE ops when DAVE is 0; no Resume after a close that forbids it | `OpOrder` | 1.3, C11-C12 |
+//! | Select Protocol address/port equal the discovery answer | `SelectProtocolAddress` | C15 |
+//! | `protocol` is `"udp"` (else close 4012) | `ProtocolNotUdp` | 5 |
+//! | mode is one Ready offered and the server implements (else close 4016) | `ModeNotOffered` | C16 |
+//! | Speaking's `ssrc` is the client's | `SpeakingSsrc` | C20 |
+//! | no audio (non-silence) while speaking flags are 0 (250 ms grace for the websocket/UDP race) | `AudioBeforeSpeaking` | C20 |
+//! | no RTP before Session Description | `AudioBeforeSessionDescription` | 1.3 |
+//! | datagrams from a client are RTP v2 PT 120, RTCP, discovery or 4/8-byte keepalives; RTP headers, extension and padding consistent | `MalformedPacket` | 7, 10 |
+//! | every RTP packet decrypts under the negotiated mode and key | `DecryptFailure` | 8.2 |
+//! | transport nonce strictly increases (wrap allowed) | `NonceReuse` | C25 |
+//! | in-order packets advance the timestamp 960 per sequence step | `TimestampStep` | C19 |
+//! | RTP for a client's SSRC comes from the address it discovered | `ForeignSource` | 6 |
+//! | discovery requests are 74 bytes, type 1, known SSRC | `BadDiscoveryRequest` | C13 |
+//! | websocket framing, message size ≤ [`ServerConfig::max_message_size`] | `WebSocket` | 11 |
+//! | client binary frames are only ops 26/28 (and only with DAVE) | `UnexpectedBinary` | C32 |
+//! | opcodes are client opcodes from the table (12, 14, 15, 16, 32 tolerated) | `UnknownOpcode` | 2.2 |
+//!
+//! Advisories (reported apart, never failures): fewer than five trailing silence frames per talk
+//! spurt (`FewSilenceFrames`; @discordjs/voice sends four), Identify without DAVE support
+//! (`NoDaveSupport`), audio after a resume before a new op 5 (`NoSpeakingAfterResume`).
+//!
+//! Media statistics per SSRC (packets, bytes, decrypt failures, gaps, missing, duplicates,
+//! reordering, timestamp errors, jitter p50/p99/max, talk spurts and their trailing silence) are
+//! in [`stats`] and each [`StreamReport`].
+//!
+//! # Scenarios
+//!
+//! [`Scenario`] makes the server misbehave on purpose: close with a code after a time or a packet
+//! count, stop acknowledging heartbeats, send garbage (unknown opcode, malformed JSON, unexpected
+//! binary frame), never answer IP discovery, simulated users who join (op 11), speak (op 5 and
+//! encrypted RTP with a header extension) and leave (op 13), loss and delay on server-sent media.
+//! The `voice-sim` binary exposes all of it (`voice-sim --help`).
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod error;
+mod gateway;
+mod media;
+pub mod ogg_opus;
+pub mod report;
+mod scenario;
+mod server;
+pub mod stats;
+pub mod testing;
+pub mod tls;
+pub mod validate;
+
+pub use config::{
+    AckPolicy, CloseRule, Garbage, Scenario, ScenarioStep, ServerConfig, SimulatedUser, Trigger,
+    DEFAULT_MODES,
+};
+pub use error::SimError;
+pub use report::{ClientReport, ConnectionReport, Report, StreamReport, Violation, ViolationKind};
+pub use server::{ExpectedClient, ReceivedFrame, VoiceServer};

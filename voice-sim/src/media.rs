@@ -1,0 +1,330 @@
+//! The UDP media server: IP discovery answers and per-SSRC validation of every client packet.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::watch;
+use voice_proto::crypto::NONCE_SUFFIX_LEN;
+use voice_proto::discovery::{discovery_response, parse_discovery_request, DISCOVERY_PACKET_LEN};
+use voice_proto::rtp::{classify, PacketKind, ReceivedRtp, SILENCE_FRAME};
+
+use crate::report::ViolationKind;
+use crate::server::{ReceivedFrame, Shared, State, Stream};
+use crate::stats::StreamStats;
+
+/// Receive buffer: larger than any valid packet, so oversized datagrams are seen whole.
+const RECV_BUFFER: usize = 2048;
+
+/// Receives datagrams until shutdown.
+pub(crate) async fn udp_loop(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    let mut buf = vec![0u8; RECV_BUFFER];
+    loop {
+        tokio::select! {
+            received = shared.udp.recv_from(&mut buf) => {
+                let (len, from) = match received {
+                    Ok(received) => received,
+                    // E.g. ICMP port unreachable from an earlier send: not fatal for a server.
+                    Err(error) => {
+                        tracing::debug!(%error, "udp receive error");
+                        continue;
+                    }
+                };
+                let datagram = buf.get(..len).unwrap_or_default().to_vec();
+                let reply = handle_datagram(&shared, Instant::now(), from, datagram);
+                if let Some((data, to)) = reply {
+                    let _ = shared.udp.send_to(&data, to).await;
+                }
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Handles one datagram; returns a reply to send, if any.
+pub(crate) fn handle_datagram(
+    shared: &Shared,
+    now: Instant,
+    from: SocketAddr,
+    mut datagram: Vec<u8>,
+) -> Option<(Vec<u8>, SocketAddr)> {
+    let at = shared.ms(now);
+    let mut state = shared.lock();
+    state.sweep(now, shared.config.speaking_grace, shared.start);
+    let known = state.by_addr.get(&from).copied();
+    let len = datagram.len();
+
+    if len == DISCOVERY_PACKET_LEN && datagram.starts_with(&[0, 1]) {
+        return discovery(shared, &mut state, at, from, &datagram);
+    }
+    if len == 8 || len == 4 {
+        // Keepalives: DJS sends 8 bytes (u32 LE counter), songbird the 4-byte SSRC.
+        match known {
+            Some(client) => {
+                if let Some(c) = state.clients.get_mut(client) {
+                    c.report.keepalives += 1;
+                }
+            }
+            None => state.stray_datagrams += 1,
+        }
+        return None;
+    }
+    match classify(&datagram) {
+        PacketKind::Rtp => {
+            rtp(shared, &mut state, now, from, &mut datagram);
+        }
+        PacketKind::Rtcp => match known {
+            Some(client) => {
+                if let Some(c) = state.clients.get_mut(client) {
+                    c.report.rtcp_packets += 1;
+                }
+            }
+            None => state.stray_datagrams += 1,
+        },
+        PacketKind::Discovery | PacketKind::Other => match known {
+            Some(client) => state.violate(
+                at,
+                Some(client),
+                ViolationKind::MalformedPacket,
+                format!(
+                    "{len}-byte datagram that is neither RTP, RTCP, IP discovery nor a keepalive"
+                ),
+            ),
+            None => state.stray_datagrams += 1,
+        },
+    }
+    None
+}
+
+fn discovery(
+    shared: &Shared,
+    state: &mut State,
+    at: u64,
+    from: SocketAddr,
+    datagram: &[u8],
+) -> Option<(Vec<u8>, SocketAddr)> {
+    let ssrc = match parse_discovery_request(datagram) {
+        Ok(ssrc) => ssrc,
+        Err(error) => {
+            let client = state.by_addr.get(&from).copied();
+            state.violate(
+                at,
+                client,
+                ViolationKind::BadDiscoveryRequest,
+                format!("from {from}: {error}"),
+            );
+            return None;
+        }
+    };
+    let Some(&client) = state.by_ssrc.get(&ssrc) else {
+        state.violate(
+            at,
+            None,
+            ViolationKind::BadDiscoveryRequest,
+            format!("from {from} for unknown ssrc {ssrc}"),
+        );
+        return None;
+    };
+    let previous = {
+        let c = state.clients.get_mut(client)?;
+        c.report.discovery_requests += 1;
+        let voice = c.voice.as_mut()?;
+        voice.discovered.replace(from)
+    };
+    if let Some(old) = previous.filter(|old| *old != from) {
+        state.by_addr.remove(&old);
+    }
+    state.by_addr.insert(from, client);
+    if !shared.config.scenario.answer_discovery {
+        return None;
+    }
+    Some((
+        discovery_response(ssrc, from.ip(), from.port()).to_vec(),
+        from,
+    ))
+}
+
+fn rtp(shared: &Shared, state: &mut State, now: Instant, from: SocketAddr, packet: &mut [u8]) {
+    let at = shared.ms(now);
+    let known = state.by_addr.get(&from).copied();
+    let header = match ReceivedRtp::parse(packet) {
+        Ok(header) => header,
+        Err(error) => {
+            match known {
+                Some(client) => state.violate(
+                    at,
+                    Some(client),
+                    ViolationKind::MalformedPacket,
+                    format!("RTP header: {error}"),
+                ),
+                None => state.stray_datagrams += 1,
+            }
+            return;
+        }
+    };
+    let Some(&client) = state.by_ssrc.get(&header.ssrc) else {
+        match known {
+            Some(client) => state.violate(
+                at,
+                Some(client),
+                ViolationKind::MalformedPacket,
+                format!(
+                    "RTP packet with ssrc {} that is not the client's",
+                    header.ssrc
+                ),
+            ),
+            None => state.stray_datagrams += 1,
+        }
+        return;
+    };
+    let Some(voice) = state.clients.get(client).and_then(|c| c.voice.as_ref()) else {
+        return;
+    };
+    if voice.discovered.is_some_and(|addr| addr != from) {
+        state.violate(
+            at,
+            Some(client),
+            ViolationKind::ForeignSource,
+            format!(
+                "RTP for ssrc {} from {from}, not from the address it discovered; ignored",
+                header.ssrc
+            ),
+        );
+        return;
+    }
+    let Some(cipher) = voice.cipher.clone() else {
+        state.violate(
+            at,
+            Some(client),
+            ViolationKind::AudioBeforeSessionDescription,
+            format!(
+                "RTP packet seq {} before Session Description",
+                header.sequence
+            ),
+        );
+        return;
+    };
+    let mode = voice.mode;
+    let last_nonce = voice.last_nonce;
+    let ssrc = header.ssrc;
+    let nonce = packet
+        .len()
+        .checked_sub(NONCE_SUFFIX_LEN)
+        .and_then(|start| packet.get(start..))
+        .and_then(|tail| <[u8; 4]>::try_from(tail).ok())
+        .map(u32::from_be_bytes);
+    let keep_frames = shared.config.keep_frames;
+    let stream = state.streams.entry(ssrc).or_insert_with(|| Stream {
+        client,
+        mode,
+        stats: StreamStats::new(),
+        frames: Vec::new(),
+        last_at: None,
+    });
+    stream.last_at = Some(now);
+    let plaintext = match cipher.open(packet, header.aad_len) {
+        Ok(range) => range,
+        Err(error) => {
+            stream.stats.decrypt_failure();
+            state.violate(
+                at,
+                Some(client),
+                ViolationKind::DecryptFailure,
+                format!(
+                    "RTP seq {} on ssrc {ssrc} ({} bytes): {error}",
+                    header.sequence,
+                    packet.len()
+                ),
+            );
+            return;
+        }
+    };
+    let opus = match packet.get(plaintext).map(|p| header.payload(p)) {
+        Some(Ok(opus)) => opus.to_vec(),
+        Some(Err(error)) => {
+            state.violate(
+                at,
+                Some(client),
+                ViolationKind::MalformedPacket,
+                format!("RTP seq {}: {error}", header.sequence),
+            );
+            return;
+        }
+        None => return,
+    };
+    let anomalies = stream
+        .stats
+        .observe(now, header.sequence, header.timestamp, &opus);
+    let silence = opus == SILENCE_FRAME;
+    if keep_frames {
+        stream.frames.push(ReceivedFrame {
+            sequence: header.sequence,
+            timestamp: header.timestamp,
+            at_ms: at,
+            opus,
+        });
+    }
+    if let Some((expected, actual)) = anomalies.timestamp_step {
+        state.violate(
+            at,
+            Some(client),
+            ViolationKind::TimestampStep,
+            format!(
+                "ssrc {ssrc} seq {}: timestamp advanced {actual}, expected {expected}",
+                header.sequence
+            ),
+        );
+    }
+    if let (Some(nonce), Some(last)) = (nonce, last_nonce) {
+        // A wrap from near 2^32 to a small value is allowed.
+        let wrapped = last > u32::MAX - (1 << 16) && nonce < (1 << 16);
+        if nonce <= last && !wrapped {
+            state.violate(
+                at,
+                Some(client),
+                ViolationKind::NonceReuse,
+                format!("ssrc {ssrc}: transport nonce {nonce} after {last}"),
+            );
+        }
+    }
+    let Some(c) = state.clients.get_mut(client) else {
+        return;
+    };
+    let Some(voice) = c.voice.as_mut() else {
+        return;
+    };
+    if let Some(nonce) = nonce {
+        voice.last_nonce = Some(voice.last_nonce.map_or(nonce, |last| {
+            if nonce > last || last > u32::MAX - (1 << 16) {
+                nonce
+            } else {
+                last
+            }
+        }));
+    }
+    voice.packets += 1;
+    if !silence {
+        if voice.speaking == 0 && voice.unannounced_since.is_none() {
+            voice.unannounced_since = Some((now, header.sequence));
+        }
+        if voice.awaiting_speaking_after_resume && voice.unresumed_since.is_none() {
+            voice.unresumed_since = Some(now);
+        }
+    }
+    let packets = voice.packets;
+    // Close rules counting packets.
+    let mut fire = Vec::new();
+    for (index, rule) in shared.config.scenario.close.iter().enumerate() {
+        if let crate::config::Trigger::AfterPackets(n) = rule.trigger {
+            if packets >= n && !c.close_fired.get(index).copied().unwrap_or(true) {
+                if let Some(flag) = c.close_fired.get_mut(index) {
+                    *flag = true;
+                }
+                fire.push(rule.code);
+            }
+        }
+    }
+    for code in fire {
+        state.close_client(client, code);
+    }
+}

@@ -1,0 +1,236 @@
+//! Runs a client's scenario timeline: timed closes, garbage, simulated users.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use voice_proto::crypto::TransportCipher;
+use voice_proto::id::UserId;
+use voice_proto::payload::{
+    ClientDisconnect, ClientsConnect, Encoded, ServerMessage, Speaking, SpeakingFlags,
+};
+use voice_proto::rtp::{OPUS_PAYLOAD_TYPE, SAMPLES_PER_FRAME, SILENCE_FRAME, SILENCE_FRAME_COUNT};
+
+use crate::config::{Garbage, SimulatedUser, Trigger};
+use crate::server::{Shared, State};
+
+/// The one-byte header extension every simulated packet carries: profile `BE DE`, one word,
+/// element id 1 (audio level), length 1, value 0x80, two padding bytes.
+const EXTENSION: [u8; 8] = [0xBE, 0xDE, 0x00, 0x01, 0x10, 0x80, 0x00, 0x00];
+
+/// Starts the scenario of `client` after its first Session Description of `epoch`. Called with
+/// the state locked; sends garbage at once and spawns tasks for everything timed.
+pub(crate) fn start(shared: &Arc<Shared>, state: &mut State, client: usize, epoch: u64) {
+    let scenario = &shared.config.scenario;
+    for garbage in &scenario.garbage {
+        match garbage {
+            Garbage::UnknownOpcode => state.send_numbered(
+                client,
+                ServerMessage::Unknown {
+                    op: 99,
+                    raw: r#"{"voice_sim":"unknown opcode"}"#.to_owned(),
+                },
+            ),
+            Garbage::MalformedJson => {
+                state.send_plain(
+                    client,
+                    Encoded::Text(r#"{"op":5,"d":{"speaking":"#.to_owned()),
+                );
+            }
+            Garbage::UnexpectedBinary => state.send_numbered(
+                client,
+                ServerMessage::UnknownBinary {
+                    op: 99,
+                    payload: vec![0xDE, 0xAD, 0xBE, 0xEF],
+                },
+            ),
+        }
+    }
+    for (index, rule) in scenario.close.iter().enumerate() {
+        if let Trigger::AfterSession(after) = rule.trigger {
+            let shared = Arc::clone(shared);
+            let code = rule.code;
+            tokio::spawn(async move {
+                tokio::time::sleep(after).await;
+                let mut state = shared.lock();
+                let Some(c) = state.clients.get_mut(client) else {
+                    return;
+                };
+                if c.close_fired.get(index).copied().unwrap_or(true) {
+                    return;
+                }
+                if let Some(flag) = c.close_fired.get_mut(index) {
+                    *flag = true;
+                }
+                state.close_client(client, code);
+            });
+        }
+    }
+    for user in &scenario.users {
+        tokio::spawn(simulated_user(
+            Arc::clone(shared),
+            client,
+            epoch,
+            user.clone(),
+        ));
+    }
+}
+
+/// Where and how to send media to a client right now, if its session of `epoch` is up.
+fn media_target(
+    state: &mut State,
+    client: usize,
+    epoch: u64,
+) -> Option<(SocketAddr, Arc<TransportCipher>, u32)> {
+    let c = state.clients.get_mut(client)?;
+    if c.epoch != epoch {
+        return None;
+    }
+    let voice = c.voice.as_mut()?;
+    let addr = voice.discovered?;
+    let cipher = voice.cipher.clone()?;
+    voice.server_nonce = voice.server_nonce.wrapping_add(1);
+    Some((addr, cipher, voice.server_nonce))
+}
+
+fn alive(shared: &Shared, client: usize, epoch: u64) -> bool {
+    shared
+        .lock()
+        .clients
+        .get(client)
+        .is_some_and(|c| c.epoch == epoch)
+}
+
+/// Builds one encrypted RTP packet with the header extension.
+pub(crate) fn seal_packet(
+    cipher: &TransportCipher,
+    sequence: u16,
+    timestamp: u32,
+    ssrc: u32,
+    nonce: u32,
+    opus: &[u8],
+) -> Option<Vec<u8>> {
+    let mut buf = Vec::with_capacity(12 + EXTENSION.len() + opus.len() + cipher.mode().overhead());
+    buf.push(0x90); // V=2, X=1
+    buf.push(OPUS_PAYLOAD_TYPE);
+    buf.extend_from_slice(&sequence.to_be_bytes());
+    buf.extend_from_slice(&timestamp.to_be_bytes());
+    buf.extend_from_slice(&ssrc.to_be_bytes());
+    buf.extend_from_slice(&EXTENSION);
+    buf.extend_from_slice(opus);
+    buf.resize(buf.len() + cipher.mode().overhead(), 0);
+    // AAD: fixed header + extension preamble; plaintext: extension body + Opus.
+    let len = cipher.seal(&mut buf, 16, 4 + opus.len(), nonce).ok()?;
+    buf.truncate(len);
+    Some(buf)
+}
+
+async fn simulated_user(shared: Arc<Shared>, client: usize, epoch: u64, user: SimulatedUser) {
+    let start = tokio::time::Instant::now();
+    let user_id = UserId(user.user_id);
+    tokio::time::sleep_until(start + user.join_after).await;
+    if !alive(&shared, client, epoch) {
+        return;
+    }
+    shared.lock().send_numbered(
+        client,
+        ServerMessage::ClientsConnect(ClientsConnect {
+            user_ids: vec![user_id],
+        }),
+    );
+    if let Some(speak_after) = user.speak_after {
+        tokio::time::sleep_until(start + speak_after).await;
+        let (ssrc, mut sequence, mut timestamp) = {
+            let mut state = shared.lock();
+            let ssrc = state.fresh_ssrc();
+            let sequence: u16 = state.rng.random();
+            let timestamp: u32 = state.rng.random();
+            let mut speaking = Speaking::new(SpeakingFlags::MICROPHONE, ssrc);
+            speaking.user_id = Some(user_id);
+            state.send_numbered(client, ServerMessage::Speaking(speaking));
+            (ssrc, sequence, timestamp)
+        };
+        let silence = std::iter::repeat_n(SILENCE_FRAME.to_vec(), SILENCE_FRAME_COUNT);
+        let frames = user.frames.iter().cloned().chain(silence);
+        let mut ticker = tokio::time::interval(Duration::from_millis(20));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        for frame in frames {
+            ticker.tick().await;
+            let (target, drop) = {
+                let mut state = shared.lock();
+                let target = media_target(&mut state, client, epoch);
+                let loss = shared.config.scenario.udp_loss;
+                let drop = loss > 0.0 && state.rng.random_bool(loss.clamp(0.0, 1.0));
+                (target, drop)
+            };
+            let Some((to, cipher, nonce)) = target else {
+                if alive(&shared, client, epoch) {
+                    continue;
+                }
+                return;
+            };
+            let packet = seal_packet(&cipher, sequence, timestamp, ssrc, nonce, &frame);
+            sequence = sequence.wrapping_add(1);
+            timestamp = timestamp.wrapping_add(SAMPLES_PER_FRAME);
+            let Some(packet) = packet else { continue };
+            if drop {
+                continue;
+            }
+            let delay = shared.config.scenario.udp_delay;
+            if delay.is_zero() {
+                let _ = shared.udp.send_to(&packet, to).await;
+            } else {
+                let udp = Arc::clone(&shared.udp);
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    let _ = udp.send_to(&packet, to).await;
+                });
+            }
+        }
+    }
+    if let Some(leave_after) = user.leave_after {
+        tokio::time::sleep_until(start + leave_after).await;
+        if !alive(&shared, client, epoch) {
+            return;
+        }
+        shared.lock().send_numbered(
+            client,
+            ServerMessage::ClientDisconnect(ClientDisconnect { user_id }),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use voice_proto::crypto::EncryptionMode;
+    use voice_proto::rtp::ReceivedRtp;
+    use voice_proto::secret::SecretKey;
+
+    #[test]
+    fn simulated_packets_carry_an_extension_and_open_to_the_frame() {
+        for mode in [
+            EncryptionMode::AeadAes256GcmRtpSize,
+            EncryptionMode::AeadXChaCha20Poly1305RtpSize,
+        ] {
+            let cipher = TransportCipher::new(mode, &SecretKey::new([9; 32]));
+            let opus = [0xFC, 1, 2, 3, 4];
+            let mut packet = seal_packet(&cipher, 7, 960, 1234, 42, &opus).expect("seals");
+            assert_eq!(packet.len(), 12 + 8 + opus.len() + 20);
+            let header = ReceivedRtp::parse(&packet).expect("parses");
+            assert_eq!(
+                (
+                    header.sequence,
+                    header.timestamp,
+                    header.ssrc,
+                    header.extension_words
+                ),
+                (7, 960, 1234, Some(1))
+            );
+            let range = cipher.open(&mut packet, header.aad_len).expect("opens");
+            let plaintext = packet.get(range).expect("in range");
+            assert_eq!(header.payload(plaintext).expect("strips"), &opus);
+        }
+    }
+}
