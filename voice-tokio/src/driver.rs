@@ -152,7 +152,7 @@ impl Driver {
                 "voice events dropped: the application did not read them"
             );
         }
-        self.close_socket(1000).await;
+        self.close_socket(1000, true).await;
     }
 
     async fn wait(&mut self) -> Wake {
@@ -333,7 +333,9 @@ impl Driver {
                 Output::SendBinary(bytes) => self.send_message(Message::binary(bytes)).await,
                 Output::CloseWebSocket { code } => {
                     self.opening = None;
-                    self.close_socket(code).await;
+                    // When leaving for good, finish the close handshake before the task ends.
+                    let wait = self.state.error().is_some();
+                    self.close_socket(code, wait).await;
                 }
                 Output::BindUdp { remote } => {
                     let local = match remote.ip() {
@@ -404,7 +406,7 @@ impl Driver {
         }
     }
 
-    async fn close_socket(&mut self, code: u16) {
+    async fn close_socket(&mut self, code: u16, wait: bool) {
         let Some(mut socket) = self.socket.take() else {
             return;
         };
@@ -413,15 +415,20 @@ impl Driver {
             reason: "".into(),
         };
         let timeout = self.close_timeout;
-        // Finish the close handshake in the background; the driver moves on at once.
-        tokio::spawn(async move {
+        let close = async move {
             let _ = tokio::time::timeout(timeout, async {
                 if socket.close(Some(frame)).await.is_ok() {
                     while let Some(Ok(_)) = socket.next().await {}
                 }
             })
             .await;
-        });
+        };
+        if wait {
+            close.await;
+        } else {
+            // Abandoning a socket for a new one: finish its close in the background.
+            tokio::spawn(close);
+        }
     }
 }
 
