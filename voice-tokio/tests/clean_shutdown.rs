@@ -48,12 +48,7 @@ async fn drop_and_disconnect_leave_nothing_behind() {
         "no driver task left"
     );
     assert_eq!(open_fds(), fds_before, "no websocket or UDP socket left");
-    let report = server.report();
-    for client in &report.clients {
-        assert_eq!(
-            client.connections.last().and_then(|c| c.client_close),
-            Some(1000),
-            "{report}"
-        );
+    for client in 0..3 {
+        assert_client_closed_with(&server, client, 1000);
     }
 }

@@ -7,19 +7,12 @@ use std::time::Duration;
 
 use common::*;
 use voice_proto::close::FatalReason;
-use voice_sim::{CloseRule, Scenario, Trigger};
+use voice_sim::Scenario;
 use voice_tokio::{Connection, Event, JoinError};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_4017_is_dave_required_and_final() {
-    let scenario = Scenario {
-        close: vec![CloseRule {
-            code: 4017,
-            trigger: Trigger::AfterSession(Duration::from_millis(100)),
-        }],
-        ..Scenario::default()
-    };
-    let server = start_server(false, scenario).await;
+    let server = start_server(false, dave_required_4017()).await;
     let client = server.expect_client();
     let mut connection = Connection::connect(client.connection_info(), client_config(&server))
         .await

@@ -3,16 +3,11 @@
 mod common;
 
 use common::*;
-use voice_sim::Scenario;
 use voice_tokio::{Connection, JoinError};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discovery_is_retried_then_fails_with_a_typed_error() {
-    let scenario = Scenario {
-        answer_discovery: false,
-        ..Scenario::default()
-    };
-    let server = start_server(false, scenario).await;
+    let server = start_server(false, no_discovery()).await;
     let client = server.expect_client();
     let config = client_config(&server);
     let attempts = config.core.discovery_attempts;

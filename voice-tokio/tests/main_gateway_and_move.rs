@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use common::*;
 use tokio::sync::mpsc;
-use voice_proto::gateway::{VoiceServerDispatch, VoiceStateDispatch};
+use voice_proto::gateway::VoiceServerDispatch;
 use voice_proto::id::{ChannelId, GuildId, UserId};
 use voice_proto::secret::Token;
 use voice_proto::DisconnectReason;
-use voice_sim::{CloseRule, ExpectedClient, Scenario, Trigger};
+use voice_sim::{ExpectedClient, Scenario};
 use voice_tokio::{Event, JoinOptions, Voice};
 
 /// Plays the main gateway: answers each op-4 join with both dispatches for `client`.
@@ -47,14 +47,7 @@ fn fake_main_gateway(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn join_then_4014_then_move_then_leave() {
-    let scenario = Scenario {
-        close: vec![CloseRule {
-            code: 4014,
-            trigger: Trigger::AfterPackets(20),
-        }],
-        ..Scenario::default()
-    };
-    let server = start_server(false, scenario).await;
+    let server = start_server(false, moved_after_4014()).await;
     let client = server.expect_client();
     let (gateway, ops) = mpsc::unbounded_channel::<String>();
     let (log_tx, mut log) = mpsc::unbounded_channel();
@@ -75,7 +68,7 @@ async fn join_then_4014_then_move_then_leave() {
     assert_eq!(join["d"]["self_mute"], false);
 
     // Exactly as many frames as the server takes before it closes with 4014.
-    let first = sample_frames(20);
+    let first = sample_frames(CLOSE_AFTER_PACKETS as usize);
     play(&connection, &first).await;
     let disconnected = wait_for_event(&mut connection, Duration::from_secs(3), |e| {
         matches!(e, Event::Disconnected { .. })
@@ -104,36 +97,25 @@ async fn join_then_4014_then_move_then_leave() {
         "connected again after the move; events: {seen:#?}\n{}",
         server.report()
     );
-    let second = sample_frames(50).split_off(20);
+    let second = sample_frames(50).split_off(first.len());
     play(&connection, &second).await;
     connection.disconnect().await;
     let leave = log.recv().await.expect("op 4 leave sent");
     assert!(leave["d"]["channel_id"].is_null(), "{leave}");
 
-    let report = server.report();
-    assert_eq!(
-        report.clients[0].identifies, 2,
-        "a fresh Identify after the move: {report}"
-    );
-    let received = received_audio(&server, client.client);
-    // Frames sent before the 4014 landed on the first SSRC, the rest after the move.
+    // A fresh Identify and a new SSRC after the move; every frame arrived, the first 20 on the
+    // old SSRC and the rest on the new one.
+    assert_sessions(&server, client.client, 2, 0);
     let mut expected = first.clone();
     expected.extend(second);
-    assert!(received.len() >= 20, "{report}");
-    assert_eq!(
-        received[received.len() - 30..],
-        expected[expected.len() - 30..]
-    );
-    let _ = VoiceStateDispatch::EVENT;
+    assert_byte_exact(&server, client.client, &expected);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn join_times_out_without_voice_server_update() {
     let server = start_server(false, Scenario::default()).await;
     let (gateway, _ops) = mpsc::unbounded_channel::<String>();
-    let mut config = client_config(&server);
-    config.core.server_update_timeout = Duration::from_millis(300);
-    let voice = Voice::new(UserId(1), gateway, config);
+    let voice = Voice::new(UserId(1), gateway, client_config(&server));
     let result = voice
         .join_channel(GuildId(2), ChannelId(3), JoinOptions::default())
         .await;

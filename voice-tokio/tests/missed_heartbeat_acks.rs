@@ -6,16 +6,11 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use voice_sim::{AckPolicy, Scenario};
 use voice_tokio::{Connection, Event};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missed_acks_lead_to_a_resume_within_three_intervals() {
-    let scenario = Scenario {
-        heartbeat_acks: AckPolicy::Never,
-        ..Scenario::default()
-    };
-    let server = start_server(false, scenario).await;
+    let server = start_server(false, missed_acks()).await;
     let client = server.expect_client();
     let started = Instant::now();
     let mut connection = Connection::connect(client.connection_info(), client_config(&server))
@@ -53,8 +48,8 @@ async fn missed_acks_lead_to_a_resume_within_three_intervals() {
     let frames = sample_frames(25);
     play(&connection, &frames).await;
     connection.disconnect().await;
+    assert_sessions(&server, client.client, 1, 1);
     let report = server.report();
-    assert_eq!(report.clients[0].resumes, 1, "{report}");
     assert_eq!(
         report.clients[0].connections[0].client_close,
         Some(4000),

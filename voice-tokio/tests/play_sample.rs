@@ -9,11 +9,8 @@ use voice_tokio::Connection;
 
 async fn play_in_mode(mode: &str) {
     let server = voice_sim::VoiceServer::start(voice_sim::ServerConfig {
-        tls: true,
-        heartbeat_interval: HEARTBEAT,
         modes: vec![mode.to_owned()],
-        scenario: Scenario::default(),
-        ..voice_sim::ServerConfig::default()
+        ..server_config(true, Scenario::default())
     })
     .await
     .expect("voice-sim starts");
