@@ -91,6 +91,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod adapter_cases;
 pub mod config;
 pub mod error;
 mod gateway;

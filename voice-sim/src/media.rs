@@ -181,12 +181,13 @@ fn rtp(shared: &Shared, state: &mut State, now: Instant, from: SocketAddr, packe
         return;
     };
     if voice.discovered.is_some_and(|addr| addr != from) {
+        // Blame the sender if it is a known client, never the SSRC's owner.
         state.violate(
             at,
-            Some(client),
+            known,
             ViolationKind::ForeignSource,
             format!(
-                "RTP for ssrc {} from {from}, not from the address it discovered; ignored",
+                "RTP for ssrc {} (client {client}) from {from}, not from the address that client discovered; ignored",
                 header.ssrc
             ),
         );

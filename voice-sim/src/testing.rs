@@ -348,7 +348,7 @@ pub struct EngineOutcome {
     pub events: Vec<Event>,
     /// Opus frames sent (silence included).
     pub frames_sent: usize,
-    /// The error that ended the engine, if any.
+    /// The error that ended the engine, if any (leaving on purpose is not one).
     pub error: Option<String>,
 }
 
@@ -535,7 +535,9 @@ impl EngineIo {
                         self.playing = true;
                     }
                     if let Event::Closed { error } = &event {
-                        self.outcome.error = Some(error.to_string());
+                        if !matches!(error, voice_proto::Error::ClosedByApplication) {
+                            self.outcome.error = Some(error.to_string());
+                        }
                     }
                     self.outcome.events.push(event);
                 }
