@@ -42,8 +42,9 @@ pub enum FatalReason {
     UnknownEncryptionMode,
     /// 4017.
     #[error(
-        "the voice server requires DAVE end-to-end encryption (close 4017); connect with DAVE \
-         enabled (Identify with max_dave_protocol_version >= 1), retrying without it always fails"
+        "the voice server requires DAVE end-to-end encryption (close 4017); DAVE required: \
+         connect with DAVE enabled (voice-proto's `dave` feature, on by default, and \
+         max_dave_protocol_version >= 1); retrying without it always fails"
     )]
     DaveRequired,
     /// 4021.

@@ -40,7 +40,10 @@ pub struct Config {
     /// Replaces the voice gateway URL built from the endpoint (e.g. `ws://127.0.0.1:PORT/?v=8` for a
     /// loopback server). A `?v=8` is added if no `v=` is present.
     pub gateway_url_override: Option<String>,
-    /// The highest DAVE protocol version we offer in Identify (0 = no DAVE support).
+    /// The highest DAVE protocol version we offer in Identify (0 = no DAVE support). Default:
+    /// [`dave::SUPPORTED_PROTOCOL_VERSION`](crate::dave::SUPPORTED_PROTOCOL_VERSION) (1 with the
+    /// `dave` feature, 0 without). Values above what the build supports are clamped to it.
+    /// Discord closes non-Stage connections that offer 0 with 4017.
     pub max_dave_protocol_version: u16,
     /// Entropy for the initial RTP sequence number and timestamp. The core reads no randomness of
     /// its own: adapters pass a random value here.
@@ -64,13 +67,22 @@ impl Default for Config {
             move_timeout: Duration::from_secs(10),
             modes: ModePreference::default(),
             gateway_url_override: None,
-            max_dave_protocol_version: 0,
+            max_dave_protocol_version: crate::dave::SUPPORTED_PROTOCOL_VERSION,
             rtp_seed: 0,
         }
     }
 }
 
 impl Config {
+    /// The DAVE protocol version actually offered in Identify:
+    /// `max_dave_protocol_version` clamped to what this build supports.
+    // Without the `dave` feature the bound is 0 and the `min` is constant: that is the point.
+    #[allow(clippy::unnecessary_min_or_max)]
+    pub fn offered_dave_protocol_version(&self) -> u16 {
+        self.max_dave_protocol_version
+            .min(crate::dave::SUPPORTED_PROTOCOL_VERSION)
+    }
+
     /// The delay before reconnection attempt `attempt` (1-based): 0 for the first, then
     /// `initial * 2^(attempt-2)` capped at `reconnect_backoff_max`.
     pub fn backoff(&self, attempt: u32) -> Duration {

@@ -4,6 +4,7 @@ use core::time::Duration;
 
 use crate::close::FatalReason;
 use crate::crypto::{CryptoError, NoCommonMode};
+use crate::dave::DaveError;
 use crate::discovery::DiscoveryError;
 use crate::gateway::GatewayError;
 use crate::payload::{DecodeError, Opcode};
@@ -76,6 +77,9 @@ pub enum Error {
     /// Audio cannot be sent right now (no session key, or the connection is being re-established).
     #[error("cannot send audio: {0}")]
     NotReady(NotReady),
+    /// DAVE end-to-end encryption failed in a way that ends the connection.
+    #[error("DAVE end-to-end encryption: {0}")]
+    Dave(#[from] DaveError),
 }
 
 fn display_code(code: Option<u16>) -> String {
@@ -103,6 +107,12 @@ pub enum NotReady {
         /// Bytes available.
         available: usize,
     },
+    /// DAVE end-to-end encryption is negotiated but we hold no sending key yet (joining the MLS
+    /// group, or re-joining after a recovery). Nothing was sent and no counter advanced: keep the
+    /// frame and retry when [`Session::can_send_audio`](crate::Session::can_send_audio) says so
+    /// (after [`Event::DaveReady`](crate::Event::DaveReady)). Silence frames are still accepted.
+    #[error("end-to-end encryption (DAVE) is negotiated but not keyed yet")]
+    E2eeNotReady,
     /// The Opus frame is empty or longer than an Opus packet can be.
     #[error("an Opus frame must be 1..=1275 bytes, got {len}")]
     BadFrameLength {

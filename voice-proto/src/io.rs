@@ -180,6 +180,55 @@ pub enum Event {
         /// What was wrong.
         reason: String,
     },
+    /// A DAVE transition took effect (op 22, or at once for transition id 0): the protocol version
+    /// and keys of our outgoing audio changed.
+    DaveTransition {
+        /// The transition (0 = (re)initialisation, executed without op 22).
+        transition_id: u16,
+        /// Protocol version before (0 = no end-to-end encryption).
+        from: u16,
+        /// Protocol version now.
+        to: u16,
+    },
+    /// Our audio is end-to-end encrypted from now on (sent after each executed transition that
+    /// leaves us with a sending key).
+    DaveReady {
+        /// The DAVE protocol version.
+        protocol_version: u16,
+        /// The MLS epoch of the group.
+        epoch: u64,
+        /// The voice privacy code users can compare (30 digits in groups of 5), if known.
+        privacy_code: Option<String>,
+    },
+    /// A received frame could not be DAVE-decrypted and was dropped (never fatal).
+    DaveDecryptFailed {
+        /// Sender's SSRC.
+        ssrc: u32,
+        /// Sender's user id, if op 5 told us.
+        user_id: Option<UserId>,
+        /// Consecutive failures so far; more than 36 with keys and no pending transition trigger
+        /// the op 31 recovery ([`Event::DaveRecovery`]).
+        consecutive: u32,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A DAVE commit or welcome failed (or too many frames failed to decrypt): op 31 went out, the
+    /// DAVE session was re-initialised and a new key package sent. Audio pauses
+    /// ([`NotReady::E2eeNotReady`](crate::NotReady::E2eeNotReady)) only if no key is left.
+    DaveRecovery {
+        /// The transition reported as invalid.
+        transition_id: u16,
+        /// Why.
+        reason: String,
+    },
+    /// A DAVE message from the gateway could not be used (bad proposals, an external sender that
+    /// does not parse, ...). The connection goes on.
+    DaveMessageFailed {
+        /// The opcode concerned.
+        op: crate::payload::Opcode,
+        /// What went wrong.
+        reason: String,
+    },
     /// The close code table was consulted (for logs and tests).
     CloseHandled {
         /// The code, `None` for a dropped transport.

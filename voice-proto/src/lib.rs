@@ -110,6 +110,7 @@
 pub mod close;
 pub mod config;
 pub mod crypto;
+pub mod dave;
 pub mod discovery;
 mod engine;
 pub mod error;

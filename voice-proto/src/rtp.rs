@@ -23,10 +23,17 @@ pub const MAX_OPUS_FRAME_LEN: usize = 1275;
 /// tag + 24-byte nonce), so the constant does not change with features.
 const MAX_TRANSPORT_OVERHEAD: usize = 40;
 
-/// Largest datagram `send_opus` can produce in any mode (header + max frame + largest overhead);
-/// callers size buffers with it. The frame counted is what goes into the transport layer, so an
-/// end-to-end (DAVE) stage must fit its output into [`MAX_OPUS_FRAME_LEN`] or add its own margin.
-pub const MAX_PACKET_LEN: usize = RTP_HEADER_LEN + MAX_OPUS_FRAME_LEN + MAX_TRANSPORT_OVERHEAD;
+/// Largest DAVE trailer on an Opus frame (8-byte tag, ULEB128 nonce of up to 5 bytes, size byte,
+/// `FA FA` marker); same value as [`crate::dave::MAX_FRAME_OVERHEAD`], counted here with or
+/// without the `dave` feature so the constant does not change with features.
+const MAX_E2EE_OVERHEAD: usize = 16;
+
+/// Largest datagram `send_opus` can produce in any mode: header + max Opus frame + the largest
+/// DAVE trailer + the largest transport overhead (1343 bytes). Callers size buffers with it. Opus
+/// frames keep their full 1..=1275-byte range under DAVE: the margin is in the packet, not taken
+/// from the frame.
+pub const MAX_PACKET_LEN: usize =
+    RTP_HEADER_LEN + MAX_OPUS_FRAME_LEN + MAX_E2EE_OVERHEAD + MAX_TRANSPORT_OVERHEAD;
 
 /// First byte of every header we send: V=2, P=0, X=0, CC=0.
 const VERSION_BYTE: u8 = 0x80;

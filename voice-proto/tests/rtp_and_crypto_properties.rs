@@ -464,9 +464,10 @@ fn payload_rejects_counts_beyond_the_plaintext() {
 #[test]
 fn max_packet_len_covers_the_largest_frame_in_every_mode() {
     for &mode in EncryptionMode::ALL {
-        assert!(RTP_HEADER_LEN + MAX_OPUS_FRAME_LEN + mode.overhead() <= MAX_PACKET_LEN);
+        // The largest Opus frame with the largest DAVE trailer (16 bytes) still fits.
+        assert!(RTP_HEADER_LEN + MAX_OPUS_FRAME_LEN + 16 + mode.overhead() <= MAX_PACKET_LEN);
     }
-    assert_eq!(MAX_PACKET_LEN, 12 + 1275 + 40);
+    assert_eq!(MAX_PACKET_LEN, 12 + 1275 + 16 + 40);
 }
 
 #[cfg(feature = "legacy-xsalsa20")]

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 
 use crate::crypto::{EncryptionMode, TransportCipher};
+use crate::dave::Dave;
 use crate::error::{Error, NotReady};
 use crate::rtp::{RtpCounters, RtpHeader, MAX_OPUS_FRAME_LEN, RTP_HEADER_LEN};
 use crate::secret::SecretKey;
@@ -41,13 +42,30 @@ impl Media {
 
     /// Writes one encrypted RTP packet carrying `frame` into `buf`; returns its length.
     ///
-    /// This is the hot path: no allocation, one copy of the frame, one in-place seal.
-    pub(crate) fn write_packet(&mut self, frame: &[u8], buf: &mut [u8]) -> Result<usize, Error> {
+    /// This is the hot path: no allocation in steady state. Without DAVE: one copy of the frame,
+    /// one in-place seal. With DAVE: the frame is end-to-end encrypted into `dave`'s reused
+    /// buffer first (silence `F8 FF FE` is not, C46), then copied and sealed. Nothing advances
+    /// when the DAVE stage refuses the frame.
+    pub(crate) fn write_packet(
+        &mut self,
+        frame: &[u8],
+        dave: &mut Dave,
+        buf: &mut [u8],
+    ) -> Result<usize, Error> {
         if frame.is_empty() || frame.len() > MAX_OPUS_FRAME_LEN {
             return Err(Error::NotReady(NotReady::BadFrameLength {
                 len: frame.len(),
             }));
         }
+        let needed_plain = RTP_HEADER_LEN + frame.len() + self.cipher.mode().overhead();
+        if buf.len() < needed_plain {
+            return Err(Error::NotReady(NotReady::BufferTooSmall {
+                needed: needed_plain,
+                available: buf.len(),
+            }));
+        }
+        // The end-to-end stage: Opus -> DAVE frame (or the frame itself when DAVE is off).
+        let frame = dave.encrypt(frame)?;
         let needed = RTP_HEADER_LEN + frame.len() + self.cipher.mode().overhead();
         if buf.len() < needed {
             return Err(Error::NotReady(NotReady::BufferTooSmall {
@@ -69,8 +87,7 @@ impl Media {
             ssrc: self.ssrc,
         }
         .write(header);
-        // DAVE frame encryption, once negotiated, transforms `frame` here, before the transport
-        // seal: Opus -> DAVE ciphertext -> RTP payload -> transport AEAD.
+        // Opus (or its DAVE frame) -> RTP payload -> transport AEAD.
         rest[..frame.len()].copy_from_slice(frame);
         let len = self.cipher.seal(buf, RTP_HEADER_LEN, frame.len(), nonce)?;
         self.packets_sent += 1;

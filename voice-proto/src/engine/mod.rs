@@ -10,6 +10,7 @@ use std::time::Instant;
 use crate::close::{self, CloseDisposition};
 use crate::config::Config;
 use crate::crypto::EncryptionMode;
+use crate::dave::{Dave, DaveStatus, Incoming};
 use crate::discovery::{discovery_request, parse_discovery_response};
 use crate::error::{Error, NotReady, ProtocolError, Stage};
 use crate::gateway::{
@@ -79,6 +80,13 @@ pub struct Stats {
     pub datagrams_ignored: u64,
     /// Gateway frames that were malformed or out of place.
     pub frames_ignored: u64,
+    /// Audio frames sent DAVE-encrypted (a subset of `packets_sent`).
+    pub dave_frames_encrypted: u64,
+    /// Received audio frames that were DAVE-decrypted.
+    pub dave_frames_decrypted: u64,
+    /// Received audio frames dropped because DAVE decryption failed (transport decryption
+    /// succeeded; these are not in `decrypt_failures`).
+    pub dave_decrypt_failures: u64,
     /// Resumes that succeeded.
     pub resumes: u32,
     /// Fresh sessions established after the first.
@@ -121,6 +129,8 @@ pub(crate) struct Engine {
     ws_open: bool,
     pub(crate) media: Option<Media>,
     pub(crate) dave_protocol_version: u16,
+    /// End-to-end encryption state of the current voice connection.
+    pub(crate) dave: Dave,
     speaking: SpeakingState,
     ssrc_users: HashMap<u32, UserId>,
     keepalive_at: Option<Instant>,
@@ -153,6 +163,7 @@ impl Engine {
             ws_open: false,
             media: None,
             dave_protocol_version: 0,
+            dave: Dave::new(user_id),
             speaking: SpeakingState {
                 flags: SpeakingFlags::MICROPHONE,
                 announced: false,
@@ -482,6 +493,8 @@ impl Engine {
             self.seq = None;
             self.media = None;
             self.keepalive_at = None;
+            // A fresh Identify means a new MLS membership: a new DAVE session (C49).
+            self.dave.reset();
         }
         self.speaking.announced = false;
         self.out.push_back(Output::OpenWebSocket { url });
@@ -539,7 +552,7 @@ impl Engine {
                 user_id: self.user_id,
                 session_id,
                 token,
-                max_dave_protocol_version: self.config.max_dave_protocol_version,
+                max_dave_protocol_version: self.config.offered_dave_protocol_version(),
             }),
             Recovery::Resume => ClientMessage::Resume(Resume {
                 server_id: self.guild_id,
@@ -667,6 +680,7 @@ impl Engine {
         self.phase = Phase::Closed;
         self.heartbeat = None;
         self.media = None;
+        self.dave.reset();
         self.keepalive_at = None;
         self.ws_open = false;
         self.out.push_back(Output::Event(Event::Closed {
@@ -756,12 +770,14 @@ impl Engine {
                 }));
             }
             ServerMessage::ClientsConnect(clients) => {
+                self.dave.add_users(&clients.user_ids);
                 self.out.push_back(Output::Event(Event::ClientsConnected {
                     user_ids: clients.user_ids,
                 }));
             }
             ServerMessage::ClientDisconnect(client) => {
                 self.ssrc_users.retain(|_, user| *user != client.user_id);
+                self.dave.remove_user(client.user_id);
                 self.out.push_back(Output::Event(Event::ClientDisconnected {
                     user_id: client.user_id,
                 }));
@@ -775,9 +791,29 @@ impl Engine {
                 self.out
                     .push_back(Output::Event(Event::UnknownOpcode { op, raw }));
             }
-            // DAVE messages are handled once DAVE is negotiated (the DAVE stage); until then they
-            // and the informational opcodes are ignored.
+            message @ (ServerMessage::DavePrepareTransition(_)
+            | ServerMessage::DaveExecuteTransition(_)
+            | ServerMessage::DavePrepareEpoch(_)
+            | ServerMessage::DaveMlsExternalSender(_)
+            | ServerMessage::DaveMlsProposals { .. }
+            | ServerMessage::DaveMlsAnnounceCommitTransition { .. }
+            | ServerMessage::DaveMlsWelcome { .. }) => self.on_dave_message(message),
+            // Informational opcodes are ignored.
             _ => {}
+        }
+    }
+
+    /// DAVE ops 21, 22, 24, 25, 27, 29, 30: handled when we offered DAVE in Identify (a call
+    /// that starts at version 0 can still be upgraded by op 24), ignored as before otherwise.
+    fn on_dave_message(&mut self, message: ServerMessage) {
+        if self.config.offered_dave_protocol_version() == 0 {
+            return;
+        }
+        if let Err(error) = self
+            .dave
+            .on_message(message, self.channel_id, &mut self.out)
+        {
+            self.close(Error::Dave(error));
         }
     }
 
@@ -835,10 +871,11 @@ impl Engine {
             }));
             return;
         }
-        if description.dave_protocol_version > self.config.max_dave_protocol_version {
+        let offered = self.config.offered_dave_protocol_version();
+        if description.dave_protocol_version > offered {
             self.close(Error::Protocol(ProtocolError::UnsupportedDaveVersion {
                 requested: description.dave_protocol_version,
-                offered: self.config.max_dave_protocol_version,
+                offered,
             }));
             return;
         }
@@ -851,6 +888,17 @@ impl Engine {
             seed,
         ));
         self.dave_protocol_version = description.dave_protocol_version;
+        // Version 0 (Stage channels): plain Opus. Version 1: a DAVE session and op 26 (C33),
+        // queued after the Connected event.
+        let mut dave_out = VecDeque::new();
+        if let Err(error) = self.dave.on_session_description(
+            description.dave_protocol_version,
+            self.channel_id,
+            &mut dave_out,
+        ) {
+            self.close(Error::Dave(error));
+            return;
+        }
         if self.established_once {
             self.stats.reconnects += 1;
         }
@@ -863,6 +911,7 @@ impl Engine {
             mode,
             dave_protocol_version: description.dave_protocol_version,
         }));
+        self.out.extend(dave_out);
         self.reannounce_speaking();
     }
 
@@ -966,20 +1015,47 @@ impl Engine {
                 let plain = self.rx_scratch.get(range).unwrap_or_default();
                 header.payload(plain).map_err(Error::from)
             });
-        match opus {
-            Ok(opus) => {
-                let audio = ReceivedAudio {
-                    ssrc: header.ssrc,
-                    user_id: self.ssrc_users.get(&header.ssrc).copied(),
-                    sequence: header.sequence,
-                    timestamp: header.timestamp,
-                    opus: opus.to_vec(),
-                };
-                self.stats.packets_received += 1;
-                self.out.push_back(Output::Event(Event::Audio(audio)));
+        let opus = match opus {
+            Ok(opus) => opus,
+            Err(_) => {
+                self.stats.decrypt_failures += 1;
+                return;
             }
-            Err(_) => self.stats.decrypt_failures += 1,
-        }
+        };
+        // The DAVE stage: decrypt with the sender's user id; silence and plain frames pass.
+        let user_id = self.ssrc_users.get(&header.ssrc).copied();
+        let opus = match self
+            .dave
+            .decrypt(user_id, opus, self.channel_id, &mut self.out)
+        {
+            Incoming::Plain => opus.to_vec(),
+            Incoming::Decrypted(frame) => {
+                self.stats.dave_frames_decrypted += 1;
+                frame.to_vec()
+            }
+            Incoming::Failed {
+                reason,
+                consecutive,
+            } => {
+                self.stats.dave_decrypt_failures += 1;
+                self.out.push_back(Output::Event(Event::DaveDecryptFailed {
+                    ssrc: header.ssrc,
+                    user_id,
+                    consecutive,
+                    reason,
+                }));
+                return;
+            }
+        };
+        let audio = ReceivedAudio {
+            ssrc: header.ssrc,
+            user_id,
+            sequence: header.sequence,
+            timestamp: header.timestamp,
+            opus,
+        };
+        self.stats.packets_received += 1;
+        self.out.push_back(Output::Event(Event::Audio(audio)));
     }
 
     // ---- sending ------------------------------------------------------------------------------
@@ -1035,15 +1111,27 @@ impl Engine {
         buf: &'b mut [u8],
     ) -> Result<&'b [u8], Error> {
         self.media_mut()?;
+        // Refuse before touching anything: a frame refused for want of DAVE keys (C48) leaves
+        // counters and speaking state as they were, so the caller can offer it again.
+        if frame != SILENCE_FRAME && self.dave.status() == DaveStatus::Negotiating {
+            return Err(Error::NotReady(NotReady::E2eeNotReady));
+        }
         // Op 5 must precede the first audio of a spurt and of every websocket (C20).
         if !self.speaking.announced && self.ws_open && self.phase == Phase::Connected {
             self.announce(self.speaking_flags_for_audio());
         }
         self.speaking.talking = true;
         self.speaking.silence_remaining = 0;
-        let media = self.media_mut()?;
-        let len = media.write_packet(frame, buf)?;
+        let encrypted = self.dave.status() == DaveStatus::Active && frame != SILENCE_FRAME;
+        let media = self
+            .media
+            .as_mut()
+            .ok_or(Error::NotReady(NotReady::Reconnecting))?;
+        let len = media.write_packet(frame, &mut self.dave, buf)?;
         self.stats.packets_sent += 1;
+        if encrypted {
+            self.stats.dave_frames_encrypted += 1;
+        }
         buf.get(..len)
             .ok_or(Error::NotReady(NotReady::BufferTooSmall {
                 needed: len,
@@ -1068,8 +1156,12 @@ impl Engine {
         if self.speaking.silence_remaining == 0 {
             return Ok(None);
         }
-        let media = self.media_mut()?;
-        let len = media.write_packet(&SILENCE_FRAME, buf)?;
+        self.media_mut()?;
+        let media = self
+            .media
+            .as_mut()
+            .ok_or(Error::NotReady(NotReady::Reconnecting))?;
+        let len = media.write_packet(&SILENCE_FRAME, &mut self.dave, buf)?;
         self.stats.packets_sent += 1;
         self.speaking.silence_remaining -= 1;
         if self.speaking.silence_remaining == 0 {

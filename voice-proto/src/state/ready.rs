@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use super::sans_io;
 use crate::crypto::EncryptionMode;
+use crate::dave::DaveStatus;
 use crate::engine::{Engine, Phase, Stats};
 use crate::error::Error;
 use crate::id::UserId;
@@ -33,6 +34,15 @@ impl Session {
     /// resume or reconnect) queues op 5 Speaking: drain [`poll_output`](Self::poll_output) and send
     /// that frame before the datagram. Works during a resume (same keys, same UDP); fails with
     /// [`NotReady::Reconnecting`](crate::NotReady::Reconnecting) while a fresh session is negotiated.
+    ///
+    /// When DAVE is active the frame is end-to-end encrypted before the transport seal (the
+    /// datagram grows by up to [`dave::MAX_FRAME_OVERHEAD`](crate::dave::MAX_FRAME_OVERHEAD)
+    /// bytes; [`MAX_PACKET_LEN`](crate::rtp::MAX_PACKET_LEN) has room for it). While DAVE is
+    /// negotiated but not keyed yet, non-silence frames fail with
+    /// [`NotReady::E2eeNotReady`](crate::NotReady::E2eeNotReady) and nothing changes: keep the
+    /// frame and offer it again once [`is_connected`](Self::is_connected) is true (after
+    /// [`Event::DaveReady`](crate::Event::DaveReady)). Plain audio never goes out in a DAVE call
+    /// (PROTOCOL.md C48).
     pub fn send_opus<'b>(
         &mut self,
         now: Instant,
@@ -63,6 +73,12 @@ impl Session {
     /// send, or `None` when the stream has gone quiet (after the five trailing silence frames) —
     /// then stop the pacer until frames come again. As with [`send_opus`](Self::send_opus), drain
     /// [`poll_output`](Self::poll_output) before sending the datagram.
+    ///
+    /// A frame is never consumed by a failed tick: on any `Err` (notably
+    /// [`NotReady::E2eeNotReady`](crate::NotReady::E2eeNotReady) while DAVE keys are pending, or
+    /// [`NotReady::Reconnecting`](crate::NotReady::Reconnecting)) pause the pacer, keep the frame
+    /// queued and resume when [`is_connected`](Self::is_connected) turns true again. An underrun
+    /// tick (`None`) only produces silence frames, which DAVE never holds back.
     pub fn tick<'b>(
         &mut self,
         now: Instant,
@@ -77,9 +93,52 @@ impl Session {
         self.engine.disconnect();
     }
 
-    /// Whether audio can be sent now (connected, or resuming with the same keys).
+    /// Whether audio can be sent now: connected (or resuming with the same keys) and, when DAVE
+    /// is negotiated, holding a sending key ([`DaveStatus::Negotiating`] is `false` here).
+    /// Adapters pause their audio clock while this is `false`; queued frames wait.
     pub fn is_connected(&self) -> bool {
+        self.engine.media.is_some()
+            && !self.engine.is_closed()
+            && self.engine.dave.status() != DaveStatus::Negotiating
+    }
+
+    /// Whether a media session (transport key, SSRC, UDP) exists, whether or not DAVE keys are
+    /// in place yet.
+    pub fn has_media(&self) -> bool {
         self.engine.media.is_some() && !self.engine.is_closed()
+    }
+
+    /// Where end-to-end encryption of our audio stands.
+    pub fn dave_status(&self) -> DaveStatus {
+        self.engine.dave.status()
+    }
+
+    /// The DAVE protocol version our audio uses now (0 = none). Unlike
+    /// [`dave_protocol_version`](Self::dave_protocol_version) it follows executed transitions
+    /// (downgrades and upgrades).
+    pub fn dave_active_protocol_version(&self) -> u16 {
+        self.engine.dave.protocol_version()
+    }
+
+    /// The MLS epoch of the DAVE group, once we are in one.
+    pub fn dave_epoch(&self) -> Option<u64> {
+        self.engine.dave.epoch()
+    }
+
+    /// The voice privacy code of the current DAVE epoch (30 digits in groups of 5), the value
+    /// users compare in Discord's UI; `None` without an established group.
+    pub fn dave_privacy_code(&self) -> Option<&str> {
+        self.engine.dave.privacy_code()
+    }
+
+    /// The pairwise verification code with another group member, if both are in the group.
+    pub fn dave_verification_code(&self, user: UserId) -> Option<String> {
+        self.engine.dave.verification_code(user)
+    }
+
+    /// The members of the DAVE group (ourselves included), if there is a group.
+    pub fn dave_group_members(&self) -> Option<Vec<UserId>> {
+        self.engine.dave.user_ids()
     }
 
     /// Whether the session has ended for good.
