@@ -90,6 +90,16 @@ impl Connection {
         self.frames.clone()
     }
 
+    /// Waits until every frame queued so far has been sent, followed by the five trailing silence
+    /// frames (which are skipped when the session dropped right then). Returns early if the
+    /// connection ends.
+    pub async fn flush(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.commands.send(Command::Flush(done)).is_ok() {
+            let _ = wait.await;
+        }
+    }
+
     /// Ends the talk spurt now: the five silence frames follow, then Speaking 0.
     pub fn stop_speaking(&self) {
         let _ = self.commands.send(Command::StopSpeaking);

@@ -32,6 +32,9 @@ const RECEIVE_BUFFER: usize = 2048;
 pub(crate) enum Command {
     Speaking(SpeakingFlags),
     StopSpeaking,
+    /// Answer once every queued frame went out, with the trailing silence unless the session
+    /// dropped meanwhile.
+    Flush(oneshot::Sender<()>),
     Disconnect(oneshot::Sender<()>),
 }
 
@@ -86,6 +89,7 @@ pub(crate) struct Driver {
     ready: Option<oneshot::Sender<Result<(), JoinError>>>,
     wake_at: Option<Instant>,
     pacer: Pacer,
+    flushes: Vec<oneshot::Sender<()>>,
     pending: Vec<Owned>,
     packet: Box<[u8; MAX_PACKET_LEN]>,
     receive: Vec<u8>,
@@ -117,6 +121,7 @@ impl Driver {
             ready: Some(channels.ready),
             wake_at: None,
             pacer: Pacer::new(),
+            flushes: Vec::new(),
             pending: Vec::new(),
             packet: Box::new([0; MAX_PACKET_LEN]),
             receive: vec![0; RECEIVE_BUFFER],
@@ -192,6 +197,18 @@ impl Driver {
                     }
                 }
             }
+            Wake::Command(Some(Command::Flush(done))) => {
+                self.flushes.push(done);
+                if self.pacer.is_quiet() {
+                    match self.frames.try_recv() {
+                        Ok(frame) => {
+                            self.pacer.start(Instant::now());
+                            self.send_tick(Some(&frame)).await;
+                        }
+                        Err(_) => self.flushed(),
+                    }
+                }
+            }
             Wake::Command(Some(Command::Disconnect(done))) => {
                 self.disconnect().await;
                 let _ = done.send(());
@@ -252,13 +269,24 @@ impl Driver {
         if !connected {
             // Paused until the session is back; queued frames wait (backpressure), none are lost.
             self.pacer.stop();
+            if self.frames.is_empty() {
+                self.flushed();
+            }
             return;
         }
         let frame = self.frames.try_recv().ok();
         if self.send_tick(frame.as_deref()).await {
             self.pacer.advance(Instant::now());
         } else {
+            // The queue was empty and the trailing silence is out.
             self.pacer.stop();
+            self.flushed();
+        }
+    }
+
+    fn flushed(&mut self) {
+        for done in self.flushes.drain(..) {
+            let _ = done.send(());
         }
     }
 

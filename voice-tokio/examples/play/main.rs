@@ -257,10 +257,7 @@ async fn play(mut connection: Connection, frames: &[Vec<u8>]) -> Result<(), Stri
         }
     }
     // Wait until the queue has drained and the five silence frames went out.
-    while sender.capacity() < sender.max_capacity() {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    connection.flush().await;
     println!();
     if connection.is_finished() {
         return Err(format!(

@@ -29,7 +29,7 @@ pub fn client_config(server: &VoiceServer) -> VoiceConfig {
 }
 
 /// Queues every frame (the driver paces them at 20 ms) and waits until all went out, plus the
-/// trailing silence.
+/// trailing silence (`Connection::flush`).
 pub async fn play(connection: &Connection, frames: &[Vec<u8>]) {
     let sender = connection.opus_send();
     for frame in frames {
@@ -38,10 +38,9 @@ pub async fn play(connection: &Connection, frames: &[Vec<u8>]) {
             .await
             .expect("the connection accepts frames");
     }
-    while sender.capacity() < sender.max_capacity() {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    connection.flush().await;
+    // The last datagrams are in flight on loopback.
+    tokio::time::sleep(Duration::from_millis(50)).await;
 }
 
 /// Collects events until `pred` matches one (or the timeout).
