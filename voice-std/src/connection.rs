@@ -98,6 +98,20 @@ impl Connection {
         self.frames.clone()
     }
 
+    /// Blocks until every frame queued so far has been sent, followed by the five trailing silence
+    /// frames (which are skipped when the session dropped right then). Returns early if the
+    /// connection ends.
+    pub fn flush(&self) {
+        let (done, wait) = mpsc::sync_channel(1);
+        if self
+            .inbox
+            .send(DriverInput::Command(Command::Flush(done)))
+            .is_ok()
+        {
+            let _ = wait.recv();
+        }
+    }
+
     /// Ends the talk spurt now: the five silence frames follow, then Speaking 0.
     pub fn stop_speaking(&self) {
         let _ = self.inbox.send(DriverInput::Command(Command::StopSpeaking));

@@ -24,6 +24,9 @@ use crate::ws::{self, WsCommand, WsEvent, WsHandle};
 pub(crate) enum Command {
     Speaking(SpeakingFlags),
     StopSpeaking,
+    /// Answer once every queued frame went out, with the trailing silence unless the session
+    /// dropped meanwhile.
+    Flush(SyncSender<()>),
     /// Leave; the sender (if any) is told when the driver has finished.
     Disconnect(Option<SyncSender<()>>),
 }
@@ -68,6 +71,9 @@ struct Io {
     threads: Vec<JoinHandle<()>>,
     wake_at: Option<Instant>,
     pacer: Pacer,
+    /// A frame taken from the queue to see whether it was empty.
+    peeked: Option<Bytes>,
+    flushes: Vec<SyncSender<()>>,
     frames_open: bool,
     packet: Box<[u8; MAX_PACKET_LEN]>,
     finished: bool,
@@ -85,6 +91,8 @@ impl Driver {
             threads: Vec::new(),
             wake_at: None,
             pacer: Pacer::new(),
+            peeked: None,
+            flushes: Vec::new(),
             frames_open: true,
             packet: Box::new([0; MAX_PACKET_LEN]),
             finished: false,
@@ -164,23 +172,51 @@ impl Driver {
             if !connected {
                 // Paused until the session is back; queued frames wait, none are lost.
                 io.pacer.stop();
+                if self.queue_is_empty(io) {
+                    Self::flushed(io);
+                }
             } else {
-                let frame = self.frames.try_recv().ok();
+                let frame = self.next_frame(io);
                 if self.tick(io, frame.as_deref()) {
                     io.pacer.advance(Instant::now());
                 } else {
+                    // The queue was empty and the trailing silence is out.
                     io.pacer.stop();
+                    Self::flushed(io);
                 }
             }
         } else if connected && io.pacer.is_quiet() && io.frames_open {
-            match self.frames.try_recv() {
-                Ok(frame) => {
-                    io.pacer.start(Instant::now());
-                    self.tick(io, Some(&frame));
-                }
-                Err(std::sync::mpsc::TryRecvError::Empty) => {}
-                Err(std::sync::mpsc::TryRecvError::Disconnected) => io.frames_open = false,
+            if let Some(frame) = self.next_frame(io) {
+                io.pacer.start(Instant::now());
+                self.tick(io, Some(&frame));
             }
+        }
+    }
+
+    fn next_frame(&mut self, io: &mut Io) -> Option<Bytes> {
+        if let Some(frame) = io.peeked.take() {
+            return Some(frame);
+        }
+        match self.frames.try_recv() {
+            Ok(frame) => Some(frame),
+            Err(std::sync::mpsc::TryRecvError::Empty) => None,
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                io.frames_open = false;
+                None
+            }
+        }
+    }
+
+    fn queue_is_empty(&mut self, io: &mut Io) -> bool {
+        if io.peeked.is_none() {
+            io.peeked = self.next_frame(io);
+        }
+        io.peeked.is_none()
+    }
+
+    fn flushed(io: &mut Io) {
+        for done in io.flushes.drain(..) {
+            let _ = done.send(());
         }
     }
 
@@ -221,6 +257,12 @@ impl Driver {
                     if session.silence_pending() {
                         io.pacer.wake_now(Instant::now());
                     }
+                }
+            }
+            DriverInput::Command(Command::Flush(done)) => {
+                io.flushes.push(done);
+                if io.pacer.is_quiet() && self.queue_is_empty(io) {
+                    Self::flushed(io);
                 }
             }
             DriverInput::Command(Command::Disconnect(done)) => {

@@ -1,0 +1,94 @@
+//! voice-std's side of the shared adapter cases: the server runs on its own Tokio runtime, the
+//! client is the blocking adapter. The scenarios and assertions are `voice_sim::adapter_cases`,
+//! shared with voice-tokio's tests.
+#![allow(dead_code)]
+
+use std::ops::Deref;
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+pub use voice_sim::adapter_cases::*;
+use voice_sim::{Scenario, ServerConfig, VoiceServer};
+use voice_std::{Connection, Event, VoiceConfig};
+
+/// voice-sim and the runtime it runs on.
+pub struct Sim {
+    runtime: tokio::runtime::Runtime,
+    server: Option<VoiceServer>,
+}
+
+impl Sim {
+    pub fn start(tls: bool, scenario: Scenario) -> Self {
+        Self::with_config(server_config(tls, scenario))
+    }
+
+    pub fn with_config(config: ServerConfig) -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("a runtime for voice-sim");
+        let server = runtime
+            .block_on(VoiceServer::start(config))
+            .expect("voice-sim starts");
+        Self {
+            runtime,
+            server: Some(server),
+        }
+    }
+
+    pub fn shutdown(mut self) -> voice_sim::Report {
+        let server = self.server.take().expect("running");
+        self.runtime.block_on(server.shutdown())
+    }
+}
+
+impl Deref for Sim {
+    type Target = VoiceServer;
+    fn deref(&self) -> &VoiceServer {
+        self.server.as_ref().expect("running")
+    }
+}
+
+/// The shared client settings, plus the server's CA when it speaks TLS.
+pub fn client_config(server: &VoiceServer) -> VoiceConfig {
+    VoiceConfig {
+        core: client_core_config(server),
+        extra_root_certificates: server
+            .ca_pem()
+            .map(|pem| vec![pem.as_bytes().to_vec()])
+            .unwrap_or_default(),
+        ..VoiceConfig::default()
+    }
+}
+
+/// Queues every frame (paced at 20 ms by the driver) and waits until all went out.
+pub fn play(connection: &Connection, frames: &[Vec<u8>]) {
+    let sender = connection.opus_send();
+    for frame in frames {
+        sender
+            .send(Bytes::copy_from_slice(frame))
+            .expect("the connection accepts frames");
+    }
+    connection.flush();
+    // The last datagrams are in flight on loopback.
+    std::thread::sleep(Duration::from_millis(50));
+}
+
+/// Reads events until `pred` matches one (or the timeout).
+pub fn wait_for_event(
+    events: &Receiver<Event>,
+    timeout: Duration,
+    mut pred: impl FnMut(&Event) -> bool,
+) -> Option<Event> {
+    let deadline = Instant::now() + timeout;
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match events.recv_timeout(left) {
+            Ok(event) if pred(&event) => return Some(event),
+            Ok(_) => {}
+            Err(_) => return None,
+        }
+    }
+    None
+}
