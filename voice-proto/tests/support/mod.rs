@@ -4,6 +4,9 @@
 //! tests exercise both directions of the wire format.
 #![allow(dead_code)]
 
+#[cfg(feature = "dave")]
+pub mod dave;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -114,6 +117,8 @@ pub struct FakeServer {
     pub mode: EncryptionMode,
     pub modes: Vec<String>,
     pub key: [u8; 32],
+    /// Session Description's `dave_protocol_version`: 0 by default, i.e. a Stage channel with
+    /// plain Opus (the DAVE tests set 1).
     pub dave_protocol_version: u16,
 }
 
