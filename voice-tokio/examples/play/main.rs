@@ -9,125 +9,29 @@
 //! DISCORD_TOKEN=... cargo run --release -p voice-tokio --example play -- --guild-id G --channel-id C
 //! ```
 //!
-//! Every flag can also come from the environment: VOICE_ENDPOINT (or VOICE_ENDPOINT_URL for a full
-//! ws:// or wss:// URL), VOICE_GUILD_ID, VOICE_USER_ID, VOICE_SESSION_ID, VOICE_TOKEN,
-//! VOICE_INPUT, VOICE_CA_FILE; DISCORD_TOKEN and VOICE_CHANNEL_ID for real Discord.
-//!
-//! It exits 0 only when the whole file was sent (and, against the embedded server, every frame
-//! arrived); otherwise it prints one line saying which step failed and what to do.
+//! Every flag can also come from the environment (see `--help`).
 
 mod discord;
+mod options;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use voice_proto::id::{ChannelId, GuildId, UserId};
-use voice_proto::secret::Token;
-use voice_proto::ConnectionInfo;
+use voice_proto::id::{ChannelId, GuildId};
 use voice_sim::{ServerConfig, VoiceServer};
 use voice_tokio::{Connection, SpeakingFlags, VoiceConfig};
 
-const BUNDLED_SAMPLE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../voice-sim/assets/sample.ogg"
-);
-
-const HELP: &str = "\
-play: stream an Ogg Opus file into a Discord voice channel (voice-tokio example)
-
-USAGE: play [OPTIONS]
-
-With no connection options it starts an embedded loopback voice server (voice-sim) and plays
-into it, then prints the server's verdict.
-
-OPTIONS (each also read from the environment variable in brackets):
-  --input FILE.ogg     Ogg Opus file to play, 48 kHz, 20 ms frames [VOICE_INPUT]
-                       (default: the bundled voice-sim/assets/sample.ogg)
-  --endpoint HOST:PORT voice server endpoint as in VOICE_SERVER_UPDATE, or a full ws:// or
-                       wss:// URL [VOICE_ENDPOINT or VOICE_ENDPOINT_URL]
-  --guild-id ID        guild id [VOICE_GUILD_ID]
-  --user-id ID         your user id [VOICE_USER_ID]
-  --session-id ID      session id from VOICE_STATE_UPDATE [VOICE_SESSION_ID]
-  --token TOKEN        token from VOICE_SERVER_UPDATE [VOICE_TOKEN]
-  --ca-file PEM        extra trusted root certificate [VOICE_CA_FILE]
-  --channel-id ID      voice channel, for real Discord [VOICE_CHANNEL_ID]
-  -h, --help           this text
-
-REAL DISCORD: set DISCORD_TOKEN (a bot token) and give --guild-id and --channel-id: the example
-connects to Discord's main gateway (twilight-gateway), joins the channel and plays. Discord
-requires DAVE end-to-end encryption in non-Stage channels since March 2026 (close 4017); until
-this library negotiates DAVE, that works in Stage channels only.";
-
-/// Options from flags, then the environment.
-#[derive(Debug, Default)]
-struct Options {
-    input: Option<PathBuf>,
-    endpoint: Option<String>,
-    guild_id: Option<u64>,
-    user_id: Option<u64>,
-    session_id: Option<String>,
-    token: Option<String>,
-    ca_file: Option<PathBuf>,
-    channel_id: Option<u64>,
-}
-
-fn parse_options() -> Result<Options, String> {
-    let mut flags = std::collections::HashMap::new();
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        if arg == "-h" || arg == "--help" {
-            println!("{HELP}");
-            std::process::exit(0);
-        }
-        let name = arg
-            .strip_prefix("--")
-            .ok_or_else(|| format!("unexpected argument {arg:?} (see --help)"))?
-            .to_owned();
-        let value = args
-            .next()
-            .ok_or_else(|| format!("--{name} needs a value (see --help)"))?;
-        flags.insert(name, value);
-    }
-    let get = |flag: &str, env: &[&str]| -> Option<String> {
-        flags
-            .get(flag)
-            .cloned()
-            .or_else(|| env.iter().find_map(|e| std::env::var(e).ok()))
-            .filter(|v| !v.is_empty())
-    };
-    let id = |flag: &str, env: &str| -> Result<Option<u64>, String> {
-        get(flag, &[env])
-            .map(|v| {
-                v.parse()
-                    .map_err(|_| format!("--{flag} must be a numeric id, got {v:?}"))
-            })
-            .transpose()
-    };
-    let known = [
-        "input",
-        "endpoint",
-        "guild-id",
-        "user-id",
-        "session-id",
-        "token",
-        "ca-file",
-        "channel-id",
-    ];
-    if let Some(unknown) = flags.keys().find(|k| !known.contains(&k.as_str())) {
-        return Err(format!("unknown option --{unknown} (see --help)"));
-    }
-    Ok(Options {
-        input: get("input", &["VOICE_INPUT"]).map(PathBuf::from),
-        endpoint: get("endpoint", &["VOICE_ENDPOINT", "VOICE_ENDPOINT_URL"]),
-        guild_id: id("guild-id", "VOICE_GUILD_ID")?,
-        user_id: id("user-id", "VOICE_USER_ID")?,
-        session_id: get("session-id", &["VOICE_SESSION_ID"]),
-        token: get("token", &["VOICE_TOKEN"]),
-        ca_file: get("ca-file", &["VOICE_CA_FILE"]).map(PathBuf::from),
-        channel_id: id("channel-id", "VOICE_CHANNEL_ID")?,
-    })
+fn help() -> String {
+    format!(
+        "play: stream an Ogg Opus file into a Discord voice channel (voice-tokio example)\n\n\
+         USAGE: play [OPTIONS]\n\n{}\n\n\
+         REAL DISCORD: set DISCORD_TOKEN (a bot token) and give --guild-id and --channel-id: the\n\
+         example connects to Discord's main gateway (twilight-gateway), joins the channel and plays.\n\
+         Discord requires DAVE end-to-end encryption in non-Stage channels since March 2026 (close\n\
+         4017); without it, only Stage channels accept the connection.",
+        options::OPTIONS_HELP
+    )
 }
 
 #[tokio::main]
@@ -142,26 +46,8 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), String> {
-    let options = parse_options()?;
-    let input = options
-        .input
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(BUNDLED_SAMPLE));
-    let frames = voice_sim::ogg_opus::read_file(&input).map_err(|e| {
-        format!(
-            "reading {}: {e} (give an Ogg Opus file with --input)",
-            input.display()
-        )
-    })?;
-    if frames.is_empty() {
-        return Err(format!("{} holds no Opus packets", input.display()));
-    }
-    println!(
-        "input: {} ({} Opus frames, {:.1} s)",
-        input.display(),
-        frames.len(),
-        frames.len() as f64 * 0.02
-    );
+    let options = options::parse(&help())?;
+    let frames = options.frames()?;
 
     if std::env::var("DISCORD_TOKEN").is_ok_and(|t| !t.is_empty()) {
         let (Some(guild), Some(channel)) = (options.guild_id, options.channel_id) else {
@@ -171,26 +57,12 @@ async fn run() -> Result<(), String> {
         return play(connection, &frames).await;
     }
 
-    if options.endpoint.is_some() {
-        let missing = |what: &str| format!("raw connection info needs --{what} (see --help)");
-        let info = ConnectionInfo {
-            endpoint: options.endpoint.clone().unwrap_or_default(),
-            guild_id: GuildId(options.guild_id.ok_or_else(|| missing("guild-id"))?),
-            channel_id: options.channel_id.map(ChannelId),
-            user_id: UserId(options.user_id.ok_or_else(|| missing("user-id"))?),
-            session_id: options
-                .session_id
-                .clone()
-                .ok_or_else(|| missing("session-id"))?,
-            token: Token::new(options.token.clone().ok_or_else(|| missing("token"))?),
+    if let Some(info) = options.connection_info() {
+        let config = VoiceConfig {
+            extra_root_certificates: options.extra_roots()?,
+            ..VoiceConfig::default()
         };
-        let mut config = VoiceConfig::default();
-        if let Some(ca) = &options.ca_file {
-            let pem = std::fs::read(ca)
-                .map_err(|e| format!("reading --ca-file {}: {e}", ca.display()))?;
-            config.extra_root_certificates.push(pem);
-        }
-        let connection = Connection::connect(info, config)
+        let connection = Connection::connect(info?, config)
             .await
             .map_err(|e| format!("connecting to the voice server failed: {e}"))?;
         return play(connection, &frames).await;
@@ -209,16 +81,18 @@ async fn run() -> Result<(), String> {
         server.endpoint(),
         server.udp_addr()
     );
-    let mut config = VoiceConfig::default();
-    if let Some(pem) = server.ca_pem() {
-        config.extra_root_certificates.push(pem.as_bytes().to_vec());
-    }
+    let config = VoiceConfig {
+        extra_root_certificates: server
+            .ca_pem()
+            .map(|pem| vec![pem.as_bytes().to_vec()])
+            .unwrap_or_default(),
+        ..VoiceConfig::default()
+    };
     let connection = Connection::connect(expected.connection_info(), config)
         .await
         .map_err(|e| format!("connecting to the embedded voice server failed: {e}"))?;
     play(connection, &frames).await?;
-
-    // Let the last datagrams and the close land, then ask the server what it heard.
+    // Let the close land, then ask the server what it heard.
     server
         .wait_until(Duration::from_secs(2), |report| {
             report
@@ -228,9 +102,7 @@ async fn run() -> Result<(), String> {
                 .is_some_and(|w| w.closed_ms.is_some())
         })
         .await;
-    let report = server.shutdown().await;
-    println!("{report}");
-    verdict(&report, frames.len())
+    options::verdict(&server.shutdown().await, frames.len())
 }
 
 /// Streams every frame (paced by the driver at 20 ms) with a progress line, then leaves.
@@ -246,17 +118,8 @@ async fn play(mut connection: Connection, frames: &[Vec<u8>]) -> Result<(), Stri
                 last_error(&mut connection)
             ));
         }
-        if (i + 1) % 50 == 0 || i + 1 == total {
-            print!(
-                "\rsending: {:>5}/{total} frames, {:>5.1} s",
-                i + 1,
-                started.elapsed().as_secs_f64()
-            );
-            use std::io::Write;
-            let _ = std::io::stdout().flush();
-        }
+        options::progress(i + 1, total, started.elapsed().as_secs_f64());
     }
-    // Wait until the queue has drained and the five silence frames went out.
     connection.flush().await;
     println!();
     if connection.is_finished() {
@@ -273,6 +136,7 @@ async fn play(mut connection: Connection, frames: &[Vec<u8>]) -> Result<(), Stri
     Ok(())
 }
 
+/// The reason the connection ended, from its events.
 fn last_error(connection: &mut Connection) -> String {
     let mut last = "no reason given".to_owned();
     while let Ok(event) = connection.events().try_recv() {
@@ -281,30 +145,4 @@ fn last_error(connection: &mut Connection) -> String {
         }
     }
     last
-}
-
-/// The embedded server's verdict: every frame arrived, decryptable, in order.
-fn verdict(report: &voice_sim::Report, expected: usize) -> Result<(), String> {
-    let Some(stream) = report.streams.first() else {
-        return Err("the server received no audio stream (see the report above)".to_owned());
-    };
-    let stats = &stream.stats;
-    let audio = stats.packets - stats.silence_frames;
-    println!(
-        "verdict: {audio}/{expected} frames received, {} silence frames, {} decrypt failures, \
-         {} missing, jitter p50 {:.2} ms p99 {:.2} ms max {:.2} ms, {} violations",
-        stats.silence_frames,
-        stats.decrypt_failures,
-        stats.missing,
-        stats.jitter.p50_ms,
-        stats.jitter.p99_ms,
-        stats.jitter.max_ms,
-        report.violations.len()
-    );
-    if audio != expected as u64 || stats.decrypt_failures > 0 || !report.violations.is_empty() {
-        return Err(
-            "the server did not receive the whole file intact (see the report above)".to_owned(),
-        );
-    }
-    Ok(())
 }

@@ -1,0 +1,199 @@
+//! What the `play` examples of voice-tokio and voice-std share: flags and environment, the input
+//! file, the raw connection info, and the embedded server's verdict. (voice-std's example includes
+//! this file by path.)
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use voice_proto::id::{ChannelId, GuildId, UserId};
+use voice_proto::secret::Token;
+use voice_proto::ConnectionInfo;
+
+/// The bundled sample: 8 s of speech, 48 kbit/s, 20 ms frames.
+pub const BUNDLED_SAMPLE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../voice-sim/assets/sample.ogg"
+);
+
+/// The options part of `--help`.
+pub const OPTIONS_HELP: &str = "\
+With no connection options it starts an embedded loopback voice server (voice-sim) and plays
+into it, then prints the server's verdict.
+
+OPTIONS (each also read from the environment variable in brackets):
+  --input FILE.ogg     Ogg Opus file to play, 48 kHz, 20 ms frames [VOICE_INPUT]
+                       (default: the bundled voice-sim/assets/sample.ogg)
+  --endpoint HOST:PORT voice server endpoint as in VOICE_SERVER_UPDATE, or a full ws:// or
+                       wss:// URL [VOICE_ENDPOINT or VOICE_ENDPOINT_URL]
+  --guild-id ID        guild id [VOICE_GUILD_ID]
+  --user-id ID         your user id [VOICE_USER_ID]
+  --session-id ID      session id from VOICE_STATE_UPDATE [VOICE_SESSION_ID]
+  --token TOKEN        token from VOICE_SERVER_UPDATE [VOICE_TOKEN]
+  --ca-file PEM        extra trusted root certificate [VOICE_CA_FILE]
+  --channel-id ID      voice channel [VOICE_CHANNEL_ID]
+  -h, --help           this text
+
+EXIT STATUS: 0 only when the whole file was sent (and, against the embedded server, every frame
+arrived intact); otherwise one line says which step failed and what to do.";
+
+/// Options from flags, then the environment.
+#[derive(Debug, Default)]
+pub struct Options {
+    pub input: Option<PathBuf>,
+    pub endpoint: Option<String>,
+    pub guild_id: Option<u64>,
+    pub user_id: Option<u64>,
+    pub session_id: Option<String>,
+    pub token: Option<String>,
+    pub ca_file: Option<PathBuf>,
+    pub channel_id: Option<u64>,
+}
+
+/// Parses the command line (printing `help` and exiting on `-h`/`--help`).
+pub fn parse(help: &str) -> Result<Options, String> {
+    let mut flags = HashMap::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "-h" || arg == "--help" {
+            println!("{help}");
+            std::process::exit(0);
+        }
+        let name = arg
+            .strip_prefix("--")
+            .ok_or_else(|| format!("unexpected argument {arg:?} (see --help)"))?
+            .to_owned();
+        let value = args
+            .next()
+            .ok_or_else(|| format!("--{name} needs a value (see --help)"))?;
+        flags.insert(name, value);
+    }
+    let known = [
+        "input",
+        "endpoint",
+        "guild-id",
+        "user-id",
+        "session-id",
+        "token",
+        "ca-file",
+        "channel-id",
+    ];
+    if let Some(unknown) = flags.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(format!("unknown option --{unknown} (see --help)"));
+    }
+    let get = |flag: &str, env: &[&str]| -> Option<String> {
+        flags
+            .get(flag)
+            .cloned()
+            .or_else(|| env.iter().find_map(|e| std::env::var(e).ok()))
+            .filter(|v| !v.is_empty())
+    };
+    let id = |flag: &str, env: &str| -> Result<Option<u64>, String> {
+        get(flag, &[env])
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| format!("--{flag} must be a numeric id, got {v:?}"))
+            })
+            .transpose()
+    };
+    Ok(Options {
+        input: get("input", &["VOICE_INPUT"]).map(PathBuf::from),
+        endpoint: get("endpoint", &["VOICE_ENDPOINT", "VOICE_ENDPOINT_URL"]),
+        guild_id: id("guild-id", "VOICE_GUILD_ID")?,
+        user_id: id("user-id", "VOICE_USER_ID")?,
+        session_id: get("session-id", &["VOICE_SESSION_ID"]),
+        token: get("token", &["VOICE_TOKEN"]),
+        ca_file: get("ca-file", &["VOICE_CA_FILE"]).map(PathBuf::from),
+        channel_id: id("channel-id", "VOICE_CHANNEL_ID")?,
+    })
+}
+
+impl Options {
+    /// The Opus frames of the input file (the bundled sample by default).
+    pub fn frames(&self) -> Result<Vec<Vec<u8>>, String> {
+        let input = self
+            .input
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(BUNDLED_SAMPLE));
+        let frames = voice_sim::ogg_opus::read_file(&input).map_err(|e| {
+            format!(
+                "reading {}: {e} (give an Ogg Opus file with --input)",
+                input.display()
+            )
+        })?;
+        if frames.is_empty() {
+            return Err(format!("{} holds no Opus packets", input.display()));
+        }
+        println!(
+            "input: {} ({} Opus frames, {:.1} s)",
+            input.display(),
+            frames.len(),
+            frames.len() as f64 * 0.02
+        );
+        Ok(frames)
+    }
+
+    /// Raw connection info when `--endpoint` was given; every other field is then required.
+    pub fn connection_info(&self) -> Option<Result<ConnectionInfo, String>> {
+        let endpoint = self.endpoint.clone()?;
+        let missing = |what: &str| format!("raw connection info needs --{what} (see --help)");
+        Some((|| {
+            Ok(ConnectionInfo {
+                endpoint,
+                guild_id: GuildId(self.guild_id.ok_or_else(|| missing("guild-id"))?),
+                channel_id: self.channel_id.map(ChannelId),
+                user_id: UserId(self.user_id.ok_or_else(|| missing("user-id"))?),
+                session_id: self
+                    .session_id
+                    .clone()
+                    .ok_or_else(|| missing("session-id"))?,
+                token: Token::new(self.token.clone().ok_or_else(|| missing("token"))?),
+            })
+        })())
+    }
+
+    /// The extra root certificate from `--ca-file`, if any.
+    pub fn extra_roots(&self) -> Result<Vec<Vec<u8>>, String> {
+        match &self.ca_file {
+            Some(ca) => std::fs::read(ca)
+                .map(|pem| vec![pem])
+                .map_err(|e| format!("reading --ca-file {}: {e}", ca.display())),
+            None => Ok(Vec::new()),
+        }
+    }
+}
+
+/// The embedded server's verdict: every frame arrived, decryptable, in order, no violation.
+pub fn verdict(report: &voice_sim::Report, expected: usize) -> Result<(), String> {
+    println!("{report}");
+    let Some(stream) = report.streams.first() else {
+        return Err("the server received no audio stream (see the report above)".to_owned());
+    };
+    let stats = &stream.stats;
+    let audio = stats.packets - stats.silence_frames;
+    println!(
+        "verdict: {audio}/{expected} frames received, {} silence frames, {} decrypt failures, \
+         {} missing, jitter p50 {:.2} ms p99 {:.2} ms max {:.2} ms, {} violations",
+        stats.silence_frames,
+        stats.decrypt_failures,
+        stats.missing,
+        stats.jitter.p50_ms,
+        stats.jitter.p99_ms,
+        stats.jitter.max_ms,
+        report.violations.len()
+    );
+    if audio != expected as u64 || stats.decrypt_failures > 0 || !report.violations.is_empty() {
+        return Err(
+            "the server did not receive the whole file intact (see the report above)".to_owned(),
+        );
+    }
+    Ok(())
+}
+
+/// Prints "sending: N/total" in place.
+pub fn progress(sent: usize, total: usize, seconds: f64) {
+    use std::io::Write;
+    if sent % 50 == 0 || sent == total {
+        print!("\rsending: {sent:>5}/{total} frames, {seconds:>5.1} s");
+        let _ = std::io::stdout().flush();
+    }
+}
