@@ -77,7 +77,9 @@ try {
 }
 log('ready');
 
-const player = createAudioPlayer({ behaviors: { noSubscriber: NoSubscriberBehavior.Play } });
+// Default behaviour (Pause): while the connection is not Ready (resume, reconnect) the player
+// auto-pauses instead of consuming frames into nothing.
+const player = createAudioPlayer({ behaviors: { noSubscriber: NoSubscriberBehavior.Pause } });
 player.on('error', (error) => fail(`player: ${error.message}`));
 player.on('stateChange', (from, to) => log('player', { from: from.status, to: to.status }));
 connection.subscribe(player);
