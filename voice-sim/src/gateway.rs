@@ -8,6 +8,7 @@ use rand::Rng;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
@@ -157,7 +158,15 @@ where
                 match incoming {
                     None => break,
                     Some(Err(error)) => {
-                        if !matches!(error, WsError::ConnectionClosed | WsError::AlreadyClosed | WsError::Io(_)) {
+                        // A dropped transport is not a protocol violation (clients resume after it).
+                        let dropped = matches!(
+                            error,
+                            WsError::ConnectionClosed
+                                | WsError::AlreadyClosed
+                                | WsError::Io(_)
+                                | WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)
+                        );
+                        if !dropped {
                             let mut state = shared.lock();
                             let at = shared.ms(Instant::now());
                             state.violate(at, conn.client, ViolationKind::WebSocket, format!("websocket error: {error}"));

@@ -333,6 +333,21 @@ impl MediaSender {
         buf
     }
 
+    /// Seals an arbitrary clear `header` (the AAD) and `plaintext` with the next nonce, for
+    /// packets no well-behaved client would build (padding, extensions, wrong fields).
+    pub fn seal_raw(&mut self, header: &[u8], plaintext: &[u8]) -> Vec<u8> {
+        self.nonce = self.nonce.wrapping_add(1);
+        let mut buf = header.to_vec();
+        buf.extend_from_slice(plaintext);
+        buf.resize(buf.len() + self.cipher.mode().overhead(), 0);
+        let len = self
+            .cipher
+            .seal(&mut buf, header.len(), plaintext.len(), self.nonce)
+            .unwrap_or(0);
+        buf.truncate(len);
+        buf
+    }
+
     /// Builds and sends the next packet from `udp`.
     pub async fn send(&mut self, udp: &UdpSocket, opus: &[u8]) -> Result<(), SimError> {
         let packet = self.packet(opus);
