@@ -5,11 +5,14 @@
 //                         ({endpoint, guild_id, channel_id, user_id, session_id, token})
 //   VOICE_SIM_OGG         path of the Ogg Opus file to play
 //   VOICE_SIM_TIMEOUT_MS  give up after this long (default 60000)
+//   VOICE_SIM_LISTEN_USER optional user id whose audio to receive; its Opus frames are printed
+//                         (hex) in a `received` line before leaving
 // Run with NODE_EXTRA_CA_CERTS=<voice-sim CA PEM>: the client always connects to wss://ENDPOINT?v=8.
 // Prints one JSON line per event; exits 0 after the file played and the connection was destroyed.
 import { createReadStream } from 'node:fs';
 import {
   AudioPlayerStatus,
+  EndBehaviorType,
   NoSubscriberBehavior,
   StreamType,
   VoiceConnectionStatus,
@@ -79,6 +82,18 @@ log('ready');
 
 // Default behaviour (Pause): while the connection is not Ready (resume, reconnect) the player
 // auto-pauses instead of consuming frames into nothing.
+// Receive a (simulated) user's audio while playing, if asked.
+const listenUser = process.env.VOICE_SIM_LISTEN_USER;
+const received = [];
+let receivedEnd = Promise.resolve();
+if (listenUser) {
+  const stream = connection.receiver.subscribe(listenUser, {
+    end: { behavior: EndBehaviorType.AfterSilence, duration: 400 },
+  });
+  stream.on('data', (packet) => received.push(Buffer.from(packet).toString('hex')));
+  receivedEnd = new Promise((resolve) => stream.once('end', resolve));
+}
+
 const player = createAudioPlayer({ behaviors: { noSubscriber: NoSubscriberBehavior.Pause } });
 player.on('error', (error) => fail(`player: ${error.message}`));
 player.on('stateChange', (from, to) => log('player', { from: from.status, to: to.status }));
@@ -89,6 +104,10 @@ await entersState(player, AudioPlayerStatus.Playing, 10000).catch((error) => fai
 await entersState(player, AudioPlayerStatus.Idle, timeout).catch((error) => fail(`never Idle: ${error}`));
 // Let the trailing silence frames go out before leaving.
 await new Promise((resolve) => setTimeout(resolve, 300));
+if (listenUser) {
+  await Promise.race([receivedEnd, new Promise((resolve) => setTimeout(resolve, 5000))]);
+  log('received', { user: listenUser, frames: received });
+}
 connection.destroy();
 log('done');
 // Give the close frame a moment, then exit regardless of remaining timers (UDP keepalive).

@@ -89,6 +89,8 @@ struct Run {
     report: Report,
     expected: Vec<Vec<u8>>,
     context: String,
+    /// Frames (hex) DJS received from `VOICE_SIM_LISTEN_USER`, if it listened.
+    received: Option<Vec<String>>,
 }
 
 impl Run {
@@ -105,6 +107,10 @@ impl Run {
 }
 
 async fn run_discordjs(config: ServerConfig) -> Run {
+    run_discordjs_listening(config, None).await
+}
+
+async fn run_discordjs_listening(config: ServerConfig, listen: Option<u64>) -> Run {
     prepare_node();
     let dir = tempfile::tempdir().expect("temp dir");
     // A prefix of the committed sample, cut with the ogg crate.
@@ -137,6 +143,10 @@ async fn run_discordjs(config: ServerConfig) -> Run {
         )
         .env("VOICE_SIM_OGG", &ogg)
         .env("VOICE_SIM_TIMEOUT_MS", "40000")
+        .env(
+            "VOICE_SIM_LISTEN_USER",
+            listen.map(|u| u.to_string()).unwrap_or_default(),
+        )
         .stdout(Stdio::from(log.try_clone().expect("log")))
         .stderr(Stdio::from(log))
         .kill_on_drop(true)
@@ -168,11 +178,27 @@ async fn run_discordjs(config: ServerConfig) -> Run {
         "{report}\n{}\nnode log tail:\n{tail}",
         serde_json::to_string(&report.clients).unwrap_or_default()
     );
+    let received = node_log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|v| v["event"] == "received")
+        .map(|v| {
+            v["frames"]
+                .as_array()
+                .map(|frames| {
+                    frames
+                        .iter()
+                        .filter_map(|f| f.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default()
+        });
     Run {
         server,
         report,
         expected,
         context,
+        received,
     }
 }
 
@@ -388,4 +414,50 @@ async fn discordjs_resumes_after_missed_heartbeat_acks_and_survives_garbage() {
     assert_eq!(client.connections[0].heartbeats, 4, "{context}");
     assert_eq!(client.connections[0].client_close, Some(1005), "{context}");
     assert_eq!(client.connections[0].server_close, None, "{context}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discordjs_receives_a_simulated_speaker_with_header_extensions() {
+    let speech: Vec<Vec<u8>> =
+        demux(&Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/sample.ogg"))
+            .into_iter()
+            .skip(200)
+            .take(40)
+            .collect();
+    let user = 123_456_789_012_345_678;
+    let run = run_discordjs_listening(
+        ServerConfig {
+            heartbeat_interval: Duration::from_millis(1000),
+            scenario: Scenario {
+                users: vec![voice_sim::SimulatedUser {
+                    user_id: user,
+                    join_after: Duration::from_millis(100),
+                    speak_after: Some(Duration::from_millis(300)),
+                    leave_after: None,
+                    frames: std::sync::Arc::new(speech.clone()),
+                }],
+                ..Scenario::default()
+            },
+            ..ServerConfig::default()
+        },
+        Some(user),
+    )
+    .await;
+    assert_clean_delivery(&run, 0);
+    let context = &run.context;
+    let received = run
+        .received
+        .clone()
+        .expect("play.mjs printed what it received");
+    let hex = |frame: &Vec<u8>| frame.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let expected: Vec<String> = speech.iter().map(hex).collect();
+    let audio: Vec<String> = received
+        .iter()
+        .filter(|f| f.as_str() != "f8fffe")
+        .cloned()
+        .collect();
+    assert_eq!(
+        audio, expected,
+        "DJS decrypted, stripped the extension and got every frame: {context}"
+    );
 }

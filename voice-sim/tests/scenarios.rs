@@ -411,3 +411,47 @@ async fn loss_drops_and_delay_delays_server_media() {
         spoke.elapsed()
     );
 }
+
+#[tokio::test]
+async fn voice_proto_engine_receives_a_simulated_speaker() {
+    let frames: Vec<Vec<u8>> = (0..12u8).map(|i| vec![0xFC, i, 0xAB]).collect();
+    let scenario = Scenario {
+        users: vec![SimulatedUser {
+            user_id: 777,
+            join_after: Duration::ZERO,
+            speak_after: Some(Duration::from_millis(50)),
+            leave_after: Some(Duration::from_millis(700)),
+            frames: Arc::new(frames.clone()),
+        }],
+        ..Scenario::default()
+    };
+    let server = VoiceServer::start(config(scenario)).await.expect("starts");
+    let info = server.expect_client();
+    let mut client = voice_sim::testing::EngineClient::new(&server.ws_url(), info, Vec::new());
+    client.linger = Duration::from_millis(900);
+    let outcome = client.run().await.expect("runs");
+    assert!(outcome.error.is_none(), "{:?}", outcome.events);
+    let audio: Vec<&voice_proto::ReceivedAudio> = outcome
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            voice_proto::Event::Audio(audio) => Some(audio),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        audio.len(),
+        17,
+        "12 frames and 5 silence frames: {:?}",
+        outcome.events
+    );
+    let opus: Vec<Vec<u8>> = audio.iter().take(12).map(|a| a.opus.clone()).collect();
+    assert_eq!(opus, frames, "the engine strips the header extension");
+    assert!(
+        audio.iter().all(|a| a.user_id == Some(UserId(777))),
+        "op 5 mapped the SSRC"
+    );
+    assert!(outcome.events.iter().any(|e| matches!(e, voice_proto::Event::ClientsConnected { user_ids } if user_ids == &vec![UserId(777)])));
+    assert!(outcome.events.iter().any(|e| matches!(e, voice_proto::Event::ClientDisconnected { user_id } if *user_id == UserId(777))));
+    assert!(server.report().violations.is_empty());
+}
