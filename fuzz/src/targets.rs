@@ -1,0 +1,2681 @@
+//! The bodies of the `voice-proto` fuzz targets, as plain functions.
+//!
+//! This one file is compiled twice: by the cargo-fuzz crate (`fuzz/src/lib.rs`, used by
+//! `fuzz/fuzz_targets/*.rs` under libFuzzer) and, on stable, by
+//! `voice-proto/tests/fuzz_corpus_replay.rs`, which replays every file of `fuzz/corpus/<target>/`
+//! through the same functions. It may only use `voice_proto`, `arbitrary` and `serde_json`.
+//!
+//! Every function panics (an `assert!`) when an invariant breaks; returning means the input was
+//! handled as the bad-input policy demands: no panic, no unbounded allocation, no endless loop and
+//! no state corruption. Malformed input ends as a typed error or an ignored/unknown event.
+//!
+//! The targets:
+//!
+//! - [`gateway_text`]: any string as a voice gateway text frame, decoded on its own and fed to a
+//!   connection in every state; then time runs on and the connection must stay consistent.
+//! - [`gateway_binary`]: the same for binary frames (`[seq u16][op u8][payload]`).
+//! - [`udp_datagram`]: any bytes as an IP discovery answer and as inbound RTP/RTCP in every
+//!   negotiated mode; the bytes are also sealed with the session key so that the decrypt path and
+//!   the extension/padding stripping behind it are reached, with the expected Opus as the oracle.
+//! - [`session`]: a [`SessionScript`] of inputs and application calls driven from
+//!   `AwaitingServerUpdate` through the whole flow by a model of the server and the adapter
+//!   ([`Driver`]) that checks the invariants after every step.
+//! - [`payload_roundtrip`]: decode -> encode -> decode is stable for text, binary, dispatches, and
+//!   for generated messages of every opcode.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use arbitrary::{Arbitrary, Unstructured};
+use voice_proto::close::{self, CloseDisposition};
+use voice_proto::crypto::{EncryptionMode, TransportCipher};
+use voice_proto::dave::DaveStatus;
+use voice_proto::discovery::{
+    discovery_request, discovery_response, parse_discovery_request, parse_discovery_response,
+};
+use voice_proto::gateway::{
+    voice_gateway_url, VoiceServerDispatch, VoiceStateDispatch, VoiceStateUpdate,
+};
+use voice_proto::id::{ChannelId, GuildId, UserId};
+use voice_proto::payload::{
+    ClientDisconnect, ClientMessage, ClientsConnect, DaveExecuteTransition,
+    DaveMlsInvalidCommitWelcome, DavePrepareEpoch, DavePrepareTransition, DaveTransitionReady,
+    Encoded, Heartbeat, HeartbeatAck, Hello, Identify, Opcode, ProposalsOperation, Ready, Resume,
+    SelectProtocol, ServerFrame, ServerMessage, SessionDescription, Speaking, SpeakingFlags,
+};
+use voice_proto::rtp::{
+    classify, PacketKind, ReceivedRtp, MAX_OPUS_FRAME_LEN, MAX_PACKET_LEN, RTP_HEADER_LEN,
+    SILENCE_FRAME, SILENCE_FRAME_COUNT,
+};
+use voice_proto::secret::{SecretKey, Token};
+use voice_proto::{
+    AnyState, AwaitingServerUpdate, Config, Error, Event, Input, JoinRequest, Output, Recovery,
+    Stats,
+};
+
+/// Our guild.
+pub const GUILD: GuildId = GuildId(41_771_983_423_143_937);
+/// The channel we join.
+pub const CHANNEL: ChannelId = ChannelId(127_121_515_262_115_840);
+/// Our user id.
+pub const USER: UserId = UserId(80_351_110_224_678_912);
+/// The voice server endpoint from VOICE_SERVER_UPDATE.
+pub const ENDPOINT: &str = "sweetwater-12345.discord.media:2048";
+/// Our SSRC unless a script's Ready says otherwise (above 2^31 on purpose).
+pub const SSRC: u32 = 0x8000_3039;
+/// The SSRC of the other member whose audio the scripts send us.
+pub const OTHER_SSRC: u32 = 0x0102_0304;
+/// The other member's user id.
+pub const OTHER_USER: UserId = UserId(12_345_678_901_234_567);
+/// The transport key the scripted server hands out unless a script says otherwise.
+pub const KEY: [u8; 32] = [7; 32];
+
+/// Longest script the [`session`] target runs (keeps every input fast).
+pub const MAX_STEPS: usize = 256;
+/// A drain longer than this is an endless output loop.
+const MAX_DRAIN: usize = 10_000;
+/// Heartbeat nonces are JSON-safe integers (C7).
+const MAX_NONCE: u64 = (1 << 53) - 1;
+
+/// The voice server's media address (Ready's `ip:port` unless a script changes the port).
+pub fn server_udp() -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)), 50_001)
+}
+
+/// Where the scripted server says it saw us.
+pub fn client_public() -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7)), 50_004)
+}
+
+/// A source address that is not the voice server.
+fn stranger() -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 9)), 50_001)
+}
+
+fn text_of(frame: ServerFrame) -> String {
+    match frame.encode() {
+        Encoded::Text(text) => text,
+        Encoded::Binary(bytes) => panic!(
+            "a JSON server message encoded as {} binary bytes",
+            bytes.len()
+        ),
+    }
+}
+
+// ---- the script language --------------------------------------------------------------------
+
+/// Little-endian byte reader over [`Unstructured`]; [`ScriptWriter`] is its exact inverse, so seed
+/// scripts can be written as files.
+struct ScriptReader<'u, 'a> {
+    u: &'u mut Unstructured<'a>,
+}
+
+impl ScriptReader<'_, '_> {
+    fn u8(&mut self) -> arbitrary::Result<u8> {
+        u8::arbitrary(self.u)
+    }
+    fn u16(&mut self) -> arbitrary::Result<u16> {
+        u16::arbitrary(self.u)
+    }
+    fn u32(&mut self) -> arbitrary::Result<u32> {
+        u32::arbitrary(self.u)
+    }
+    fn u64(&mut self) -> arbitrary::Result<u64> {
+        u64::arbitrary(self.u)
+    }
+    fn bool(&mut self) -> arbitrary::Result<bool> {
+        Ok(self.u8()? & 1 == 1)
+    }
+    /// `u16` length then that many bytes (fewer when the input ends first).
+    fn bytes(&mut self) -> arbitrary::Result<Vec<u8>> {
+        let len = usize::from(self.u16()?).min(self.u.len());
+        Ok(self.u.bytes(len)?.to_vec())
+    }
+    fn string(&mut self) -> arbitrary::Result<String> {
+        Ok(String::from_utf8_lossy(&self.bytes()?).into_owned())
+    }
+}
+
+/// Writes script values in the layout [`ScriptReader`] reads.
+#[derive(Default)]
+struct ScriptWriter {
+    out: Vec<u8>,
+}
+
+impl ScriptWriter {
+    fn u8(&mut self, v: u8) {
+        self.out.push(v);
+    }
+    fn u16(&mut self, v: u16) {
+        self.out.extend_from_slice(&v.to_le_bytes());
+    }
+    fn u32(&mut self, v: u32) {
+        self.out.extend_from_slice(&v.to_le_bytes());
+    }
+    fn u64(&mut self, v: u64) {
+        self.out.extend_from_slice(&v.to_le_bytes());
+    }
+    fn bool(&mut self, v: bool) {
+        self.out.push(u8::from(v));
+    }
+    fn bytes(&mut self, v: &[u8]) {
+        let len = u16::try_from(v.len()).expect("script byte strings are below 64 KiB");
+        self.u16(len);
+        self.out.extend_from_slice(v);
+    }
+}
+
+/// Which of our own VOICE_STATE_UPDATE variants a step forwards.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StateUpdate {
+    /// Ours, in the channel, with session id `sess-N`.
+    Joined(u8),
+    /// Ours, `channel_id: null` (we left or were kicked).
+    Left,
+    /// Another user's (ignored).
+    OtherUser,
+    /// Another guild's (ignored).
+    OtherGuild,
+}
+
+/// Which VOICE_SERVER_UPDATE a step forwards.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerUpdate {
+    /// A usable endpoint and token `token-N`.
+    Endpoint(u8),
+    /// `endpoint: null`: the server is being reallocated.
+    NullEndpoint,
+    /// An endpoint no URL can be made of.
+    BadEndpoint,
+    /// Another guild's (ignored).
+    OtherGuild,
+}
+
+/// A structured server text message; `numbered` adds the next `seq`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ServerText {
+    /// Op 8 with `heartbeat_interval = quarter_ms / 4` milliseconds.
+    Hello {
+        /// Interval in quarter milliseconds (0 is invalid on purpose).
+        quarter_ms: u32,
+    },
+    /// Op 2. `ssrc` 0 means [`SSRC`]; `modes` is a bitmask over AES, XChaCha, a legacy mode and a
+    /// bogus name; `port` 0 means the usual port.
+    Ready {
+        /// Our SSRC (0: [`SSRC`]).
+        ssrc: u32,
+        /// Bitmask of offered modes.
+        modes: u8,
+        /// An `ip` that is not an address.
+        bad_ip: bool,
+        /// Media port (0: the usual one).
+        port: u16,
+    },
+    /// Op 4. `mode` 0: the selected one, 1: the other AEAD mode, else a bogus name.
+    SessionDescription {
+        /// Which mode name to send.
+        mode: u8,
+        /// Every key byte.
+        key_byte: u8,
+        /// DAVE protocol version.
+        dave: u16,
+    },
+    /// Op 9.
+    Resumed,
+    /// Op 6 echoing the last heartbeat nonce, or `t` when given.
+    HeartbeatAck {
+        /// A nonce other than the outstanding one.
+        t: Option<u64>,
+    },
+    /// Op 3 from the server.
+    HeartbeatRequest,
+    /// Op 5 mapping `ssrc` to `user`.
+    Speaking {
+        /// The user (0 = no `user_id` field).
+        user: u64,
+        /// Their SSRC (0: [`OTHER_SSRC`]).
+        ssrc: u32,
+        /// Their flags.
+        flags: u32,
+    },
+    /// Op 11 with `count` users starting at `first`.
+    ClientsConnect {
+        /// First user id.
+        first: u64,
+        /// How many (capped at 16).
+        count: u8,
+    },
+    /// Op 13.
+    ClientDisconnect {
+        /// The user (0: [`OTHER_USER`]).
+        user: u64,
+    },
+    /// Op 21.
+    DavePrepareTransition {
+        /// Protocol version.
+        version: u16,
+        /// Transition id.
+        transition: u16,
+    },
+    /// Op 22.
+    DaveExecuteTransition {
+        /// Transition id.
+        transition: u16,
+    },
+    /// Op 24.
+    DavePrepareEpoch {
+        /// Protocol version.
+        version: u16,
+        /// Epoch.
+        epoch: u64,
+    },
+    /// A known opcode the client ignores (10, 12, 14..=20) with an empty object.
+    Ignored {
+        /// Picks the opcode.
+        which: u8,
+    },
+    /// An opcode outside the table (33..=255).
+    Unknown {
+        /// The opcode (values below 33 are moved up).
+        op: u8,
+    },
+}
+
+/// One received audio packet from another member, sealed by the scripted server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AudioPacket {
+    /// Sender SSRC (0: [`OTHER_SSRC`]).
+    pub ssrc: u32,
+    /// RTP sequence number.
+    pub sequence: u16,
+    /// Extension words (X bit) when `Some`.
+    pub extension_words: Option<u8>,
+    /// Padding count (P bit) when `Some`.
+    pub padding: Option<u8>,
+    /// The Opus payload.
+    pub opus: Vec<u8>,
+    /// Flip a tag bit so authentication fails.
+    pub corrupt: bool,
+    /// Seal with a key the client does not have.
+    pub wrong_key: bool,
+}
+
+/// One step of a [`SessionScript`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Step {
+    /// Forward our VOICE_STATE_UPDATE (or someone else's).
+    StateUpdate(StateUpdate),
+    /// Forward a VOICE_SERVER_UPDATE.
+    ServerUpdate(ServerUpdate),
+    /// The requested websocket opened (skipped when none is opening).
+    Opened,
+    /// The server closes the websocket (skipped when none is open or opening).
+    ServerClose(Option<u16>),
+    /// A structured text frame from the server (skipped when the websocket is not open).
+    Text {
+        /// The message.
+        message: ServerText,
+        /// Whether it carries the next `seq`.
+        numbered: bool,
+    },
+    /// Any text frame.
+    RawText(String),
+    /// Any binary frame.
+    Binary(Vec<u8>),
+    /// An IP discovery answer: 0 ok, 1 IPv6, 2 bad address text, 3 a request echoed, else ok
+    /// from a stranger.
+    DiscoveryAnswer(u8),
+    /// A sealed audio packet from another member.
+    Audio(AudioPacket),
+    /// Any datagram, from the server or (when `foreign`) from a stranger.
+    Datagram {
+        /// From a stranger.
+        foreign: bool,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// The clock moves on by this many milliseconds; a timer input follows.
+    Advance(u16),
+    /// The clock moves to the last `WakeAt`; a timer input follows.
+    AdvanceToWake,
+    /// `Session::speaking(flags)`.
+    Speaking(u32),
+    /// `Session::send_opus` with `len` bytes of `fill` (lengths above 1275 and 0 included) into a
+    /// full buffer, or one byte too small.
+    SendOpus {
+        /// Frame length.
+        len: u16,
+        /// Frame byte.
+        fill: u8,
+        /// Use a buffer one byte too small.
+        small_buffer: bool,
+    },
+    /// `Session::stop_speaking`.
+    StopSpeaking,
+    /// `Session::send_silence`.
+    SendSilence,
+    /// `Session::disconnect`.
+    Disconnect,
+}
+
+const STEP_KINDS: u8 = 17;
+
+impl Step {
+    fn read(r: &mut ScriptReader<'_, '_>) -> arbitrary::Result<Self> {
+        Ok(match r.u8()? % STEP_KINDS {
+            0 => Step::StateUpdate(match r.u8()? % 4 {
+                0 => StateUpdate::Joined(r.u8()?),
+                1 => StateUpdate::Left,
+                2 => StateUpdate::OtherUser,
+                _ => StateUpdate::OtherGuild,
+            }),
+            1 => Step::ServerUpdate(match r.u8()? % 4 {
+                0 => ServerUpdate::Endpoint(r.u8()?),
+                1 => ServerUpdate::NullEndpoint,
+                2 => ServerUpdate::BadEndpoint,
+                _ => ServerUpdate::OtherGuild,
+            }),
+            2 => Step::Opened,
+            3 => Step::ServerClose(match r.u8()? {
+                0 => None,
+                n @ 1..=17 => Some(close::VOICE_CLOSE_CODES[usize::from(n - 1)].code),
+                18 => Some(1000),
+                19 => Some(1006),
+                _ => Some(r.u16()?),
+            }),
+            4 => {
+                let numbered = r.bool()?;
+                Step::Text {
+                    message: ServerText::read(r)?,
+                    numbered,
+                }
+            }
+            5 => Step::RawText(r.string()?),
+            6 => Step::Binary(r.bytes()?),
+            7 => Step::DiscoveryAnswer(r.u8()?),
+            8 => {
+                let flags = r.u8()?;
+                let ssrc = r.u32()?;
+                let sequence = r.u16()?;
+                let extension_words = (flags & 1 != 0).then_some(flags >> 4);
+                let padding = if flags & 2 != 0 { Some(r.u8()?) } else { None };
+                Step::Audio(AudioPacket {
+                    ssrc,
+                    sequence,
+                    extension_words,
+                    padding,
+                    corrupt: flags & 4 != 0,
+                    wrong_key: flags & 8 != 0,
+                    opus: r.bytes()?,
+                })
+            }
+            9 => Step::Datagram {
+                foreign: r.bool()?,
+                data: r.bytes()?,
+            },
+            10 => Step::Advance(r.u16()?),
+            11 => Step::AdvanceToWake,
+            12 => Step::Speaking(r.u32()?),
+            13 => Step::SendOpus {
+                len: r.u16()?,
+                fill: r.u8()?,
+                small_buffer: r.bool()?,
+            },
+            14 => Step::StopSpeaking,
+            15 => Step::SendSilence,
+            _ => Step::Disconnect,
+        })
+    }
+
+    fn write(&self, w: &mut ScriptWriter) {
+        match self {
+            Step::StateUpdate(update) => {
+                w.u8(0);
+                match update {
+                    StateUpdate::Joined(n) => {
+                        w.u8(0);
+                        w.u8(*n);
+                    }
+                    StateUpdate::Left => w.u8(1),
+                    StateUpdate::OtherUser => w.u8(2),
+                    StateUpdate::OtherGuild => w.u8(3),
+                }
+            }
+            Step::ServerUpdate(update) => {
+                w.u8(1);
+                match update {
+                    ServerUpdate::Endpoint(n) => {
+                        w.u8(0);
+                        w.u8(*n);
+                    }
+                    ServerUpdate::NullEndpoint => w.u8(1),
+                    ServerUpdate::BadEndpoint => w.u8(2),
+                    ServerUpdate::OtherGuild => w.u8(3),
+                }
+            }
+            Step::Opened => w.u8(2),
+            Step::ServerClose(code) => {
+                w.u8(3);
+                match code {
+                    None => w.u8(0),
+                    Some(code) => {
+                        w.u8(255);
+                        w.u16(*code);
+                    }
+                }
+            }
+            Step::Text { message, numbered } => {
+                w.u8(4);
+                w.bool(*numbered);
+                message.write(w);
+            }
+            Step::RawText(text) => {
+                w.u8(5);
+                w.bytes(text.as_bytes());
+            }
+            Step::Binary(bytes) => {
+                w.u8(6);
+                w.bytes(bytes);
+            }
+            Step::DiscoveryAnswer(kind) => {
+                w.u8(7);
+                w.u8(*kind);
+            }
+            Step::Audio(packet) => {
+                w.u8(8);
+                let mut flags = 0u8;
+                if let Some(words) = packet.extension_words {
+                    flags |= 1 | (words.min(15) << 4);
+                }
+                if packet.padding.is_some() {
+                    flags |= 2;
+                }
+                if packet.corrupt {
+                    flags |= 4;
+                }
+                if packet.wrong_key {
+                    flags |= 8;
+                }
+                w.u8(flags);
+                w.u32(packet.ssrc);
+                w.u16(packet.sequence);
+                if let Some(pad) = packet.padding {
+                    w.u8(pad);
+                }
+                w.bytes(&packet.opus);
+            }
+            Step::Datagram { foreign, data } => {
+                w.u8(9);
+                w.bool(*foreign);
+                w.bytes(data);
+            }
+            Step::Advance(ms) => {
+                w.u8(10);
+                w.u16(*ms);
+            }
+            Step::AdvanceToWake => w.u8(11),
+            Step::Speaking(flags) => {
+                w.u8(12);
+                w.u32(*flags);
+            }
+            Step::SendOpus {
+                len,
+                fill,
+                small_buffer,
+            } => {
+                w.u8(13);
+                w.u16(*len);
+                w.u8(*fill);
+                w.bool(*small_buffer);
+            }
+            Step::StopSpeaking => w.u8(14),
+            Step::SendSilence => w.u8(15),
+            Step::Disconnect => w.u8(16),
+        }
+    }
+}
+
+impl ServerText {
+    fn read(r: &mut ScriptReader<'_, '_>) -> arbitrary::Result<Self> {
+        Ok(match r.u8()? % 14 {
+            0 => ServerText::Hello {
+                quarter_ms: r.u32()?,
+            },
+            1 => ServerText::Ready {
+                ssrc: r.u32()?,
+                modes: r.u8()?,
+                bad_ip: r.bool()?,
+                port: r.u16()?,
+            },
+            2 => ServerText::SessionDescription {
+                mode: r.u8()?,
+                key_byte: r.u8()?,
+                dave: r.u16()?,
+            },
+            3 => ServerText::Resumed,
+            4 => ServerText::HeartbeatAck {
+                t: if r.bool()? { Some(r.u64()?) } else { None },
+            },
+            5 => ServerText::HeartbeatRequest,
+            6 => ServerText::Speaking {
+                user: r.u64()?,
+                ssrc: r.u32()?,
+                flags: r.u32()?,
+            },
+            7 => ServerText::ClientsConnect {
+                first: r.u64()?,
+                count: r.u8()?,
+            },
+            8 => ServerText::ClientDisconnect { user: r.u64()? },
+            9 => ServerText::DavePrepareTransition {
+                version: r.u16()?,
+                transition: r.u16()?,
+            },
+            10 => ServerText::DaveExecuteTransition {
+                transition: r.u16()?,
+            },
+            11 => ServerText::DavePrepareEpoch {
+                version: r.u16()?,
+                epoch: r.u64()?,
+            },
+            12 => ServerText::Ignored { which: r.u8()? },
+            _ => ServerText::Unknown { op: r.u8()? },
+        })
+    }
+
+    fn write(&self, w: &mut ScriptWriter) {
+        match self {
+            ServerText::Hello { quarter_ms } => {
+                w.u8(0);
+                w.u32(*quarter_ms);
+            }
+            ServerText::Ready {
+                ssrc,
+                modes,
+                bad_ip,
+                port,
+            } => {
+                w.u8(1);
+                w.u32(*ssrc);
+                w.u8(*modes);
+                w.bool(*bad_ip);
+                w.u16(*port);
+            }
+            ServerText::SessionDescription {
+                mode,
+                key_byte,
+                dave,
+            } => {
+                w.u8(2);
+                w.u8(*mode);
+                w.u8(*key_byte);
+                w.u16(*dave);
+            }
+            ServerText::Resumed => w.u8(3),
+            ServerText::HeartbeatAck { t } => {
+                w.u8(4);
+                w.bool(t.is_some());
+                if let Some(t) = t {
+                    w.u64(*t);
+                }
+            }
+            ServerText::HeartbeatRequest => w.u8(5),
+            ServerText::Speaking { user, ssrc, flags } => {
+                w.u8(6);
+                w.u64(*user);
+                w.u32(*ssrc);
+                w.u32(*flags);
+            }
+            ServerText::ClientsConnect { first, count } => {
+                w.u8(7);
+                w.u64(*first);
+                w.u8(*count);
+            }
+            ServerText::ClientDisconnect { user } => {
+                w.u8(8);
+                w.u64(*user);
+            }
+            ServerText::DavePrepareTransition {
+                version,
+                transition,
+            } => {
+                w.u8(9);
+                w.u16(*version);
+                w.u16(*transition);
+            }
+            ServerText::DaveExecuteTransition { transition } => {
+                w.u8(10);
+                w.u16(*transition);
+            }
+            ServerText::DavePrepareEpoch { version, epoch } => {
+                w.u8(11);
+                w.u16(*version);
+                w.u64(*epoch);
+            }
+            ServerText::Ignored { which } => {
+                w.u8(12);
+                w.u8(*which);
+            }
+            ServerText::Unknown { op } => {
+                w.u8(13);
+                w.u8(*op);
+            }
+        }
+    }
+}
+
+/// Connection settings a script chooses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScriptConfig {
+    /// Initial RTP sequence/timestamp seed (values near the wrap points included).
+    pub rtp_seed: u64,
+    /// Bit 0: `max_dave_protocol_version = 1`; bit 1: heartbeat capped at 5 s; bit 2: at most one
+    /// reconnect attempt; bit 3: three missed heartbeats instead of two.
+    pub flags: u8,
+}
+
+impl ScriptConfig {
+    /// The engine configuration.
+    pub fn config(&self) -> Config {
+        Config {
+            rtp_seed: self.rtp_seed,
+            max_dave_protocol_version: u16::from(self.flags & 1),
+            max_heartbeat_interval: (self.flags & 2 != 0).then(|| Duration::from_secs(5)),
+            max_reconnect_attempts: if self.flags & 4 != 0 { 1 } else { 5 },
+            max_missed_heartbeats: if self.flags & 8 != 0 { 3 } else { 2 },
+            ..Config::default()
+        }
+    }
+}
+
+/// Input of the [`session`] target: settings, then up to [`MAX_STEPS`] steps.
+///
+/// Its `Arbitrary` layout is a small byte language (a tag byte per step, little-endian integers,
+/// `u16`-length-prefixed byte strings) so that [`SessionScript::to_bytes`] can write seed files;
+/// reading never fails, every byte string is a script.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SessionScript {
+    /// Connection settings.
+    pub config: ScriptConfig,
+    /// What happens, in order.
+    pub steps: Vec<Step>,
+}
+
+impl<'a> Arbitrary<'a> for SessionScript {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        let mut r = ScriptReader { u };
+        let config = ScriptConfig {
+            rtp_seed: r.u64()?,
+            flags: r.u8()?,
+        };
+        let mut steps = Vec::new();
+        while !r.u.is_empty() && steps.len() < MAX_STEPS {
+            steps.push(Step::read(&mut r)?);
+        }
+        Ok(Self { config, steps })
+    }
+}
+
+impl SessionScript {
+    /// The bytes that [`Arbitrary`] reads back as this script (for seed files).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut w = ScriptWriter::default();
+        w.u64(self.config.rtp_seed);
+        w.u8(self.config.flags);
+        for step in &self.steps {
+            step.write(&mut w);
+        }
+        w.out
+    }
+}
+
+// ---- the driver: a scripted server and adapter that check every output ------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ws {
+    None,
+    Opening,
+    Open,
+}
+
+/// What the model knows about the live media session (engine `media` is `Some`).
+#[derive(Clone, Debug)]
+struct MediaModel {
+    ssrc: u32,
+    mode: EncryptionMode,
+    key: [u8; 32],
+    remote: SocketAddr,
+    /// (sequence, timestamp, nonce) of our last packet under this key.
+    last: Option<(u16, u32, u32)>,
+}
+
+/// Drives one connection (an [`AnyState`]) as a correct adapter would, plays the voice server,
+/// and checks the invariants after every input and application call:
+///
+/// - every drain ends with `WakeAt` (never in the past) or `Idle` (only once closed), and nothing
+///   but `Idle` comes out of a closed connection;
+/// - every frame we send decodes, goes on an open websocket, and carries the right token, session
+///   id, SSRC and `seq_ack`; one Identify or Resume per websocket, of the kind the recovery asked
+///   for; datagrams go to the bound server address;
+/// - audio only with a negotiated key (no audio before Session Description): packets are
+///   well-formed RTP that open with the key the server gave, with sequence, timestamp and nonce
+///   each moving forward by one step; op 5 precedes audio on a live websocket;
+/// - statistics counters never go back;
+/// - a server close is run through the close-code table and its consequence follows.
+pub struct Driver {
+    state: AnyState,
+    config: Config,
+    now: Instant,
+    ws: Ws,
+    /// Kind of the current websocket: fresh Identify or Resume.
+    socket_kind: Recovery,
+    pending_recovery: Option<Recovery>,
+    handshakes_on_socket: u32,
+    live_on_socket: bool,
+    announced: bool,
+    udp: Option<SocketAddr>,
+    /// The last Ready we sent: (remote, ssrc, modes); committed when the engine binds UDP.
+    pending_ready: Option<(SocketAddr, u32, Vec<String>)>,
+    ready_ssrc: Option<u32>,
+    offered_modes: Vec<String>,
+    selected_mode: Option<EncryptionMode>,
+    answered: Option<(IpAddr, u16)>,
+    pending_key: Option<(String, [u8; 32])>,
+    media: Option<MediaModel>,
+    established: bool,
+    closed: bool,
+    token: String,
+    session_id: String,
+    seq: u64,
+    last_seq: Option<u64>,
+    last_nonce: Option<u64>,
+    ssrc_users: HashMap<u32, UserId>,
+    silence_left: usize,
+    stats: Stats,
+    last_wake: Option<Instant>,
+    /// False once a raw frame was fed with no open websocket (an adapter contract violation that
+    /// the raw-frame targets commit on purpose): frames may then go out on no socket.
+    strict: bool,
+    /// Outputs of the latest drain.
+    outputs: Vec<Output>,
+}
+
+impl Driver {
+    /// A join through the main gateway, already drained (op 4 is out).
+    pub fn join(config: Config) -> Self {
+        let now = Instant::now();
+        let state = AnyState::from(AwaitingServerUpdate::new(
+            now,
+            config.clone(),
+            JoinRequest::new(GUILD, CHANNEL, USER),
+        ));
+        let mut driver = Self {
+            state,
+            config,
+            now,
+            ws: Ws::None,
+            socket_kind: Recovery::Reconnect,
+            pending_recovery: None,
+            handshakes_on_socket: 0,
+            live_on_socket: false,
+            announced: false,
+            udp: None,
+            pending_ready: None,
+            ready_ssrc: None,
+            offered_modes: Vec::new(),
+            selected_mode: None,
+            answered: None,
+            pending_key: None,
+            media: None,
+            established: false,
+            closed: false,
+            token: String::new(),
+            session_id: String::new(),
+            seq: 0,
+            last_seq: None,
+            last_nonce: None,
+            ssrc_users: HashMap::new(),
+            silence_left: 0,
+            stats: Stats::default(),
+            last_wake: None,
+            strict: true,
+            outputs: Vec::new(),
+        };
+        driver.drain();
+        driver
+    }
+
+    /// Whether the connection has ended.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Whether a media session is live (the engine can send audio).
+    pub fn has_media(&self) -> bool {
+        self.media.is_some()
+    }
+
+    /// The outputs of the latest drain.
+    pub fn outputs(&self) -> &[Output] {
+        &self.outputs
+    }
+
+    /// Runs every step in order.
+    pub fn run(&mut self, steps: &[Step]) {
+        for step in steps {
+            self.step(step);
+        }
+    }
+
+    /// Feeds one input, bypassing the adapter model (for raw frames in any state), and drains.
+    pub fn feed_raw(&mut self, input: Input<'_>) {
+        if matches!(input, Input::Text(_) | Input::Binary(_)) && self.ws != Ws::Open {
+            self.strict = false;
+        }
+        self.mirror_input(&input);
+        let _ = self.state.handle_input(self.now, input);
+        self.drain();
+    }
+
+    /// Lets time run through `wakeups` successive wake-up times, then one minute more.
+    pub fn run_timers(&mut self, wakeups: usize) {
+        for _ in 0..wakeups {
+            self.step(&Step::AdvanceToWake);
+        }
+        self.step(&Step::Advance(60_000));
+    }
+
+    fn feed(&mut self, input: Input<'_>) {
+        self.feed_raw(input);
+    }
+
+    /// What the engine will learn from a frame we deliver, mirrored in the model.
+    fn mirror_input(&mut self, input: &Input<'_>) {
+        if self.closed {
+            return;
+        }
+        let frame = match input {
+            Input::Text(text) => ServerFrame::decode_text(text).ok(),
+            Input::Binary(bytes) => ServerFrame::decode_binary(bytes).ok(),
+            _ => None,
+        };
+        let Some(frame) = frame else { return };
+        if let Some(seq) = frame.seq {
+            self.last_seq = Some(seq);
+        }
+        match frame.message {
+            ServerMessage::Ready(ready) => {
+                if let Ok(ip) = ready.ip.trim().parse::<IpAddr>() {
+                    let remote = SocketAddr::new(ip, ready.port);
+                    self.pending_ready = Some((remote, ready.ssrc, ready.modes));
+                }
+            }
+            ServerMessage::SessionDescription(description) => {
+                self.pending_key = Some((description.mode, *description.secret_key.expose()));
+            }
+            ServerMessage::Speaking(Speaking {
+                ssrc,
+                user_id: Some(user),
+                ..
+            }) => {
+                self.ssrc_users.insert(ssrc, user);
+            }
+            ServerMessage::ClientDisconnect(ClientDisconnect { user_id }) => {
+                self.ssrc_users.retain(|_, user| *user != user_id);
+            }
+            _ => {}
+        }
+    }
+
+    fn deliver_text(&mut self, text: &str) {
+        if self.ws == Ws::Open {
+            self.feed(Input::Text(text));
+        }
+    }
+
+    fn next_seq(&mut self, numbered: bool) -> Option<u64> {
+        numbered.then(|| {
+            self.seq += 1;
+            self.seq
+        })
+    }
+
+    /// Carries out one scripted step and checks the invariants.
+    pub fn step(&mut self, step: &Step) {
+        // A correct adapter feeds a timer that is due before anything else happens.
+        let due = self.last_wake.is_some_and(|at| at <= self.now);
+        if due && !matches!(step, Step::Advance(_) | Step::AdvanceToWake) {
+            self.feed(Input::Timer);
+        }
+        match step {
+            Step::StateUpdate(which) => {
+                let (user_id, guild_id, channel_id, session) = match which {
+                    StateUpdate::Joined(n) => (USER, GUILD, Some(CHANNEL), format!("sess-{n}")),
+                    StateUpdate::Left => (USER, GUILD, None, "sess-left".to_owned()),
+                    StateUpdate::OtherUser => (OTHER_USER, GUILD, Some(CHANNEL), "x".to_owned()),
+                    StateUpdate::OtherGuild => (USER, GuildId(1), Some(CHANNEL), "y".to_owned()),
+                };
+                if user_id == USER && guild_id == GUILD && !self.closed {
+                    self.session_id = session.clone();
+                }
+                self.feed(Input::VoiceStateUpdate(VoiceStateDispatch {
+                    guild_id: Some(guild_id),
+                    channel_id,
+                    user_id,
+                    session_id: session,
+                }));
+            }
+            Step::ServerUpdate(which) => {
+                let (guild_id, endpoint, token) = match which {
+                    ServerUpdate::Endpoint(n) => {
+                        (GUILD, Some(ENDPOINT.to_owned()), format!("token-{n}"))
+                    }
+                    ServerUpdate::NullEndpoint => (GUILD, None, "token-null".to_owned()),
+                    ServerUpdate::BadEndpoint => (
+                        GUILD,
+                        Some("bad host:99999".to_owned()),
+                        "token-bad".to_owned(),
+                    ),
+                    ServerUpdate::OtherGuild => (
+                        GuildId(1),
+                        Some(ENDPOINT.to_owned()),
+                        "token-other".to_owned(),
+                    ),
+                };
+                let usable = endpoint
+                    .as_deref()
+                    .is_some_and(|e| voice_gateway_url(e).is_ok());
+                if guild_id == GUILD && usable && !self.closed {
+                    self.token = token.clone();
+                    // A new server is a move: whatever recovery was pending becomes a fresh
+                    // Identify (C49).
+                    self.pending_recovery = None;
+                }
+                self.feed(Input::VoiceServerUpdate(VoiceServerDispatch {
+                    token: Token::new(token),
+                    guild_id,
+                    endpoint,
+                }));
+            }
+            Step::Opened => {
+                if self.ws == Ws::Opening {
+                    self.ws = Ws::Open;
+                    self.feed(Input::WebSocketOpened);
+                }
+            }
+            Step::ServerClose(code) => self.server_close(*code),
+            Step::Text { message, numbered } => {
+                if self.ws == Ws::Open {
+                    let seq = self.next_seq(*numbered);
+                    let text = self.server_text(message, seq);
+                    let expect_ack = matches!(message, ServerText::HeartbeatAck { t: None })
+                        && self.last_nonce.is_some();
+                    self.deliver_text(&text);
+                    if expect_ack {
+                        self.last_nonce = None;
+                        assert!(
+                            self.closed
+                                || self.outputs.iter().any(|o| matches!(
+                                    o,
+                                    Output::Event(Event::HeartbeatAcknowledged { .. })
+                                )),
+                            "an ACK of the outstanding heartbeat was not acknowledged"
+                        );
+                    }
+                }
+            }
+            Step::RawText(text) => self.deliver_text(text),
+            Step::Binary(bytes) => {
+                if self.ws == Ws::Open {
+                    self.feed(Input::Binary(bytes));
+                }
+            }
+            Step::DiscoveryAnswer(kind) => self.discovery_answer(*kind),
+            Step::Audio(packet) => self.audio(packet),
+            Step::Datagram { foreign, data } => {
+                if let Some(remote) = self.udp {
+                    let from = if *foreign { stranger() } else { remote };
+                    self.datagram(from, data);
+                }
+            }
+            Step::Advance(ms) => {
+                self.now += Duration::from_millis(u64::from(*ms));
+                self.feed(Input::Timer);
+            }
+            Step::AdvanceToWake => {
+                if let Some(at) = self.last_wake {
+                    self.now = self.now.max(at);
+                }
+                self.feed(Input::Timer);
+            }
+            Step::Speaking(flags) => self.speaking(SpeakingFlags::from_bits(*flags)),
+            Step::SendOpus {
+                len,
+                fill,
+                small_buffer,
+            } => {
+                let frame = vec![*fill; usize::from(*len) % 1400];
+                self.send_opus(&frame, *small_buffer);
+            }
+            Step::StopSpeaking => self.stop_speaking(),
+            Step::SendSilence => self.send_silence(),
+            Step::Disconnect => self.disconnect(),
+        }
+    }
+
+    fn server_text(&mut self, message: &ServerText, seq: Option<u64>) -> String {
+        let message = match message {
+            ServerText::Hello { quarter_ms } => ServerMessage::Hello(Hello {
+                heartbeat_interval: f64::from(*quarter_ms) / 4.0,
+                v: Some(8),
+            }),
+            ServerText::Ready {
+                ssrc,
+                modes,
+                bad_ip,
+                port,
+            } => {
+                let names = [
+                    "aead_aes256_gcm_rtpsize",
+                    "aead_xchacha20_poly1305_rtpsize",
+                    "xsalsa20_poly1305",
+                    "bogus_mode",
+                ];
+                let modes: Vec<String> = names
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| modes & (1 << i) != 0)
+                    .map(|(_, name)| (*name).to_owned())
+                    .collect();
+                let ssrc = if *ssrc == 0 { SSRC } else { *ssrc };
+                let port = if *port == 0 {
+                    server_udp().port()
+                } else {
+                    *port
+                };
+                ServerMessage::Ready(Ready {
+                    ssrc,
+                    ip: if *bad_ip {
+                        "not-an-ip".to_owned()
+                    } else {
+                        server_udp().ip().to_string()
+                    },
+                    port,
+                    modes,
+                })
+            }
+            ServerText::SessionDescription {
+                mode,
+                key_byte,
+                dave,
+            } => {
+                let selected = self
+                    .selected_mode
+                    .unwrap_or(EncryptionMode::AeadAes256GcmRtpSize);
+                let name = match mode % 3 {
+                    0 => selected.name(),
+                    1 => match selected {
+                        EncryptionMode::AeadAes256GcmRtpSize => {
+                            EncryptionMode::AeadXChaCha20Poly1305RtpSize.name()
+                        }
+                        _ => EncryptionMode::AeadAes256GcmRtpSize.name(),
+                    },
+                    _ => "bogus_mode",
+                };
+                let key = [*key_byte; 32];
+                ServerMessage::SessionDescription(SessionDescription {
+                    mode: name.to_owned(),
+                    secret_key: SecretKey::new(key),
+                    dave_protocol_version: *dave,
+                })
+            }
+            ServerText::Resumed => ServerMessage::Resumed,
+            ServerText::HeartbeatAck { t } => ServerMessage::HeartbeatAck(HeartbeatAck {
+                t: t.or(self.last_nonce).unwrap_or(0),
+            }),
+            ServerText::HeartbeatRequest => ServerMessage::HeartbeatRequest,
+            ServerText::Speaking { user, ssrc, flags } => ServerMessage::Speaking(Speaking {
+                speaking: SpeakingFlags::from_bits(*flags),
+                delay: 0,
+                ssrc: if *ssrc == 0 { OTHER_SSRC } else { *ssrc },
+                user_id: (*user != 0).then_some(UserId(*user)),
+            }),
+            ServerText::ClientsConnect { first, count } => {
+                ServerMessage::ClientsConnect(ClientsConnect {
+                    user_ids: (0..u64::from(*count % 17))
+                        .map(|i| UserId(first.wrapping_add(i)))
+                        .collect(),
+                })
+            }
+            ServerText::ClientDisconnect { user } => {
+                ServerMessage::ClientDisconnect(ClientDisconnect {
+                    user_id: if *user == 0 {
+                        OTHER_USER
+                    } else {
+                        UserId(*user)
+                    },
+                })
+            }
+            ServerText::DavePrepareTransition {
+                version,
+                transition,
+            } => ServerMessage::DavePrepareTransition(DavePrepareTransition {
+                protocol_version: *version,
+                transition_id: *transition,
+            }),
+            ServerText::DaveExecuteTransition { transition } => {
+                ServerMessage::DaveExecuteTransition(DaveExecuteTransition {
+                    transition_id: *transition,
+                })
+            }
+            ServerText::DavePrepareEpoch { version, epoch } => {
+                ServerMessage::DavePrepareEpoch(DavePrepareEpoch {
+                    protocol_version: *version,
+                    epoch: *epoch,
+                })
+            }
+            ServerText::Ignored { which } => {
+                let ops = [10u8, 12, 14, 15, 16, 17, 18, 19, 20];
+                let op = ops[usize::from(*which) % ops.len()];
+                let text = match seq {
+                    Some(seq) => format!(r#"{{"op":{op},"d":{{}},"seq":{seq}}}"#),
+                    None => format!(r#"{{"op":{op},"d":{{}}}}"#),
+                };
+                return text;
+            }
+            ServerText::Unknown { op } => ServerMessage::Unknown {
+                op: (*op).max(33),
+                raw: r#"{"x":[1,2,null]}"#.to_owned(),
+            },
+        };
+        text_of(ServerFrame { seq, message })
+    }
+
+    fn server_close(&mut self, code: Option<u16>) {
+        if self.ws == Ws::None {
+            return;
+        }
+        let was_closed = self.closed;
+        let established = self.established;
+        let had_media = self.media.is_some();
+        self.ws = Ws::None;
+        self.feed(Input::WebSocketClosed { code });
+        if was_closed {
+            return;
+        }
+        let disposition = close::disposition(code, false);
+        let handled: Vec<_> = self
+            .outputs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Event(Event::CloseHandled { code, disposition }) => {
+                    Some((*code, *disposition))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            handled,
+            [(code, disposition)],
+            "a server close must be run through the close-code table exactly once"
+        );
+        let events: Vec<&Event> = self
+            .outputs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Event(event) => Some(event),
+                _ => None,
+            })
+            .collect();
+        let too_many = events.iter().any(|e| {
+            matches!(
+                e,
+                Event::Closed {
+                    error: Error::TooManyReconnects { .. }
+                }
+            )
+        });
+        let ok = match disposition {
+            CloseDisposition::Fatal(reason) => events.iter().any(|e| {
+                **e == Event::Closed {
+                    error: Error::Fatal {
+                        code: code.unwrap_or_default(),
+                        reason,
+                    },
+                }
+            }),
+            _ if !established => events
+                .iter()
+                .any(|e| **e == Event::Closed { error: Error::HandshakeClosed { code } }),
+            CloseDisposition::AwaitMove => events.iter().any(|e| {
+                matches!(e, Event::Disconnected { reason: voice_proto::DisconnectReason::Closed { code: c } } if Some(*c) == code)
+            }),
+            CloseDisposition::Resume | CloseDisposition::Finished if had_media => {
+                too_many
+                    || events.iter().any(|e| {
+                        matches!(e, Event::Reconnecting { recovery: Recovery::Resume, code: c, .. } if *c == code)
+                    })
+            }
+            _ => {
+                too_many
+                    || events.iter().any(|e| {
+                        matches!(e, Event::Reconnecting { recovery: Recovery::Reconnect, code: c, .. } if *c == code)
+                    })
+            }
+        };
+        assert!(
+            ok,
+            "close {code:?} ({disposition:?}, established {established}, media {had_media}) \
+             led to {events:?}"
+        );
+    }
+
+    fn discovery_answer(&mut self, kind: u8) {
+        let Some(remote) = self.udp else { return };
+        let ssrc = self.ready_ssrc.unwrap_or(SSRC);
+        let (from, data) = match kind % 5 {
+            0 => (
+                remote,
+                discovery_response(ssrc, client_public().ip(), client_public().port()),
+            ),
+            1 => (
+                remote,
+                discovery_response(
+                    ssrc,
+                    IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 7)),
+                    9,
+                ),
+            ),
+            2 => {
+                let mut data =
+                    discovery_response(ssrc, client_public().ip(), client_public().port());
+                data[8..14].copy_from_slice(b"999.1.");
+                (remote, data)
+            }
+            3 => (remote, discovery_request(ssrc)),
+            _ => (
+                stranger(),
+                discovery_response(ssrc, client_public().ip(), client_public().port()),
+            ),
+        };
+        self.datagram(from, &data);
+    }
+
+    /// Feeds a datagram and checks the accounting: every datagram a session sees is counted once
+    /// (received, failed to decrypt, or ignored) unless it was the discovery answer.
+    fn datagram(&mut self, from: SocketAddr, data: &[u8]) {
+        let before = self.session_stats();
+        if let Ok(found) = parse_discovery_response(data) {
+            if Some(from) == self.udp {
+                self.answered = Some((found.ip, found.port));
+            }
+        }
+        self.feed(Input::Datagram { from, data });
+        let selected = self
+            .outputs
+            .iter()
+            .any(|o| matches!(o, Output::SendText(t) if t.starts_with(r#"{"op":1,"#)));
+        if let (Some(before), Some(after)) = (before, self.session_stats()) {
+            if !self.closed && !selected {
+                let sum = |s: Stats| {
+                    s.packets_received
+                        + s.decrypt_failures
+                        + s.datagrams_ignored
+                        + s.dave_decrypt_failures
+                };
+                assert_eq!(
+                    sum(after),
+                    sum(before) + 1,
+                    "a datagram was not accounted for once"
+                );
+            }
+        }
+    }
+
+    fn audio(&mut self, packet: &AudioPacket) {
+        let Some(remote) = self.udp else { return };
+        let (mode, key) = match &self.media {
+            Some(media) => (media.mode, media.key),
+            None => (EncryptionMode::AeadAes256GcmRtpSize, KEY),
+        };
+        let key = if packet.wrong_key { [!key[0]; 32] } else { key };
+        let ssrc = if packet.ssrc == 0 {
+            OTHER_SSRC
+        } else {
+            packet.ssrc
+        };
+        let mut b0 = 0x80u8;
+        let mut header = Vec::new();
+        let mut plain = Vec::new();
+        if let Some(words) = packet.extension_words {
+            b0 |= 0x10;
+            header.extend_from_slice(&[0xBE, 0xDE, 0, words]);
+            plain.extend((0..4 * usize::from(words)).map(|i| i as u8));
+        }
+        if packet.padding.is_some() {
+            b0 |= 0x20;
+        }
+        let opus: Vec<u8> = packet
+            .opus
+            .iter()
+            .copied()
+            .take(MAX_OPUS_FRAME_LEN)
+            .collect();
+        plain.extend_from_slice(&opus);
+        if let Some(pad) = packet.padding {
+            plain.extend(std::iter::repeat_n(0, usize::from(pad.max(1)) - 1));
+            plain.push(pad);
+        }
+        let mut datagram = vec![b0, 0x78];
+        datagram.extend_from_slice(&packet.sequence.to_be_bytes());
+        datagram.extend_from_slice(&u32::from(packet.sequence).wrapping_mul(960).to_be_bytes());
+        datagram.extend_from_slice(&ssrc.to_be_bytes());
+        datagram.extend_from_slice(&header);
+        let aad_len = datagram.len();
+        datagram.extend_from_slice(&plain);
+        datagram.resize(aad_len + plain.len() + mode.overhead(), 0);
+        let cipher = TransportCipher::new(mode, &SecretKey::new(key));
+        let len = cipher
+            .seal(
+                &mut datagram,
+                aad_len,
+                plain.len(),
+                u32::from(packet.sequence),
+            )
+            .expect("sealing a test packet");
+        assert_eq!(len, datagram.len());
+        if packet.corrupt {
+            let tag_at = aad_len + plain.len();
+            datagram[tag_at] ^= 1;
+        }
+        // The oracle: what the engine must make of it.
+        let expected = match (&self.media, ReceivedRtp::parse(&datagram)) {
+            (Some(media), Ok(header))
+                if header.ssrc != media.ssrc && !packet.corrupt && !packet.wrong_key =>
+            {
+                header.payload(&plain).ok().map(<[u8]>::to_vec)
+            }
+            _ => None,
+        };
+        self.datagram(remote, &datagram);
+        let audio: Vec<_> = self
+            .outputs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Event(Event::Audio(audio)) => Some(audio.clone()),
+                _ => None,
+            })
+            .collect();
+        if self.closed {
+            return;
+        }
+        match expected {
+            Some(opus) if !self.plain_path(&opus) => {
+                assert!(audio.len() <= 1, "one packet gave {audio:?}");
+            }
+            Some(opus) if self.state.session().is_some() => {
+                assert_eq!(
+                    audio.len(),
+                    1,
+                    "a valid packet from {ssrc:#x} gave {audio:?}"
+                );
+                assert_eq!(
+                    audio[0].opus, opus,
+                    "received Opus differs from what was sealed"
+                );
+                assert_eq!(audio[0].ssrc, ssrc);
+                assert_eq!(audio[0].sequence, packet.sequence);
+                assert_eq!(audio[0].user_id, self.ssrc_users.get(&ssrc).copied());
+            }
+            _ => assert!(
+                audio.is_empty(),
+                "audio from a packet that must be dropped: {audio:?}"
+            ),
+        }
+    }
+
+    /// Whether a received frame certainly passes the DAVE stage untouched: silence, or a frame
+    /// without the DAVE marker while DAVE is off (C46, C47). Other frames meet `davey`.
+    fn plain_path(&mut self, opus: &[u8]) -> bool {
+        let version = self
+            .state
+            .session()
+            .map_or(0, |s| s.dave_active_protocol_version());
+        opus == SILENCE_FRAME || (version == 0 && !opus.ends_with(&[0xFA, 0xFA]))
+    }
+
+    fn session_stats(&mut self) -> Option<Stats> {
+        self.state.session().map(|s| s.stats())
+    }
+
+    fn speaking(&mut self, flags: SpeakingFlags) {
+        let Some(session) = self.state.session() else {
+            return;
+        };
+        session.speaking(flags);
+        self.drain();
+        if self.ws == Ws::Open && self.live_on_socket && self.media.is_some() && !self.closed {
+            let sent = self.outputs.iter().any(|o| match o {
+                Output::SendText(t) => matches!(
+                    ClientMessage::decode_text(t),
+                    Ok(ClientMessage::Speaking(s)) if s.speaking == flags
+                ),
+                _ => false,
+            });
+            assert!(sent, "speaking({flags:?}) on a live websocket sent no op 5");
+        }
+    }
+
+    fn send_opus(&mut self, frame: &[u8], small_buffer: bool) {
+        let now = self.now;
+        let had_media = self.media.is_some() && !self.closed;
+        let mut buf = [0u8; MAX_PACKET_LEN];
+        let needed = RTP_HEADER_LEN + frame.len() + 20;
+        let size = if small_buffer {
+            needed.saturating_sub(1)
+        } else {
+            MAX_PACKET_LEN
+        };
+        let Some(session) = self.state.session() else {
+            return;
+        };
+        let before = session.stats();
+        let negotiating = session.dave_status() == DaveStatus::Negotiating;
+        let result = session
+            .send_opus(now, frame, &mut buf[..size.min(MAX_PACKET_LEN)])
+            .map(<[u8]>::to_vec);
+        let after = session.stats();
+        let dave_encrypted = after.dave_frames_encrypted > before.dave_frames_encrypted;
+        let valid = (1..=MAX_OPUS_FRAME_LEN).contains(&frame.len()) && !small_buffer;
+        if had_media {
+            self.silence_left = 0;
+        }
+        let result_ok = result.is_ok();
+        match result {
+            Ok(packet) => {
+                assert!(
+                    had_media,
+                    "audio without a negotiated key (before Session Description)"
+                );
+                assert!(valid, "send_opus accepted a bad frame or buffer");
+                assert_eq!(after.packets_sent, before.packets_sent + 1);
+                assert!(
+                    !negotiating || frame == SILENCE_FRAME,
+                    "audio before the DAVE keys are in place (C48)"
+                );
+                // A DAVE frame is the Opus frame end-to-end encrypted: only its envelope is checked.
+                self.check_packet(&packet, (!dave_encrypted).then_some(frame));
+            }
+            Err(error) => {
+                assert_eq!(
+                    after.packets_sent, before.packets_sent,
+                    "a failed send counted"
+                );
+                let refused_for_dave =
+                    negotiating && error == Error::NotReady(voice_proto::NotReady::E2eeNotReady);
+                assert!(
+                    !(had_media && valid) || refused_for_dave,
+                    "send_opus failed with a live key, a valid frame and a big buffer: {error}"
+                );
+            }
+        }
+        let sent = result_ok;
+        self.drain();
+        if sent
+            && self.ws == Ws::Open
+            && self.live_on_socket
+            && !self.closed
+            && self.media.is_some()
+        {
+            assert!(
+                self.announced,
+                "audio on a live websocket without op 5 Speaking first (C20)"
+            );
+        }
+    }
+
+    fn stop_speaking(&mut self) {
+        let Some(session) = self.state.session() else {
+            return;
+        };
+        session.stop_speaking();
+        if session.silence_pending() {
+            self.silence_left = SILENCE_FRAME_COUNT;
+        }
+        self.drain();
+    }
+
+    fn send_silence(&mut self) {
+        let had_media = self.media.is_some() && !self.closed;
+        let mut buf = [0u8; MAX_PACKET_LEN];
+        let Some(session) = self.state.session() else {
+            return;
+        };
+        let result = session
+            .send_silence(&mut buf)
+            .map(|p| p.map(<[u8]>::to_vec));
+        let pending = session.silence_pending();
+        match result {
+            Ok(Some(packet)) => {
+                assert!(had_media, "silence without a negotiated key");
+                assert!(
+                    self.silence_left > 0,
+                    "more than five silence frames after a stop (C21)"
+                );
+                self.silence_left -= 1;
+                self.check_packet(&packet, Some(&SILENCE_FRAME));
+            }
+            Ok(None) => assert_eq!(self.silence_left, 0, "silence frames stopped early"),
+            Err(_) => assert!(!had_media, "send_silence failed with a live key"),
+        }
+        assert_eq!(
+            pending,
+            self.silence_left > 0,
+            "silence_pending() disagrees with the count"
+        );
+        self.drain();
+    }
+
+    fn disconnect(&mut self) {
+        let was_closed = self.closed;
+        let Some(session) = self.state.session() else {
+            return;
+        };
+        session.disconnect();
+        self.drain();
+        assert!(self.closed, "disconnect() did not end the connection");
+        if !was_closed {
+            assert!(
+                self.outputs.iter().any(|o| matches!(
+                    o,
+                    Output::MainGateway(VoiceStateUpdate {
+                        channel_id: None,
+                        ..
+                    })
+                )),
+                "disconnect() did not leave the channel on the main gateway"
+            );
+            assert_eq!(self.state.error(), Some(&Error::ClosedByApplication));
+        }
+    }
+
+    /// One of our audio packets: well-formed, opens under the server's key, counters step by one.
+    fn check_packet(&mut self, packet: &[u8], frame: Option<&[u8]>) {
+        let media = self
+            .media
+            .as_mut()
+            .expect("a packet implies a media session");
+        if let Some(frame) = frame {
+            assert_eq!(
+                packet.len(),
+                RTP_HEADER_LEN + frame.len() + media.mode.overhead()
+            );
+        }
+        assert_eq!(
+            &packet[..2],
+            &[0x80, 0x78],
+            "RTP header must be 80 78 (C18)"
+        );
+        let header = ReceivedRtp::parse(packet).expect("our packet parses as RTP");
+        assert_eq!(header.ssrc, media.ssrc, "audio with the wrong SSRC");
+        let mut copy = packet.to_vec();
+        let cipher = TransportCipher::new(media.mode, &SecretKey::new(media.key));
+        let range = cipher
+            .open(&mut copy, header.aad_len)
+            .expect("our packet opens with the key the server gave");
+        match frame {
+            Some(frame) => assert_eq!(&copy[range], frame, "the packet does not carry the frame"),
+            None => assert!(
+                copy[range].ends_with(&[0xFA, 0xFA]),
+                "a DAVE frame without its marker"
+            ),
+        }
+        let nonce_bytes: [u8; 4] = packet[packet.len() - 4..].try_into().expect("4 bytes");
+        let now = (
+            header.sequence,
+            header.timestamp,
+            u32::from_be_bytes(nonce_bytes),
+        );
+        if let Some((sequence, timestamp, nonce)) = media.last {
+            assert_eq!(
+                now,
+                (
+                    sequence.wrapping_add(1),
+                    timestamp.wrapping_add(960),
+                    nonce.wrapping_add(1)
+                ),
+                "sequence, timestamp and nonce must each move forward by one step (C19, C25)"
+            );
+        }
+        media.last = Some(now);
+    }
+
+    /// Drains per the drain rule and checks every output.
+    fn drain(&mut self) {
+        let was_closed = self.closed;
+        let mut outputs = Vec::new();
+        loop {
+            let output = self.state.poll_output();
+            let last = matches!(output, Output::WakeAt(_) | Output::Idle);
+            outputs.push(output);
+            if last {
+                break;
+            }
+            assert!(
+                outputs.len() <= MAX_DRAIN,
+                "poll_output never reached WakeAt/Idle"
+            );
+        }
+        for output in &outputs {
+            if was_closed {
+                assert_eq!(*output, Output::Idle, "output from a closed connection");
+            }
+            self.observe(output);
+        }
+        self.outputs = outputs;
+        self.check_state();
+    }
+
+    fn observe(&mut self, output: &Output) {
+        match output {
+            Output::MainGateway(update) => {
+                assert_eq!(update.guild_id, GUILD);
+                if update.channel_id.is_some() {
+                    assert_eq!(update.channel_id, Some(CHANNEL));
+                }
+                self.media = None;
+            }
+            Output::OpenWebSocket { url } => {
+                assert!(
+                    (url.starts_with("wss://") || url.starts_with("ws://")) && url.contains("v=8"),
+                    "bad voice gateway URL {url:?}"
+                );
+                self.ws = Ws::Opening;
+                self.socket_kind = self.pending_recovery.take().unwrap_or(Recovery::Reconnect);
+                if self.socket_kind == Recovery::Reconnect {
+                    self.media = None;
+                    self.last_seq = None;
+                }
+                self.handshakes_on_socket = 0;
+                self.live_on_socket = false;
+                self.announced = false;
+                self.last_nonce = None;
+            }
+            Output::SendText(text) => {
+                if self.strict {
+                    assert_eq!(
+                        self.ws,
+                        Ws::Open,
+                        "a text frame for a websocket that is not open"
+                    );
+                }
+                let message = ClientMessage::decode_text(text)
+                    .unwrap_or_else(|e| panic!("our own frame does not decode: {e}"));
+                self.observe_client_message(message);
+            }
+            Output::SendBinary(bytes) => {
+                if self.strict {
+                    assert_eq!(
+                        self.ws,
+                        Ws::Open,
+                        "a binary frame for a websocket that is not open"
+                    );
+                }
+                let message = ClientMessage::decode_binary(bytes)
+                    .unwrap_or_else(|e| panic!("our own binary frame does not decode: {e}"));
+                assert!(
+                    matches!(
+                        message,
+                        ClientMessage::DaveMlsKeyPackage(_)
+                            | ClientMessage::DaveMlsCommitWelcome(_)
+                    ),
+                    "unexpected binary client message {message:?}"
+                );
+                assert!(
+                    self.dave_offered(),
+                    "a DAVE MLS message without DAVE offered"
+                );
+            }
+            Output::CloseWebSocket { code } => {
+                assert!(
+                    matches!(code, 1000 | 4000),
+                    "we close with 1000 or 4000, not {code}"
+                );
+                self.ws = Ws::None;
+                self.last_nonce = None;
+            }
+            Output::BindUdp { remote } => {
+                let (ready_remote, ssrc, modes) = self
+                    .pending_ready
+                    .take()
+                    .expect("UDP bound without a Ready");
+                assert_eq!(
+                    *remote, ready_remote,
+                    "UDP bound to another address than Ready's"
+                );
+                self.udp = Some(*remote);
+                self.ready_ssrc = Some(ssrc);
+                self.offered_modes = modes;
+            }
+            Output::Transmit { to, data } => {
+                assert_eq!(
+                    Some(*to),
+                    self.udp,
+                    "datagram to an address that is not bound"
+                );
+                match data.len() {
+                    74 => assert_eq!(
+                        parse_discovery_request(data).ok(),
+                        self.ready_ssrc,
+                        "discovery request for another SSRC (C13)"
+                    ),
+                    8 => assert!(self.media.is_some(), "keepalive without a media session"),
+                    n => panic!("unexpected {n}-byte datagram"),
+                }
+            }
+            Output::Event(event) => self.observe_event(event),
+            Output::WakeAt(at) => {
+                assert!(
+                    *at >= self.now,
+                    "WakeAt in the past: a due timer was not run"
+                );
+                assert!(!self.closed, "WakeAt from a closed connection");
+                self.last_wake = Some(*at);
+            }
+            Output::Idle => {
+                assert!(
+                    self.closed,
+                    "Idle (no timer at all) while the connection is alive"
+                );
+                self.last_wake = None;
+            }
+        }
+    }
+
+    fn observe_client_message(&mut self, message: ClientMessage) {
+        match message {
+            ClientMessage::Identify(Identify {
+                server_id,
+                user_id,
+                session_id,
+                token,
+                max_dave_protocol_version,
+            }) => {
+                assert_eq!(
+                    self.socket_kind,
+                    Recovery::Reconnect,
+                    "Identify on a resume socket"
+                );
+                assert_eq!(
+                    self.handshakes_on_socket, 0,
+                    "a second Identify/Resume (C5)"
+                );
+                self.handshakes_on_socket += 1;
+                assert_eq!((server_id, user_id), (GUILD, USER));
+                assert_eq!(
+                    session_id, self.session_id,
+                    "Identify with a stale session id"
+                );
+                assert_eq!(token.expose(), self.token, "Identify with a stale token");
+                assert_eq!(
+                    max_dave_protocol_version,
+                    self.config.offered_dave_protocol_version()
+                );
+            }
+            ClientMessage::Resume(Resume {
+                server_id,
+                session_id,
+                token,
+                seq_ack,
+            }) => {
+                assert_eq!(
+                    self.socket_kind,
+                    Recovery::Resume,
+                    "Resume on a fresh socket"
+                );
+                assert_eq!(
+                    self.handshakes_on_socket, 0,
+                    "a second Identify/Resume (C5)"
+                );
+                self.handshakes_on_socket += 1;
+                assert_eq!(server_id, GUILD);
+                assert_eq!(
+                    session_id, self.session_id,
+                    "Resume with a stale session id"
+                );
+                assert_eq!(token.expose(), self.token, "Resume with a stale token");
+                assert_eq!(
+                    seq_ack,
+                    self.seq_ack(),
+                    "Resume seq_ack is not the last seq (C9)"
+                );
+            }
+            ClientMessage::Heartbeat(Heartbeat { t, seq_ack }) => {
+                assert!(t <= MAX_NONCE, "heartbeat nonce above 2^53-1 (C7)");
+                assert_eq!(
+                    seq_ack,
+                    self.seq_ack(),
+                    "heartbeat seq_ack is not the last seq (C8)"
+                );
+                self.last_nonce = Some(t);
+            }
+            ClientMessage::SelectProtocol(SelectProtocol { protocol, data }) => {
+                assert_eq!(protocol, "udp");
+                let (ip, port) = self
+                    .answered
+                    .expect("Select Protocol before a discovery answer");
+                assert_eq!(
+                    (data.address.as_str(), data.port),
+                    (ip.to_string().as_str(), port)
+                );
+                assert!(
+                    self.offered_modes.contains(&data.mode),
+                    "selected a mode Ready did not offer (C16)"
+                );
+                assert!(
+                    EncryptionMode::from_name(&data.mode)
+                        .is_some_and(|mode| { self.config.modes.modes().contains(&mode) }),
+                    "selected a mode we do not prefer"
+                );
+                self.selected_mode = EncryptionMode::from_name(&data.mode);
+            }
+            ClientMessage::Speaking(Speaking {
+                speaking,
+                delay,
+                ssrc,
+                user_id,
+            }) => {
+                let media = self.media.as_ref().expect("op 5 without a media session");
+                assert_eq!(ssrc, media.ssrc, "op 5 with the wrong SSRC");
+                assert_eq!((delay, user_id), (0, None));
+                self.announced = !speaking.is_empty();
+            }
+            ClientMessage::DaveTransitionReady(_)
+            | ClientMessage::DaveMlsInvalidCommitWelcome(_) => {
+                assert!(self.dave_offered(), "a DAVE message without DAVE offered");
+            }
+            other => panic!("unexpected client message {other:?}"),
+        }
+    }
+
+    fn dave_offered(&self) -> bool {
+        self.config.offered_dave_protocol_version() > 0
+    }
+
+    fn seq_ack(&self) -> i64 {
+        self.last_seq
+            .and_then(|s| i64::try_from(s).ok())
+            .unwrap_or(-1)
+    }
+
+    fn observe_event(&mut self, event: &Event) {
+        match event {
+            Event::Connected {
+                ssrc,
+                mode,
+                dave_protocol_version,
+            } => {
+                assert_eq!(Some(*ssrc), self.ready_ssrc, "connected with another SSRC");
+                assert_eq!(Some(*mode), self.selected_mode, "connected in another mode");
+                assert!(*dave_protocol_version <= self.config.offered_dave_protocol_version());
+                let (name, key) = self
+                    .pending_key
+                    .take()
+                    .expect("connected without Session Description");
+                assert_eq!(name, mode.name(), "connected despite a mode mismatch");
+                self.media = Some(MediaModel {
+                    ssrc: *ssrc,
+                    mode: *mode,
+                    key,
+                    remote: self.udp.expect("connected without UDP"),
+                    last: None,
+                });
+                self.established = true;
+                self.live_on_socket = true;
+                self.announced = false;
+            }
+            Event::Resumed => {
+                assert_eq!(
+                    self.socket_kind,
+                    Recovery::Resume,
+                    "Resumed on a fresh socket"
+                );
+                assert!(self.media.is_some(), "resumed without the media session");
+                self.live_on_socket = true;
+                self.announced = false;
+            }
+            Event::Reconnecting {
+                recovery, attempt, ..
+            } => {
+                assert!(
+                    (1..=self.config.max_reconnect_attempts).contains(attempt),
+                    "reconnect attempt {attempt} out of range"
+                );
+                if *recovery == Recovery::Resume {
+                    assert!(
+                        self.media.is_some(),
+                        "resume without a media session to resume"
+                    );
+                }
+                self.pending_recovery = Some(*recovery);
+                self.ws = Ws::None;
+                self.live_on_socket = false;
+                self.last_nonce = None;
+            }
+            Event::Disconnected { .. } => {
+                self.media = None;
+                self.ws = Ws::None;
+                self.pending_recovery = None;
+                self.live_on_socket = false;
+                self.last_nonce = None;
+            }
+            Event::Closed { .. } => {
+                self.closed = true;
+                self.media = None;
+                self.ws = Ws::None;
+                self.live_on_socket = false;
+            }
+            Event::CloseHandled { code, disposition } => {
+                assert_eq!(
+                    *disposition,
+                    close::disposition(*code, false),
+                    "close table bypassed"
+                );
+            }
+            Event::Audio(audio) => {
+                assert!(
+                    self.media.is_some(),
+                    "audio received without a media session"
+                );
+                assert!(audio.opus.len() <= MAX_PACKET_LEN);
+            }
+            _ => {}
+        }
+    }
+
+    fn check_state(&mut self) {
+        assert_eq!(
+            self.state.error().is_some(),
+            self.closed,
+            "error() disagrees with the Closed event"
+        );
+        let media = self.media.clone();
+        let closed = self.closed;
+        match self.state.session() {
+            Some(session) => {
+                assert_eq!(session.is_closed(), closed);
+                assert_eq!(
+                    session.has_media(),
+                    media.is_some(),
+                    "has_media() disagrees with the events (media {media:?})"
+                );
+                let keyed = session.dave_status() != DaveStatus::Negotiating;
+                assert_eq!(session.is_connected(), media.is_some() && keyed);
+                if let Some(media) = &media {
+                    assert_eq!(session.ssrc(), Some(media.ssrc));
+                    assert_eq!(session.mode(), Some(media.mode));
+                    assert_eq!(session.remote(), Some(media.remote));
+                }
+                let stats = session.stats();
+                let old = self.stats;
+                assert!(
+                    stats.packets_sent >= old.packets_sent
+                        && stats.packets_received >= old.packets_received
+                        && stats.decrypt_failures >= old.decrypt_failures
+                        && stats.datagrams_ignored >= old.datagrams_ignored
+                        && stats.frames_ignored >= old.frames_ignored
+                        && stats.resumes >= old.resumes
+                        && stats.reconnects >= old.reconnects
+                        && stats.dave_frames_encrypted >= old.dave_frames_encrypted
+                        && stats.dave_frames_decrypted >= old.dave_frames_decrypted
+                        && stats.dave_decrypt_failures >= old.dave_decrypt_failures,
+                    "a counter went back: {old:?} -> {stats:?}"
+                );
+                self.stats = stats;
+            }
+            None => assert!(media.is_none(), "a media session before the Session state"),
+        }
+    }
+}
+
+// ---- states for the frame and datagram targets ----------------------------------------------
+
+fn text_step(message: ServerText) -> Step {
+    Step::Text {
+        message,
+        numbered: true,
+    }
+}
+
+/// The scripted handshake: both dispatches, open, Hello, Ready, discovery, Session Description.
+pub fn handshake_steps(mode_bits: u8) -> Vec<Step> {
+    vec![
+        Step::StateUpdate(StateUpdate::Joined(1)),
+        Step::ServerUpdate(ServerUpdate::Endpoint(1)),
+        Step::Opened,
+        Step::Text {
+            message: ServerText::Hello { quarter_ms: 4000 },
+            numbered: false,
+        },
+        text_step(ServerText::Ready {
+            ssrc: 0,
+            modes: mode_bits,
+            bad_ip: false,
+            port: 0,
+        }),
+        Step::DiscoveryAnswer(0),
+        text_step(ServerText::SessionDescription {
+            mode: 0,
+            key_byte: KEY[0],
+            dave: 0,
+        }),
+    ]
+}
+
+/// Scripts that leave a connection in each state a frame or datagram can meet: waiting for the
+/// dispatches, websocket opening, open, after Hello, discovering, selecting the protocol,
+/// connected (AES and XChaCha), resuming, backing off, waiting for a move, closed, and connected
+/// with DAVE negotiated (before and after the MLS external sender).
+pub fn state_scripts() -> Vec<(ScriptConfig, Vec<Step>)> {
+    let plain = ScriptConfig {
+        rtp_seed: 0,
+        flags: 0,
+    };
+    let dave = ScriptConfig {
+        rtp_seed: 0,
+        flags: 1,
+    };
+    let mut dave_handshake = handshake_steps(0b0001);
+    if let Some(Step::Text {
+        message: ServerText::SessionDescription { dave: version, .. },
+        ..
+    }) = dave_handshake.last_mut()
+    {
+        *version = 1;
+    }
+    let mut scripts: Vec<(ScriptConfig, Vec<Step>)> = plain_state_scripts()
+        .into_iter()
+        .map(|steps| (plain, steps))
+        .collect();
+    // DAVE negotiated (version 1): a session exists and MLS messages reach `davey`.
+    scripts.push((dave, dave_handshake.clone()));
+    dave_handshake.push(Step::Binary(external_sender()));
+    scripts.push((dave, dave_handshake));
+    scripts
+}
+
+/// A well-formed op 25 frame: `ExternalSender { signature_key<V> (65-byte P-256 point),
+/// Credential { credential_type = 1 (basic), identity<V> (8 bytes) } }` after `[seq][25]`.
+pub fn external_sender() -> Vec<u8> {
+    let mut frame = vec![0, 9, 25, 0x40, 65, 0x04];
+    frame.extend_from_slice(&[0x11; 64]);
+    frame.extend_from_slice(&[0x00, 0x01, 0x08, 0, 0, 0, 0, 0, 0, 0, 1]);
+    frame
+}
+
+fn plain_state_scripts() -> Vec<Vec<Step>> {
+    let handshake = handshake_steps(0b0111);
+    let prefix = |n: usize| handshake[..n].to_vec();
+    let with = |mut base: Vec<Step>, more: &[Step]| {
+        base.extend_from_slice(more);
+        base
+    };
+    vec![
+        Vec::new(),
+        prefix(2),
+        prefix(3),
+        prefix(4),
+        prefix(5),
+        prefix(6),
+        handshake.clone(),
+        handshake_steps(0b0010),
+        with(
+            handshake.clone(),
+            &[Step::ServerClose(Some(4015)), Step::Opened],
+        ),
+        with(
+            handshake.clone(),
+            &[
+                Step::ServerClose(Some(4015)),
+                Step::Opened,
+                Step::ServerClose(Some(4015)),
+            ],
+        ),
+        with(handshake.clone(), &[Step::ServerClose(Some(4014))]),
+        with(handshake, &[Step::Disconnect]),
+    ]
+}
+
+fn drivers() -> Vec<Driver> {
+    state_scripts()
+        .iter()
+        .map(|(config, script)| {
+            let mut driver = Driver::join(config.config());
+            driver.run(script);
+            driver
+        })
+        .collect()
+}
+
+// ---- the targets ----------------------------------------------------------------------------
+
+/// Any bytes (as UTF-8, lossily) as a voice gateway text frame: decoded by both directions'
+/// decoders, the dispatch parsers and the URL builder, then fed to a connection in every state,
+/// after which time runs on. Nothing may panic and every invariant of [`Driver`] must hold.
+pub fn gateway_text(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    check_text_decoders(&text);
+    for mut driver in drivers() {
+        driver.feed_raw(Input::Text(&text));
+        driver.run_timers(3);
+    }
+}
+
+/// Any bytes as a binary websocket frame (`[seq u16][op u8][payload]` from the server,
+/// `[op u8][payload]` from the client), decoded and fed to a connection in every state.
+pub fn gateway_binary(data: &[u8]) {
+    check_binary_decoders(data);
+    for mut driver in drivers() {
+        driver.feed_raw(Input::Binary(data));
+        driver.run_timers(3);
+    }
+}
+
+/// Any bytes as a UDP datagram: parsed as a discovery answer and request, classified, parsed as
+/// RTP, opened by every transport mode; fed to connections in every state from the server and from
+/// a stranger; and sealed with the session key (the bytes as header + plaintext) so the decrypt
+/// path runs to the end, where the received Opus must be exactly what the header says.
+pub fn udp_datagram(data: &[u8]) {
+    check_datagram_parsers(data);
+    for mut driver in drivers() {
+        if let Some(remote) = driver.udp {
+            driver.datagram(remote, data);
+            driver.datagram(stranger(), data);
+            driver.sealed(data);
+            driver.run_timers(1);
+        }
+    }
+}
+
+impl Driver {
+    /// Seals `data[aad_len..]` under the live key (when there is one) and feeds it.
+    fn sealed(&mut self, data: &[u8]) {
+        let (Some(media), Some(remote)) = (self.media.clone(), self.udp) else {
+            return;
+        };
+        let Ok(header) = ReceivedRtp::parse(data) else {
+            return;
+        };
+        if data.len() > MAX_PACKET_LEN * 2 {
+            return;
+        }
+        let plain = &data[header.aad_len..];
+        let mut packet = data.to_vec();
+        packet.resize(data.len() + media.mode.overhead(), 0);
+        let cipher = TransportCipher::new(media.mode, &SecretKey::new(media.key));
+        cipher
+            .seal(&mut packet, header.aad_len, plain.len(), 9)
+            .expect("sealing a header + plaintext");
+        let expected = (classify(&packet) == PacketKind::Rtp && header.ssrc != media.ssrc)
+            .then(|| header.payload(plain).ok().map(<[u8]>::to_vec))
+            .flatten();
+        self.datagram(remote, &packet);
+        if self.closed {
+            return;
+        }
+        let audio: Vec<_> = self
+            .outputs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Event(Event::Audio(audio)) => Some(audio.opus.clone()),
+                _ => None,
+            })
+            .collect();
+        match expected {
+            Some(opus) if !self.plain_path(&opus) => {
+                assert!(audio.len() <= 1, "one packet gave {audio:?}");
+            }
+            Some(opus) => assert_eq!(audio, [opus], "sealed packet: wrong Opus out"),
+            None => assert!(
+                audio.is_empty(),
+                "sealed packet that must be dropped gave audio"
+            ),
+        }
+    }
+}
+
+/// The [`session`] target: runs the script from `AwaitingServerUpdate`, checking every step.
+pub fn session(input: SessionScript) {
+    let mut driver = Driver::join(input.config.config());
+    driver.run(&input.steps);
+    driver.run_timers(2);
+}
+
+/// [`session`] over raw bytes, as libFuzzer and the corpus replay call it.
+pub fn session_bytes(data: &[u8]) {
+    let mut u = Unstructured::new(data);
+    if let Ok(script) = SessionScript::arbitrary(&mut u) {
+        session(script);
+    }
+}
+
+/// decode -> encode -> decode is stable: for the bytes as a server and a client text frame, as
+/// server and client binary frames, as both dispatches, and for messages of every opcode generated
+/// from the bytes.
+pub fn payload_roundtrip(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    roundtrip_text(&text);
+    roundtrip_binary(data);
+    roundtrip_dispatches(&text);
+    let mut u = Unstructured::new(data);
+    for _ in 0..4 {
+        if u.is_empty() {
+            break;
+        }
+        if let Ok(message) = arb_server_message(&mut u) {
+            roundtrip_server_frame(message);
+        }
+        if let Ok(message) = arb_client_message(&mut u) {
+            roundtrip_client_message(&message);
+        }
+    }
+}
+
+// ---- decoder checks -------------------------------------------------------------------------
+
+fn check_text_decoders(text: &str) {
+    if let Ok(frame) = ServerFrame::decode_text(text) {
+        assert!(
+            !frame.message.is_binary(),
+            "a text frame decoded to a binary message"
+        );
+    }
+    let _ = ClientMessage::decode_text(text);
+    let _ = VoiceStateDispatch::from_dispatch_json(text);
+    let _ = VoiceServerDispatch::from_dispatch_json(text);
+    if let Ok(url) = voice_gateway_url(text) {
+        assert!(url.starts_with("wss://") || url.starts_with("ws://"));
+        assert!(url.contains("v="), "URL without a version: {url}");
+    }
+}
+
+fn check_binary_decoders(data: &[u8]) {
+    match ServerFrame::decode_binary(data) {
+        Ok(frame) => {
+            assert!(
+                frame.message.is_binary(),
+                "a binary frame decoded to a JSON message"
+            );
+            assert_eq!(
+                frame.seq,
+                Some(u64::from(u16::from_be_bytes([data[0], data[1]])))
+            );
+            assert_eq!(
+                frame.encode(),
+                Encoded::Binary(data.to_vec()),
+                "binary re-encoding differs"
+            );
+        }
+        Err(_) => {
+            if data.len() >= 3 {
+                let op = Opcode::from_u8(data[2]);
+                assert!(
+                    op.is_some(),
+                    "an unknown binary opcode must not be an error (C31)"
+                );
+            }
+        }
+    }
+    if let Ok(message) = ClientMessage::decode_binary(data) {
+        assert_eq!(message.encode(), Encoded::Binary(data.to_vec()));
+    }
+}
+
+fn check_datagram_parsers(data: &[u8]) {
+    let kind = classify(data);
+    if let Ok(found) = parse_discovery_response(data) {
+        assert_eq!(data.len(), 74);
+        assert_eq!(kind, PacketKind::Discovery);
+        let rebuilt = discovery_response(found.ssrc, found.ip, found.port);
+        assert_eq!(parse_discovery_response(&rebuilt), Ok(found));
+    }
+    if let Ok(ssrc) = parse_discovery_request(data) {
+        assert_eq!(data.len(), 74);
+        assert_eq!(parse_discovery_request(&discovery_request(ssrc)), Ok(ssrc));
+    }
+    if kind == PacketKind::Rtp {
+        assert!(data.len() >= RTP_HEADER_LEN);
+    }
+    if let Ok(header) = ReceivedRtp::parse(data) {
+        assert!(header.aad_len <= data.len(), "AAD beyond the packet");
+        for &mode in EncryptionMode::ALL {
+            let cipher = TransportCipher::new(mode, &SecretKey::new(KEY));
+            let mut copy = data.to_vec();
+            if let Ok(range) = cipher.open(&mut copy, header.aad_len) {
+                let plain = copy
+                    .get(range)
+                    .expect("open returns a range inside the packet");
+                let _ = header.payload(plain);
+            }
+            // Seal the plaintext ourselves and open it again: the same bytes must come back.
+            let plain = &data[header.aad_len..];
+            let mut sealed = data.to_vec();
+            sealed.resize(data.len() + mode.overhead(), 0);
+            cipher
+                .seal(&mut sealed, header.aad_len, plain.len(), 1)
+                .expect("sealing fits the buffer");
+            let range = cipher
+                .open(&mut sealed, header.aad_len)
+                .expect("own packet opens");
+            assert_eq!(&sealed[range], plain, "seal/open round trip differs");
+            if let Ok(opus) = header.payload(plain) {
+                assert!(opus.len() <= plain.len());
+            }
+        }
+    }
+    for &mode in EncryptionMode::ALL {
+        let cipher = TransportCipher::new(mode, &SecretKey::new(KEY));
+        for aad_len in [0, 8, RTP_HEADER_LEN, data.len(), usize::MAX] {
+            let mut copy = data.to_vec();
+            if let Ok(range) = cipher.open(&mut copy, aad_len) {
+                assert!(range.end <= copy.len());
+            }
+        }
+    }
+}
+
+// ---- round trips ----------------------------------------------------------------------------
+
+fn roundtrip_text(text: &str) {
+    if let Ok(first) = ServerFrame::decode_text(text) {
+        roundtrip_server_frame_decoded(first);
+    }
+    if let Ok(first) = ClientMessage::decode_text(text) {
+        let Encoded::Text(encoded) = first.encode() else {
+            panic!("a decoded client text message re-encoded as binary");
+        };
+        let second = ClientMessage::decode_text(&encoded)
+            .unwrap_or_else(|e| panic!("re-encoded client message does not decode: {e}"));
+        assert_eq!(
+            second, first,
+            "client text decode -> encode -> decode differs"
+        );
+    }
+}
+
+fn roundtrip_binary(data: &[u8]) {
+    if let Ok(first) = ServerFrame::decode_binary(data) {
+        roundtrip_server_frame_decoded(first);
+    }
+    if let Ok(first) = ClientMessage::decode_binary(data) {
+        roundtrip_client_message(&first);
+    }
+}
+
+/// A frame that came out of a decoder must survive encode -> decode unchanged.
+fn roundtrip_server_frame_decoded(first: ServerFrame) {
+    let encoded = first.encode();
+    let second = decode_server(&encoded)
+        .unwrap_or_else(|e| panic!("re-encoded server frame does not decode: {e}"));
+    assert!(
+        same_server_frame(&second, &first),
+        "server decode -> encode -> decode differs: {first:?} -> {second:?}"
+    );
+}
+
+/// Equality, except that a Hello interval may move by a few units in the last place: serde_json
+/// (without its `float_roundtrip` feature) parses some 17-digit decimals one ULP off. Intervals with
+/// up to 15 significant digits, i.e. every real one, round-trip exactly.
+fn same_server_frame(a: &ServerFrame, b: &ServerFrame) -> bool {
+    match (&a.message, &b.message) {
+        (ServerMessage::Hello(x), ServerMessage::Hello(y)) => {
+            let close = (x.heartbeat_interval - y.heartbeat_interval).abs()
+                <= x.heartbeat_interval.abs() * 1e-15;
+            a.seq == b.seq && x.v == y.v && close
+        }
+        _ => a == b,
+    }
+}
+
+fn decode_server(encoded: &Encoded) -> Result<ServerFrame, voice_proto::payload::DecodeError> {
+    match encoded {
+        Encoded::Text(text) => ServerFrame::decode_text(text),
+        Encoded::Binary(bytes) => ServerFrame::decode_binary(bytes),
+    }
+}
+
+/// A generated server message: encode -> decode gives it back (binary frames carry a u16 seq,
+/// ops the client ignores lose their payload), and a second round is stable.
+fn roundtrip_server_frame(frame: ServerFrame) {
+    let encoded = frame.encode();
+    let first = decode_server(&encoded).unwrap_or_else(|e| {
+        panic!(
+            "our encoding of {:?} does not decode: {e}",
+            frame.message.op()
+        )
+    });
+    let expected_seq = if frame.message.is_binary() {
+        Some(frame.seq.unwrap_or(0) & 0xFFFF)
+    } else {
+        frame.seq
+    };
+    assert_eq!(first.seq, expected_seq);
+    assert_eq!(
+        first.message, frame.message,
+        "server encode -> decode differs"
+    );
+    roundtrip_server_frame_decoded(first);
+}
+
+fn roundtrip_client_message(message: &ClientMessage) {
+    let encoded = message.encode();
+    let decoded = match &encoded {
+        Encoded::Text(text) => ClientMessage::decode_text(text),
+        Encoded::Binary(bytes) => ClientMessage::decode_binary(bytes),
+    }
+    .unwrap_or_else(|e| {
+        panic!(
+            "our encoding of client op {} does not decode: {e}",
+            message.op()
+        )
+    });
+    assert_eq!(&decoded, message, "client encode -> decode differs");
+    assert_eq!(
+        decoded.encode(),
+        encoded,
+        "client re-encoding is not stable"
+    );
+}
+
+fn roundtrip_dispatches(text: &str) {
+    if let Ok(first) = VoiceStateDispatch::from_dispatch_json(text) {
+        let json = serde_json::to_string(&first).expect("a dispatch serializes");
+        let second =
+            VoiceStateDispatch::from_dispatch_json(&json).expect("re-encoded state parses");
+        assert_eq!(second, first);
+    }
+    if let Ok(first) = VoiceServerDispatch::from_dispatch_json(text) {
+        let json = serde_json::to_string(&first).expect("a dispatch serializes");
+        let second =
+            VoiceServerDispatch::from_dispatch_json(&json).expect("re-encoded server parses");
+        assert_eq!(second, first);
+    }
+}
+
+// ---- generated messages of every opcode ------------------------------------------------------
+
+fn arb_string(u: &mut Unstructured<'_>) -> arbitrary::Result<String> {
+    let len = u.int_in_range(0..=24)?;
+    let bytes = u.bytes(len.min(u.len()))?;
+    Ok(String::from_utf8_lossy(bytes).into_owned())
+}
+
+fn arb_bytes(u: &mut Unstructured<'_>) -> arbitrary::Result<Vec<u8>> {
+    let len = u.int_in_range(0..=64)?;
+    Ok(u.bytes(len.min(u.len()))?.to_vec())
+}
+
+fn arb_raw_json(u: &mut Unstructured<'_>) -> arbitrary::Result<String> {
+    Ok(match u.int_in_range(0..=3)? {
+        0 => "null".to_owned(),
+        1 => u64::arbitrary(u)?.to_string(),
+        2 => format!(r#"{{"x":{}}}"#, i32::arbitrary(u)?),
+        _ => serde_json::Value::String(arb_string(u)?).to_string(),
+    })
+}
+
+fn arb_interval(u: &mut Unstructured<'_>) -> arbitrary::Result<f64> {
+    // Milliseconds with microsecond precision: what a server can mean, and exact through JSON.
+    Ok(f64::from(u32::arbitrary(u)?) / 1000.0)
+}
+
+/// A server frame for an opcode chosen by the input, with generated fields.
+fn arb_server_message(u: &mut Unstructured<'_>) -> arbitrary::Result<ServerFrame> {
+    let op = u8::arbitrary(u)?;
+    let message = match Opcode::from_u8(op) {
+        Some(Opcode::Ready) => ServerMessage::Ready(Ready {
+            ssrc: u32::arbitrary(u)?,
+            ip: arb_string(u)?,
+            port: u16::arbitrary(u)?,
+            modes: vec![arb_string(u)?, arb_string(u)?],
+        }),
+        Some(Opcode::SessionDescription) => ServerMessage::SessionDescription(SessionDescription {
+            mode: arb_string(u)?,
+            secret_key: SecretKey::new(<[u8; 32]>::arbitrary(u)?),
+            dave_protocol_version: u16::arbitrary(u)?,
+        }),
+        Some(Opcode::Speaking) => ServerMessage::Speaking(Speaking {
+            speaking: SpeakingFlags::from_bits(u32::arbitrary(u)?),
+            delay: u32::arbitrary(u)?,
+            ssrc: u32::arbitrary(u)?,
+            user_id: Option::<u64>::arbitrary(u)?.map(UserId),
+        }),
+        Some(Opcode::HeartbeatAck) => ServerMessage::HeartbeatAck(HeartbeatAck {
+            t: u64::arbitrary(u)?,
+        }),
+        Some(Opcode::Hello) => ServerMessage::Hello(Hello {
+            heartbeat_interval: arb_interval(u)?,
+            v: Option::<u8>::arbitrary(u)?,
+        }),
+        Some(Opcode::Resumed) => ServerMessage::Resumed,
+        Some(Opcode::Heartbeat) => ServerMessage::HeartbeatRequest,
+        Some(Opcode::ClientsConnect) => ServerMessage::ClientsConnect(ClientsConnect {
+            user_ids: vec![UserId(u64::arbitrary(u)?); usize::from(u8::arbitrary(u)? % 4)],
+        }),
+        Some(Opcode::ClientDisconnect) => ServerMessage::ClientDisconnect(ClientDisconnect {
+            user_id: UserId(u64::arbitrary(u)?),
+        }),
+        Some(Opcode::DavePrepareTransition) => {
+            ServerMessage::DavePrepareTransition(DavePrepareTransition {
+                protocol_version: u16::arbitrary(u)?,
+                transition_id: u16::arbitrary(u)?,
+            })
+        }
+        Some(Opcode::DaveExecuteTransition) => {
+            ServerMessage::DaveExecuteTransition(DaveExecuteTransition {
+                transition_id: u16::arbitrary(u)?,
+            })
+        }
+        Some(Opcode::DavePrepareEpoch) => ServerMessage::DavePrepareEpoch(DavePrepareEpoch {
+            protocol_version: u16::arbitrary(u)?,
+            epoch: u64::arbitrary(u)?,
+        }),
+        Some(Opcode::DaveMlsExternalSender) => ServerMessage::DaveMlsExternalSender(arb_bytes(u)?),
+        Some(Opcode::DaveMlsProposals) => ServerMessage::DaveMlsProposals {
+            operation: ProposalsOperation::from_u8(u8::arbitrary(u)?),
+            proposals: arb_bytes(u)?,
+        },
+        Some(Opcode::DaveMlsAnnounceCommitTransition) => {
+            ServerMessage::DaveMlsAnnounceCommitTransition {
+                transition_id: u16::arbitrary(u)?,
+                commit: arb_bytes(u)?,
+            }
+        }
+        Some(Opcode::DaveMlsWelcome) => ServerMessage::DaveMlsWelcome {
+            transition_id: u16::arbitrary(u)?,
+            welcome: arb_bytes(u)?,
+        },
+        // Client-only binary opcodes cannot come from the server.
+        Some(Opcode::DaveMlsKeyPackage | Opcode::DaveMlsCommitWelcome) => {
+            ServerMessage::UnknownBinary {
+                op: 33u8.saturating_add(op),
+                payload: arb_bytes(u)?,
+            }
+        }
+        Some(other) => ServerMessage::Ignored { op: other },
+        None if bool::arbitrary(u)? => ServerMessage::Unknown {
+            op,
+            raw: arb_raw_json(u)?,
+        },
+        None => ServerMessage::UnknownBinary {
+            op,
+            payload: arb_bytes(u)?,
+        },
+    };
+    Ok(ServerFrame {
+        seq: Option::<u64>::arbitrary(u)?,
+        message,
+    })
+}
+
+/// A client message for an opcode chosen by the input, with generated fields.
+fn arb_client_message(u: &mut Unstructured<'_>) -> arbitrary::Result<ClientMessage> {
+    let op = u8::arbitrary(u)?;
+    Ok(match Opcode::from_u8(op) {
+        Some(Opcode::Identify) => ClientMessage::Identify(Identify {
+            server_id: GuildId(u64::arbitrary(u)?),
+            user_id: UserId(u64::arbitrary(u)?),
+            session_id: arb_string(u)?,
+            token: Token::new(arb_string(u)?),
+            max_dave_protocol_version: u16::arbitrary(u)?,
+        }),
+        Some(Opcode::SelectProtocol) => ClientMessage::SelectProtocol(SelectProtocol::udp(
+            arb_string(u)?,
+            u16::arbitrary(u)?,
+            arb_string(u)?,
+        )),
+        Some(Opcode::Heartbeat) => ClientMessage::Heartbeat(Heartbeat {
+            t: u64::arbitrary(u)?,
+            seq_ack: i64::arbitrary(u)?,
+        }),
+        Some(Opcode::Speaking) => ClientMessage::Speaking(Speaking {
+            speaking: SpeakingFlags::from_bits(u32::arbitrary(u)?),
+            delay: u32::arbitrary(u)?,
+            ssrc: u32::arbitrary(u)?,
+            user_id: None,
+        }),
+        Some(Opcode::Resume) => ClientMessage::Resume(Resume {
+            server_id: GuildId(u64::arbitrary(u)?),
+            session_id: arb_string(u)?,
+            token: Token::new(arb_string(u)?),
+            seq_ack: i64::arbitrary(u)?,
+        }),
+        Some(Opcode::DaveTransitionReady) => {
+            ClientMessage::DaveTransitionReady(DaveTransitionReady {
+                transition_id: u16::arbitrary(u)?,
+            })
+        }
+        Some(Opcode::DaveMlsInvalidCommitWelcome) => {
+            ClientMessage::DaveMlsInvalidCommitWelcome(DaveMlsInvalidCommitWelcome {
+                transition_id: u16::arbitrary(u)?,
+            })
+        }
+        Some(Opcode::DaveMlsKeyPackage) => ClientMessage::DaveMlsKeyPackage(arb_bytes(u)?),
+        Some(Opcode::DaveMlsCommitWelcome) => ClientMessage::DaveMlsCommitWelcome(arb_bytes(u)?),
+        // Server-only binary opcodes cannot come from the client.
+        Some(other) if other.is_binary() => ClientMessage::UnknownBinary {
+            op: 33u8.saturating_add(op),
+            payload: arb_bytes(u)?,
+        },
+        Some(other) => ClientMessage::Ignored { op: other },
+        None if bool::arbitrary(u)? => ClientMessage::Unknown {
+            op,
+            raw: arb_raw_json(u)?,
+        },
+        None => ClientMessage::UnknownBinary {
+            op,
+            payload: arb_bytes(u)?,
+        },
+    })
+}
