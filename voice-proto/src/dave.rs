@@ -127,8 +127,8 @@ mod imp {
     use crate::id::{ChannelId, UserId};
     use crate::io::{Event, Output};
     use crate::payload::{
-        ClientMessage, DaveMlsInvalidCommitWelcome, DaveTransitionReady, Encoded, Opcode,
-        ProposalsOperation, ServerMessage,
+        ClientMessage, DaveMlsInvalidCommitWelcome, DavePrepareEpoch, DavePrepareTransition,
+        DaveTransitionReady, Encoded, Opcode, ProposalsOperation, ServerMessage,
     };
     use crate::rtp::SILENCE_FRAME;
 
@@ -337,6 +337,21 @@ mod imp {
             out: &mut VecDeque<Output>,
         ) -> Result<(), DaveError> {
             match message {
+                // A version we did not offer: the gateway is wrong, the call goes on as it is.
+                ServerMessage::DavePrepareTransition(DavePrepareTransition {
+                    protocol_version,
+                    ..
+                })
+                | ServerMessage::DavePrepareEpoch(DavePrepareEpoch {
+                    protocol_version, ..
+                }) if protocol_version > super::SUPPORTED_PROTOCOL_VERSION => {
+                    let op = Opcode::from_u8(message.op()).unwrap_or(Opcode::DavePrepareEpoch);
+                    let reason = format!(
+                        "protocol version {protocol_version} was not offered (we support up to {})",
+                        super::SUPPORTED_PROTOCOL_VERSION
+                    );
+                    failed(out, op, reason);
+                }
                 ServerMessage::DaveMlsExternalSender(payload) => {
                     self.set_external_sender(&payload, out);
                 }
