@@ -329,3 +329,75 @@ fn rtp(shared: &Shared, state: &mut State, now: Instant, from: SocketAddr, packe
         state.close_client(client, code);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ServerConfig, VoiceServer};
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    /// Any datagram, from a stranger or from a client's own address with its own SSRC in the
+    /// header, is handled without a panic, and a discovery answer only ever goes to the sender.
+    #[tokio::test]
+    async fn arbitrary_datagrams_never_panic() {
+        let server = VoiceServer::start(ServerConfig {
+            seed: Some(1),
+            ..ServerConfig::default()
+        })
+        .await
+        .expect("starts");
+        let info = server.expect_client();
+        let shared = server.shared();
+        let client_addr: SocketAddr = "127.0.0.1:40000".parse().expect("addr");
+        let ssrc = {
+            let mut state = shared.lock();
+            let ssrc = state.new_voice_session(info.client).expect("session");
+            ssrc
+        };
+        // Discover, so the client's address is known and its packets are checked in depth.
+        let reply = handle_datagram(
+            &shared,
+            Instant::now(),
+            client_addr,
+            discovery_request_for(ssrc),
+        );
+        assert_eq!(reply.map(|(_, to)| to), Some(client_addr));
+        let mut runner = TestRunner::new(Config {
+            cases: 2000,
+            ..Config::default()
+        });
+        let strategy = (
+            proptest::collection::vec(any::<u8>(), 0..1600),
+            any::<bool>(),
+            any::<bool>(),
+        );
+        runner
+            .run(&strategy, |(mut bytes, own_ssrc, from_client)| {
+                if own_ssrc && bytes.len() >= 12 {
+                    bytes[0] = 0x80 | (bytes[0] & 0x3F);
+                    bytes[1] = 0x78;
+                    bytes[8..12].copy_from_slice(&ssrc.to_be_bytes());
+                }
+                let from: SocketAddr = if from_client {
+                    client_addr
+                } else {
+                    "127.0.0.1:40001".parse().expect("addr")
+                };
+                if let Some((_, to)) = handle_datagram(&shared, Instant::now(), from, bytes) {
+                    prop_assert_eq!(to, from);
+                }
+                Ok(())
+            })
+            .expect("no panic, replies only to the sender");
+        let report = server.report();
+        assert!(report
+            .violations
+            .iter()
+            .all(|v| v.client.is_none() || v.client == Some(0)));
+    }
+
+    fn discovery_request_for(ssrc: u32) -> Vec<u8> {
+        voice_proto::discovery::discovery_request(ssrc).to_vec()
+    }
+}

@@ -686,6 +686,12 @@ impl VoiceServer {
         }
     }
 
+    /// The shared state, for in-crate tests that call the handlers directly.
+    #[cfg(test)]
+    pub(crate) fn shared(&self) -> Arc<Shared> {
+        Arc::clone(&self.shared)
+    }
+
     /// Stops serving and returns the final report.
     pub async fn shutdown(mut self) -> Report {
         let _ = self.shutdown.send(true);

@@ -322,3 +322,37 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn any_text_is_checked_without_panic(text in ".{0,300}") {
+            if let Ok(envelope) = envelope(&text) {
+                let _ = check(&envelope);
+            }
+        }
+
+        #[test]
+        fn any_payload_shape_under_any_client_op_is_checked_without_panic(
+            op in 0u8..40,
+            d in prop_oneof![
+                Just("null".to_owned()),
+                Just("{}".to_owned()),
+                Just("[1,2]".to_owned()),
+                Just(r#"{"t":-1,"seq_ack":1.5,"data":7,"port":-3,"speaking":"x"}"#.to_owned()),
+                any::<i64>().prop_map(|n| n.to_string()),
+                ".{0,40}".prop_map(|s| serde_json::Value::String(s).to_string()),
+            ],
+        ) {
+            let text = format!(r#"{{"op":{op},"d":{d}}}"#);
+            let envelope = envelope(&text).expect("a valid envelope");
+            let _ = check(&envelope);
+        }
+    }
+}
