@@ -350,11 +350,10 @@ mod tests {
         let info = server.expect_client();
         let shared = server.shared();
         let client_addr: SocketAddr = "127.0.0.1:40000".parse().expect("addr");
-        let ssrc = {
-            let mut state = shared.lock();
-            let ssrc = state.new_voice_session(info.client).expect("session");
-            ssrc
-        };
+        let ssrc = shared
+            .lock()
+            .new_voice_session(info.client)
+            .expect("session");
         // Discover, so the client's address is known and its packets are checked in depth.
         let reply = handle_datagram(
             &shared,
