@@ -82,6 +82,8 @@ struct Conn {
     first: bool,
     heartbeats_acked: u32,
     report: ConnectionReport,
+    /// A bad `v=` query, not yet recorded: `(at_ms, detail)`.
+    version_problem: Option<(u64, String)>,
 }
 
 async fn serve<S>(shared: Arc<Shared>, stream: S, mut shutdown: watch::Receiver<bool>)
@@ -120,6 +122,7 @@ where
         authenticated: false,
         first: false,
         heartbeats_acked: 0,
+        version_problem: None,
         report: ConnectionReport {
             opened_ms: shared.ms(opened),
             path: path.clone(),
@@ -132,12 +135,8 @@ where
             Some(v) => format!("websocket URL `{path}` asks for gateway version {v}, expected v=8"),
             None => format!("websocket URL `{path}` has no v= query parameter, expected v=8"),
         };
-        shared.lock().violate(
-            shared.ms(opened),
-            None,
-            ViolationKind::GatewayVersion,
-            detail,
-        );
+        // Recorded once the client names itself (Identify/Resume), or at the end if it never does.
+        conn.version_problem = Some((shared.ms(opened), detail));
     }
 
     // Hello right after open (unnumbered, like Discord's).
@@ -219,6 +218,9 @@ where
 fn finish(shared: &Shared, conn: &Conn, client_close: Option<u16>) {
     let now = Instant::now();
     let mut state = shared.lock();
+    if let Some((at, detail)) = conn.version_problem.clone() {
+        state.violate(at, conn.client, ViolationKind::GatewayVersion, detail);
+    }
     let Some(client) = conn.client.and_then(|c| state.clients.get_mut(c)) else {
         return;
     };
@@ -387,6 +389,12 @@ fn attach(state: &mut State, conn: &mut Conn, client: usize, how: &str) {
     };
     conn.first = c.report.connections.is_empty();
     conn.client = Some(client);
+    if let Some((at, detail)) = conn.version_problem.take() {
+        state.violate(at, Some(client), ViolationKind::GatewayVersion, detail);
+    }
+    let Some(c) = state.clients.get_mut(client) else {
+        return;
+    };
     conn.authenticated = true;
     conn.report.started_with = Some(how.to_owned());
     let index = c.report.connections.len();

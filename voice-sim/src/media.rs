@@ -311,6 +311,8 @@ fn rtp(shared: &Shared, state: &mut State, now: Instant, from: SocketAddr, packe
         if voice.awaiting_speaking_after_resume && voice.unresumed_since.is_none() {
             voice.unresumed_since = Some(now);
         }
+        let pending = voice.unannounced_since.is_some() || voice.unresumed_since.is_some();
+        state.pending_checks |= pending;
     }
     let packets = voice.packets;
     // Close rules counting packets.

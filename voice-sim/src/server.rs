@@ -207,6 +207,8 @@ pub(crate) struct State {
     pub(crate) failed_handshakes: u64,
     pub(crate) rng: StdRng,
     next_conn_id: u64,
+    /// Some client has an "audio before Speaking" observation waiting for its grace period.
+    pub(crate) pending_checks: bool,
 }
 
 /// What the gateway and media tasks share.
@@ -323,11 +325,19 @@ impl State {
 
     /// Turns pending "audio before Speaking" observations older than `grace` into violations.
     pub(crate) fn sweep(&mut self, now: Instant, grace: Duration, start: Instant) {
+        // Called per datagram: skip the walk over all clients when nothing is pending.
+        if !self.pending_checks {
+            return;
+        }
+        self.pending_checks = false;
         let mut found = Vec::new();
         for (index, client) in self.clients.iter_mut().enumerate() {
             let Some(voice) = client.voice.as_mut() else {
                 continue;
             };
+            if voice.unannounced_since.is_some() || voice.unresumed_since.is_some() {
+                self.pending_checks = true;
+            }
             if let Some((since, seq)) = voice.unannounced_since {
                 if now.saturating_duration_since(since) > grace {
                     voice.unannounced_since = None;
@@ -523,6 +533,7 @@ impl VoiceServer {
                 failed_handshakes: 0,
                 rng,
                 next_conn_id: 0,
+                pending_checks: false,
             }),
             config,
         });
