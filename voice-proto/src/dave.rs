@@ -28,17 +28,29 @@
 //! # The one clock read
 //!
 //! The core reads no clock, with one isolated exception: `davey` reads `std::time::Instant`
-//! internally to expire old decryption keys (10 s after a transition) and passthrough windows
-//! (10 s after an upgrade, or the downgrade window), and to time its own statistics. Those
-//! deadlines only decide whether a *received* frame can still be decrypted or passed through; no
-//! output, timer or state transition of this crate depends on them, so tests with a fake clock
-//! stay deterministic for everything they observe through [`Output`](crate::Output).
+//! internally, inside this module's calls only, to expire old decryption keys (10 s after a
+//! transition) and passthrough windows (10 s after an upgrade), and to time its own per-frame
+//! statistics. Those deadlines only decide whether a *received* frame can still be decrypted or
+//! passed through; no output, timer or state transition of this crate depends on them, so tests
+//! with a fake clock stay deterministic for everything they observe through
+//! [`Output`](crate::Output), except the acceptance of late frames around a transition.
+//!
+//! # Debug builds
+//!
+//! `tls_codec` 0.4 (under `openmls`) checks the length prefix of MLS vectors with a
+//! `debug_assert!` before returning its decoding error, so with debug assertions on a malformed
+//! DAVE message would panic instead of being reported. This workspace turns debug assertions off
+//! for that one crate (`[profile.dev.package.tls_codec]` in the root manifest); an application
+//! that builds this crate in debug mode should do the same. Release builds are not affected.
 //!
 //! # Secrets
 //!
 //! The MLS state (signature key, group secrets, sender key ratchets) lives inside `davey`'s
-//! session and is never logged: this module's `Debug` shows only versions and counters. The
-//! buffers that carry media through the DAVE stage are zeroized when dropped.
+//! session and is never logged: this module's `Debug` shows only versions and counters. This
+//! crate holds no DAVE key of its own; the buffers that carry media through the DAVE stage are
+//! zeroized when dropped, and the session is dropped (with the connection's other state) on
+//! every fresh connection and on close. `openmls` zeroizes its secrets; `davey` 0.2.0 does not
+//! zeroize its sender-key ratchets.
 
 /// The highest DAVE protocol version this build can speak: `davey::DAVE_PROTOCOL_VERSION` (1)
 /// with the `dave` feature, 0 without it.

@@ -109,7 +109,7 @@ pub enum NotReady {
     },
     /// DAVE end-to-end encryption is negotiated but we hold no sending key yet (joining the MLS
     /// group, or re-joining after a recovery). Nothing was sent and no counter advanced: keep the
-    /// frame and retry when [`Session::can_send_audio`](crate::Session::can_send_audio) says so
+    /// frame and retry when [`Session::is_connected`](crate::Session::is_connected) says so
     /// (after [`Event::DaveReady`](crate::Event::DaveReady)). Silence frames are still accepted.
     #[error("end-to-end encryption (DAVE) is negotiated but not keyed yet")]
     E2eeNotReady,

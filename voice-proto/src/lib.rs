@@ -6,8 +6,25 @@
 //! drive it from their own event loop, or fuzz it.
 //!
 //! It speaks the current protocol: voice gateway v8 (`seq_ack`, buffered resume), IP discovery,
-//! the AEAD `*_rtpsize` transport modes (AES-256-GCM preferred, XChaCha20-Poly1305 required), and
-//! the close-code policy (resume, reconnect, wait for a move, or stop with a clear error).
+//! the AEAD `*_rtpsize` transport modes (AES-256-GCM preferred, XChaCha20-Poly1305 required), DAVE
+//! end-to-end encryption (the [`dave`] module, on by default), and the close-code policy (resume,
+//! reconnect, wait for a move, or stop with a clear error).
+//!
+//! # DAVE end-to-end encryption
+//!
+//! With the default `dave` feature, Identify offers `max_dave_protocol_version: 1` and a Session
+//! Description with version 1 starts the MLS handshake (ops 21-31) inside the engine: key
+//! packages, commits, welcomes and transitions are outputs like any other frame. Audio is
+//! DAVE-encrypted inside [`Session::send_opus`] once a sending key is in place; before that,
+//! non-silence frames are refused with [`NotReady::E2eeNotReady`] and
+//! [`Session::is_connected`] is `false`, so an adapter pauses and keeps its frames. Received
+//! frames are DAVE-decrypted with the sender's user id (from op 5); failures are counted and
+//! reported as [`Event::DaveDecryptFailed`], never fatal. Version 0 (Stage channels) is plain
+//! Opus. Without the feature, version 0 is offered and only Stage channels work: Discord closes
+//! other calls with 4017, a fatal "DAVE required" error.
+//!
+//! The one exception to "no clock reads": the `davey` crate reads `Instant::now()` inside the
+//! DAVE calls, to expire old receive keys and passthrough windows; see [`dave`].
 //!
 //! # The states
 //!

@@ -32,6 +32,29 @@ fn harness() -> Harness {
     h
 }
 
+/// An established group (the engine committed the peer's addition, transition 0 executed).
+fn established() -> (Harness, davey::DaveSession) {
+    let mut h = harness();
+    let gateway = Gateway::new(CHANNEL);
+    // A fresh gateway: the harness's pending group used another external sender.
+    h.prepare_epoch(1, 1);
+    h.external_sender(&gateway);
+    let mut member = peer(OTHER_USER, &gateway);
+    let kp = member.create_key_package().unwrap();
+    let outs = h.proposals(gateway.propose_add(0, &kp));
+    let (commit, welcome) = split_commit_welcome(&commit_welcomes(&outs)[0]);
+    h.commit(0, commit);
+    member
+        .process_welcome(&welcome.unwrap(), Some(&[USER.0, OTHER_USER.0]))
+        .unwrap();
+    member.prepare_transition(0, 1).unwrap();
+    assert_eq!(
+        h.session().dave_status(),
+        voice_proto::dave::DaveStatus::Active
+    );
+    (h, member)
+}
+
 #[derive(Debug, Clone)]
 enum Step {
     ExternalSender(Vec<u8>),
@@ -74,38 +97,77 @@ proptest! {
     fn malformed_dave_input_never_panics_nor_disconnects(steps in proptest::collection::vec(step(), 1..8)) {
         let mut h = harness();
         for step in steps {
-            match step {
-                Step::ExternalSender(b) => { h.binary(ServerMessage::DaveMlsExternalSender(b)); }
-                Step::Proposals(op, b) => {
-                    h.binary(ServerMessage::DaveMlsProposals {
-                        operation: ProposalsOperation::from_u8(op),
-                        proposals: b,
-                    });
-                }
-                Step::Commit(t, b) => { h.commit(t, b); }
-                Step::Welcome(t, b) => { h.welcome(t, b); }
-                Step::Prepare(v, t) => { h.prepare_transition(v, t); }
-                Step::Execute(t) => { h.execute(t); }
-                Step::Epoch(v, e) => { h.prepare_epoch(v, e); }
-                Step::RawBinary(mut b) => {
-                    // [seq u16][op 25..=30][payload]
-                    let op = 25 + b.first().copied().unwrap_or(0) % 6;
-                    let mut frame = vec![0, 99, op];
-                    frame.append(&mut b);
-                    h.feed(Input::Binary(&frame));
-                }
-                Step::Media(payload) => {
-                    if !payload.is_empty() {
-                        let packet = inbound(&h, 4242, 7, &payload);
-                        h.feed(Input::Datagram { from: server_udp(), data: &packet });
-                    }
-                }
-            }
+            apply(&mut h, step);
             prop_assert!(!h.session().is_closed(), "DAVE input closed the connection");
         }
         // Sending still behaves: either encrypted/plain packet or a clean NotReady.
         let now = h.now;
         let mut buf = [0u8; voice_proto::rtp::MAX_PACKET_LEN];
         let _ = h.session().send_opus(now, &[1, 2, 3], &mut buf);
+    }
+
+    #[test]
+    fn malformed_input_to_an_established_group_never_panics(
+        steps in proptest::collection::vec(step(), 1..6),
+        tamper in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..4),
+    ) {
+        let (mut h, mut member) = established();
+        for step in steps {
+            apply(&mut h, step);
+            prop_assert!(!h.session().is_closed(), "DAVE input closed the connection");
+        }
+        // A real frame from the peer with a few bytes changed: decrypted or reported, never a panic.
+        let mut frame = member.encrypt_opus(&[9, 8, 7, 6]).unwrap().to_vec();
+        for (at, value) in tamper {
+            let len = frame.len();
+            frame[at % len] = value;
+        }
+        let packet = inbound(&h, 4242, 500, &frame);
+        h.feed(Input::Datagram { from: server_udp(), data: &packet });
+        prop_assert!(!h.session().is_closed());
+    }
+}
+
+fn apply(h: &mut Harness, step: Step) {
+    match step {
+        Step::ExternalSender(b) => {
+            h.binary(ServerMessage::DaveMlsExternalSender(b));
+        }
+        Step::Proposals(op, b) => {
+            h.binary(ServerMessage::DaveMlsProposals {
+                operation: ProposalsOperation::from_u8(op),
+                proposals: b,
+            });
+        }
+        Step::Commit(t, b) => {
+            h.commit(t, b);
+        }
+        Step::Welcome(t, b) => {
+            h.welcome(t, b);
+        }
+        Step::Prepare(v, t) => {
+            h.prepare_transition(v, t);
+        }
+        Step::Execute(t) => {
+            h.execute(t);
+        }
+        Step::Epoch(v, e) => {
+            h.prepare_epoch(v, e);
+        }
+        Step::RawBinary(mut b) => {
+            let op = 25 + b.first().copied().unwrap_or(0) % 6;
+            let mut frame = vec![0, 99, op];
+            frame.append(&mut b);
+            h.feed(Input::Binary(&frame));
+        }
+        Step::Media(payload) => {
+            if !payload.is_empty() {
+                let packet = inbound(h, 4242, 7, &payload);
+                h.feed(Input::Datagram {
+                    from: server_udp(),
+                    data: &packet,
+                });
+            }
+        }
     }
 }

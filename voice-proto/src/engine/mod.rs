@@ -613,6 +613,8 @@ impl Engine {
         self.media = None;
         self.keepalive_at = None;
         self.speaking.announced = false;
+        // The MLS membership ends with the voice server; the next one starts a new session.
+        self.dave.reset();
         self.out
             .push_back(Output::Event(Event::Disconnected { reason }));
         self.wait_for_server(now, Stage::Move);
