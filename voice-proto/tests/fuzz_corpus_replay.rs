@@ -344,6 +344,8 @@ fn datagram_seeds() -> Seeds {
         ("plain-padding", hex("a0 78 00 03 00 00 0b 40 01 02 03 04 fc ff fe 00 00 03")),
         ("plain-csrc", hex("82 f8 00 04 00 00 0f 00 01 02 03 04 00 00 00 01 00 00 00 02 fc")),
         ("plain-extension-too-long", hex("90 78 00 05 00 00 12 c0 01 02 03 04 be de ff ff 00")),
+        // PROTOCOL.md 9.4's first DAVE frame vector (ends with the FA FA marker), from a member.
+        ("plain-dave-frame", hex("80 78 00 06 00 00 16 80 01 02 03 04 2d da 55 ea 4d 83 e7 aa 95 bc 52 9d d5 b3 01 0c fa fa")),
         ("own-ssrc", hex("80 78 00 01 00 00 03 c0 80 00 30 39 f8 ff fe")),
         ("rtcp-receiver-report", hex("81 c9 00 07 00 00 30 39 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00")),
         ("keepalive-djs", vec![1, 0, 0, 0, 0, 0, 0, 0]),
