@@ -2,13 +2,16 @@
 //
 // Input (environment):
 //   VOICE_SIM_CONNECTION  JSON of voice-sim's ExpectedClient
-//                         ({endpoint, guild_id, channel_id, user_id, session_id, token})
+//                         ({endpoint, guild_id, channel_id, user_id, session_id, token}), or a
+//                         JSON array of them: one connection each (distinct guilds), all
+//                         playing the file at the same time
 //   VOICE_SIM_OGG         path of the Ogg Opus file to play
 //   VOICE_SIM_TIMEOUT_MS  give up after this long (default 60000)
-//   VOICE_SIM_LISTEN_USER optional user id whose audio to receive; its Opus frames are printed
-//                         (hex) in a `received` line before leaving
+//   VOICE_SIM_LISTEN_USER optional user id whose audio the (first) connection receives; its Opus
+//                         frames are printed (hex) in a `received` line before leaving
 // Run with NODE_EXTRA_CA_CERTS=<voice-sim CA PEM>: the client always connects to wss://ENDPOINT?v=8.
-// Prints one JSON line per event; exits 0 after the file played and the connection was destroyed.
+// Prints one JSON line per event; exits 0 after the file played on every connection and each was
+// destroyed.
 import { createReadStream } from 'node:fs';
 import {
   AudioPlayerStatus,
@@ -28,16 +31,18 @@ const fail = (why) => {
   process.exit(1);
 };
 
-const info = JSON.parse(process.env.VOICE_SIM_CONNECTION ?? fail('VOICE_SIM_CONNECTION is not set'));
+const parsed = JSON.parse(process.env.VOICE_SIM_CONNECTION ?? fail('VOICE_SIM_CONNECTION is not set'));
+const infos = Array.isArray(parsed) ? parsed : [parsed];
 const file = process.env.VOICE_SIM_OGG ?? fail('VOICE_SIM_OGG is not set');
 const timeout = Number(process.env.VOICE_SIM_TIMEOUT_MS ?? 60000);
+const listenUser = process.env.VOICE_SIM_LISTEN_USER;
 setTimeout(() => fail(`timed out after ${timeout} ms`), timeout).unref();
 
 // The main gateway is simulated: answer each op 4 join with the two dispatches voice-sim
 // stands for. A leave (channel_id null) gets no answer.
-const adapterCreator = (methods) => ({
+const adapterCreator = (info) => (methods) => ({
   sendPayload(payload) {
-    log('op4', { channel_id: payload?.d?.channel_id ?? null });
+    log('op4', { guild: info.guild_id, channel_id: payload?.d?.channel_id ?? null });
     if (payload?.d?.channel_id) {
       setImmediate(() => {
         methods.onVoiceStateUpdate({
@@ -61,54 +66,57 @@ const adapterCreator = (methods) => ({
   destroy() {},
 });
 
-const connection = joinVoiceChannel({
-  channelId: info.channel_id,
-  guildId: info.guild_id,
-  adapterCreator,
-  selfDeaf: false,
-  debug: true,
-});
-// A malformed frame from the server is emitted as `error`; unhandled it would kill the process.
-connection.on('error', (error) => log('connection-error', { message: String(error?.message ?? error) }));
-connection.on('stateChange', (from, to) => log('state', { from: from.status, to: to.status }));
-connection.on('debug', (message) => log('debug', { message }));
-
-try {
-  await entersState(connection, VoiceConnectionStatus.Ready, 20000);
-} catch (error) {
-  fail(`never Ready: ${error}`);
-}
-log('ready');
-
-// Default behaviour (Pause): while the connection is not Ready (resume, reconnect) the player
-// auto-pauses instead of consuming frames into nothing.
-// Receive a (simulated) user's audio while playing, if asked.
-const listenUser = process.env.VOICE_SIM_LISTEN_USER;
-const received = [];
-let receivedEnd = Promise.resolve();
-if (listenUser) {
-  const stream = connection.receiver.subscribe(listenUser, {
-    end: { behavior: EndBehaviorType.AfterSilence, duration: 400 },
+async function play(info, listen) {
+  const guild = info.guild_id;
+  const connection = joinVoiceChannel({
+    channelId: info.channel_id,
+    guildId: guild,
+    adapterCreator: adapterCreator(info),
+    selfDeaf: false,
+    debug: true,
   });
-  stream.on('data', (packet) => received.push(Buffer.from(packet).toString('hex')));
-  receivedEnd = new Promise((resolve) => stream.once('end', resolve));
+  // A malformed frame from the server is emitted as `error`; unhandled it would kill the process.
+  connection.on('error', (error) => log('connection-error', { guild, message: String(error?.message ?? error) }));
+  connection.on('stateChange', (from, to) => log('state', { guild, from: from.status, to: to.status }));
+  connection.on('debug', (message) => log('debug', { guild, message }));
+
+  try {
+    await entersState(connection, VoiceConnectionStatus.Ready, 20000);
+  } catch (error) {
+    fail(`never Ready: ${error}`);
+  }
+  log('ready', { guild });
+
+  // Receive a (simulated) user's audio while playing, if asked.
+  const received = [];
+  let receivedEnd = Promise.resolve();
+  if (listen) {
+    const stream = connection.receiver.subscribe(listen, {
+      end: { behavior: EndBehaviorType.AfterSilence, duration: 400 },
+    });
+    stream.on('data', (packet) => received.push(Buffer.from(packet).toString('hex')));
+    receivedEnd = new Promise((resolve) => stream.once('end', resolve));
+  }
+
+  // Default behaviour (Pause): while the connection is not Ready (resume, reconnect) the player
+  // auto-pauses instead of consuming frames into nothing.
+  const player = createAudioPlayer({ behaviors: { noSubscriber: NoSubscriberBehavior.Pause } });
+  player.on('error', (error) => fail(`player: ${error.message}`));
+  player.on('stateChange', (from, to) => log('player', { guild, from: from.status, to: to.status }));
+  connection.subscribe(player);
+  player.play(createAudioResource(createReadStream(file), { inputType: StreamType.OggOpus }));
+  await entersState(player, AudioPlayerStatus.Playing, 10000).catch((error) => fail(`never Playing: ${error}`));
+  await entersState(player, AudioPlayerStatus.Idle, timeout).catch((error) => fail(`never Idle: ${error}`));
+  // Let the trailing silence frames go out before leaving.
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  if (listen) {
+    await Promise.race([receivedEnd, new Promise((resolve) => setTimeout(resolve, 5000))]);
+    log('received', { user: listen, frames: received });
+  }
+  connection.destroy();
+  log('done', { guild });
 }
 
-const player = createAudioPlayer({ behaviors: { noSubscriber: NoSubscriberBehavior.Pause } });
-player.on('error', (error) => fail(`player: ${error.message}`));
-player.on('stateChange', (from, to) => log('player', { from: from.status, to: to.status }));
-connection.subscribe(player);
-const resource = createAudioResource(createReadStream(file), { inputType: StreamType.OggOpus });
-player.play(resource);
-await entersState(player, AudioPlayerStatus.Playing, 10000).catch((error) => fail(`never Playing: ${error}`));
-await entersState(player, AudioPlayerStatus.Idle, timeout).catch((error) => fail(`never Idle: ${error}`));
-// Let the trailing silence frames go out before leaving.
-await new Promise((resolve) => setTimeout(resolve, 300));
-if (listenUser) {
-  await Promise.race([receivedEnd, new Promise((resolve) => setTimeout(resolve, 5000))]);
-  log('received', { user: listenUser, frames: received });
-}
-connection.destroy();
-log('done');
-// Give the close frame a moment, then exit regardless of remaining timers (UDP keepalive).
+await Promise.all(infos.map((info, i) => play(info, i === 0 ? listenUser : undefined)));
+// Give the close frames a moment, then exit regardless of remaining timers (UDP keepalive).
 setTimeout(() => process.exit(0), 200);

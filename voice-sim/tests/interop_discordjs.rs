@@ -107,10 +107,15 @@ impl Run {
 }
 
 async fn run_discordjs(config: ServerConfig) -> Run {
-    run_discordjs_listening(config, None).await
+    run_discordjs_with(config, None, 1).await
 }
 
 async fn run_discordjs_listening(config: ServerConfig, listen: Option<u64>) -> Run {
+    run_discordjs_with(config, listen, 1).await
+}
+
+/// Runs play.mjs with `clients` connections (client 0 listens to `listen`).
+async fn run_discordjs_with(config: ServerConfig, listen: Option<u64>, clients: usize) -> Run {
     prepare_node();
     let dir = tempfile::tempdir().expect("temp dir");
     // A prefix of the committed sample, cut with the ogg crate.
@@ -129,7 +134,13 @@ async fn run_discordjs_listening(config: ServerConfig, listen: Option<u64>) -> R
     })
     .await
     .expect("server starts");
-    let info = server.expect_client();
+    let infos: Vec<_> = (0..clients).map(|_| server.expect_client()).collect();
+    let connection = if clients == 1 {
+        serde_json::to_string(&infos[0])
+    } else {
+        serde_json::to_string(&infos)
+    }
+    .expect("json");
     let ca = server.ca_pem_path().expect("tls is on").to_path_buf();
     let log_path = dir.path().join("node.log");
     let log = std::fs::File::create(&log_path).expect("log file");
@@ -137,10 +148,7 @@ async fn run_discordjs_listening(config: ServerConfig, listen: Option<u64>) -> R
         .arg("play.mjs")
         .current_dir(interop_dir())
         .env("NODE_EXTRA_CA_CERTS", &ca)
-        .env(
-            "VOICE_SIM_CONNECTION",
-            serde_json::to_string(&info).expect("json"),
-        )
+        .env("VOICE_SIM_CONNECTION", &connection)
         .env("VOICE_SIM_OGG", &ogg)
         .env("VOICE_SIM_TIMEOUT_MS", "40000")
         .env(
@@ -167,10 +175,12 @@ async fn run_discordjs_listening(config: ServerConfig, listen: Option<u64>) -> R
     // The client closed its websocket when it destroyed the connection.
     let (report, closed) = server
         .wait_until(Duration::from_secs(3), |r| {
-            r.clients
-                .first()
-                .and_then(|c| c.connections.last())
-                .is_some_and(|c| c.closed_ms.is_some())
+            r.clients.iter().all(|client| {
+                client
+                    .connections
+                    .last()
+                    .is_some_and(|c| c.closed_ms.is_some())
+            })
         })
         .await;
     assert!(closed, "the websocket did not close:\n{report}\n{tail}");
@@ -460,4 +470,46 @@ async fn discordjs_receives_a_simulated_speaker_with_header_extensions() {
         audio, expected,
         "DJS decrypted, stripped the extension and got every frame: {context}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_discordjs_connections_share_the_udp_port() {
+    let run = run_discordjs_with(
+        ServerConfig {
+            heartbeat_interval: Duration::from_millis(1000),
+            ..ServerConfig::default()
+        },
+        None,
+        3,
+    )
+    .await;
+    let (report, context) = (&run.report, &run.context);
+    assert!(report.violations.is_empty(), "{context}");
+    assert_eq!(report.streams.len(), 3, "{context}");
+    for (client, info) in report.clients.iter().enumerate() {
+        assert_eq!((info.identifies, info.ssrcs.len()), (1, 1), "{context}");
+        let ssrc = info.ssrcs[0];
+        let stream = report.stream(ssrc).expect("stream");
+        assert_eq!(stream.client, client);
+        assert_eq!(
+            (
+                stream.stats.decrypt_failures,
+                stream.stats.gaps,
+                stream.stats.missing
+            ),
+            (0, 0, 0),
+            "{context}"
+        );
+        let audio: Vec<Vec<u8>> = run
+            .server
+            .frames(ssrc)
+            .into_iter()
+            .filter(|f| !f.is_silence())
+            .map(|f| f.opus)
+            .collect();
+        assert!(
+            audio == run.expected,
+            "client {client} delivered the file byte for byte: {context}"
+        );
+    }
 }
