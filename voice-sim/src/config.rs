@@ -35,6 +35,9 @@ pub struct ServerConfig {
     pub speaking_grace: Duration,
     /// Seed for ids, SSRCs, keys and simulated loss (`None`: from the OS).
     pub seed: Option<u64>,
+    /// Numbered messages kept per session for replay after a resume. A Resume whose `seq_ack`
+    /// misses a message no longer kept is refused with 4006 (PROTOCOL.md §3).
+    pub replay_buffer: usize,
     /// What to do to clients on purpose.
     pub scenario: Scenario,
 }
@@ -52,6 +55,7 @@ impl Default for ServerConfig {
             keep_frames: true,
             speaking_grace: Duration::from_millis(250),
             seed: None,
+            replay_buffer: 512,
             scenario: Scenario::default(),
         }
     }

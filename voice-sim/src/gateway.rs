@@ -551,6 +551,17 @@ fn on_resume(shared: &Shared, state: &mut State, conn: &mut Conn, now: Instant, 
             ),
         );
     }
+    // A missed message that is no longer buffered cannot be replayed: the session is gone.
+    let oldest = state
+        .clients
+        .get(client)
+        .and_then(|c| c.voice.as_ref())
+        .and_then(|v| v.buffer.front())
+        .map(|(seq, _)| *seq as i64);
+    if oldest.is_some_and(|oldest| resume.seq_ack.max(0) + 1 < oldest) {
+        let _ = conn.tx.send(Control::Close(4006));
+        return;
+    }
     attach(state, conn, client, "resume");
     let Some(c) = state.clients.get_mut(client) else {
         return;

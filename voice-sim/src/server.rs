@@ -26,9 +26,6 @@ use crate::tls::TlsMaterial;
 /// Most violations of one kind listed per client; further ones are only counted.
 const MAX_VIOLATIONS_PER_KIND: u32 = 20;
 
-/// Numbered messages kept per session for replay after a resume.
-const REPLAY_BUFFER: usize = 512;
-
 /// What a client needs to connect: the values of VOICE_STATE_UPDATE and VOICE_SERVER_UPDATE.
 ///
 /// Ids serialize as strings, as Discord sends them. The token is included in clear: these are
@@ -209,6 +206,8 @@ pub(crate) struct State {
     next_conn_id: u64,
     /// Some client has an "audio before Speaking" observation waiting for its grace period.
     pub(crate) pending_checks: bool,
+    /// [`ServerConfig::replay_buffer`].
+    replay_buffer: usize,
 }
 
 /// What the gateway and media tasks share.
@@ -274,6 +273,7 @@ impl State {
     /// Sends a numbered message on the client's session: the seq is assigned here, the frame is
     /// kept for replay and goes out now if the client has a websocket.
     pub(crate) fn send_numbered(&mut self, client: usize, message: ServerMessage) {
+        let keep = self.replay_buffer;
         let Some(c) = self.clients.get_mut(client) else {
             return;
         };
@@ -287,7 +287,7 @@ impl State {
         }
         .encode();
         voice.buffer.push_back((voice.seq, frame.clone()));
-        while voice.buffer.len() > REPLAY_BUFFER {
+        while voice.buffer.len() > keep {
             voice.buffer.pop_front();
         }
         if let Some(conn) = &c.conn {
@@ -534,6 +534,7 @@ impl VoiceServer {
                 rng,
                 next_conn_id: 0,
                 pending_checks: false,
+                replay_buffer: config.replay_buffer,
             }),
             config,
         });

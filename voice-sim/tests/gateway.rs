@@ -492,3 +492,46 @@ async fn wrong_key_is_a_decrypt_failure() {
     assert_eq!(report.violations_of(ViolationKind::DecryptFailure).len(), 3);
     assert!(server.frames(ssrc).is_empty());
 }
+
+#[tokio::test]
+async fn resume_that_missed_an_evicted_message_is_refused_with_4006() {
+    let server = VoiceServer::start(ServerConfig {
+        replay_buffer: 1,
+        ..config()
+    })
+    .await
+    .expect("starts");
+    let info = server.expect_client();
+    let mut client = RawClient::connect(&server.ws_url())
+        .await
+        .expect("connects");
+    client.handshake(&info, AES).await.expect("handshake");
+    server.close_client(0, 4015);
+    assert_eq!(client.closed(STEP_TIMEOUT).await, Some(4015));
+    // Only Session Description (seq 2) is still buffered: seq_ack 0 missed Ready (seq 1).
+    let resume = |seq_ack: i64| {
+        serde_json::json!({"op": 7, "d": {"server_id": info.guild_id.to_string(),
+            "session_id": info.session_id, "token": info.token, "seq_ack": seq_ack}})
+        .to_string()
+    };
+    let mut late = RawClient::connect(&server.ws_url())
+        .await
+        .expect("connects");
+    late.send_text(resume(0)).await.expect("send");
+    assert_eq!(late.closed(STEP_TIMEOUT).await, Some(4006));
+    // seq_ack 1: everything missed is still there.
+    let mut fine = RawClient::connect(&server.ws_url())
+        .await
+        .expect("connects");
+    fine.send_text(resume(1)).await.expect("send");
+    fine.recv_until(STEP_TIMEOUT, |m| matches!(m, ServerMessage::Resumed))
+        .await
+        .expect("resumed");
+    let replay = fine
+        .recv_until(STEP_TIMEOUT, |m| {
+            matches!(m, ServerMessage::SessionDescription(_))
+        })
+        .await;
+    assert!(replay.is_ok());
+    assert!(server.report().violations.is_empty());
+}
