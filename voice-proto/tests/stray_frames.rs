@@ -1,6 +1,6 @@
 //! Found by the `gateway_text` fuzz target: a voice gateway frame that arrives while the engine
 //! has no websocket (waiting for a move after 4014/4022, backing off, waiting for the dispatches)
-//! is not ignored.
+//! was not ignored.
 //!
 //! The engine ignores a close from such a stale socket (`on_ws_closed` returns early in
 //! `AwaitingServerUpdate`/`Backoff`/`Closed`) but feeds its frames to `on_frame` in any phase. A
@@ -11,10 +11,7 @@
 //! 4000 and abandons the move wait for a fresh rejoin (`Reconnecting`, a new main-gateway op 4).
 //! The bad-input policy says a stray frame must end as an ignored event without touching the
 //! state.
-//!
-//! Ignored until fixed (for example: in `Engine::handle_input`, treat `Input::Text` and
-//! `Input::Binary` like a stale close, as an ignored frame, while the phase is
-//! `AwaitingServerUpdate`, `Backoff` or `Closed`); run with `--ignored`.
+//! The engine now ignores frames while no websocket is open.
 
 mod support;
 
@@ -24,7 +21,6 @@ use support::*;
 use voice_proto::{Event, Input, Output};
 
 #[test]
-#[ignore = "bug: frames with no websocket start heartbeats and break the move wait (see the file docs)"]
 fn a_stray_hello_while_waiting_for_a_move_changes_nothing() {
     let mut h = Harness::join(test_config());
     h.connect();

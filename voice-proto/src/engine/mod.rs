@@ -274,6 +274,11 @@ impl Engine {
                 Input::VoiceStateUpdate(dispatch) => self.on_voice_state(now, dispatch),
                 Input::VoiceServerUpdate(dispatch) => self.on_voice_server(now, dispatch),
                 Input::WebSocketOpened => self.on_ws_opened(),
+                // A frame with no open websocket is stale (buffered before a close we already
+                // handled): it must not touch the state.
+                Input::Text(_) | Input::Binary(_) if !self.ws_open => {
+                    self.ignore_frame("a frame arrived while no websocket is open".to_owned());
+                }
                 Input::Text(text) => match ServerFrame::decode_text(text) {
                     Ok(frame) => self.on_frame(now, frame),
                     Err(error) => self.ignore_frame(format!("undecodable text frame: {error}")),
