@@ -36,7 +36,9 @@
 //!   (Hello, Heartbeat ACK and Resumed are unnumbered). A fresh Identify restarts the counter.
 //! - Resume → Resumed (op 9), then the replay of every buffered message with `seq > seq_ack`.
 //!   After a server close with 4015 or a code below 4000 the session stays resumable; after any
-//!   other code a Resume is refused with 4006.
+//!   other code a Resume is refused with 4006, and so is a Resume that missed a message no longer
+//!   in the replay buffer ([`ServerConfig::replay_buffer`]).
+//! - A dropped websocket (no close frame) is not a violation: clients resume after it.
 //! - Many clients share the UDP port; packets are demultiplexed by SSRC and checked against the
 //!   address each client discovered.
 //!
