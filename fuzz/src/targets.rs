@@ -1488,7 +1488,12 @@ impl Driver {
         let after = session.stats();
         let dave_encrypted = after.dave_frames_encrypted > before.dave_frames_encrypted;
         let valid = (1..=MAX_OPUS_FRAME_LEN).contains(&frame.len()) && !small_buffer;
-        if had_media {
+        // A frame refused for want of DAVE keys leaves the talk spurt as it was.
+        let refused = matches!(
+            result,
+            Err(Error::NotReady(voice_proto::NotReady::E2eeNotReady))
+        );
+        if had_media && !refused {
             self.silence_left = 0;
         }
         let result_ok = result.is_ok();
@@ -2075,7 +2080,7 @@ pub fn handshake_steps(mode_bits: u8) -> Vec<Step> {
 /// Scripts that leave a connection in each state a frame or datagram can meet: waiting for the
 /// dispatches, websocket opening, open, after Hello, discovering, selecting the protocol,
 /// connected (AES and XChaCha), resuming, backing off, waiting for a move, closed, and connected
-/// with DAVE negotiated (before and after the MLS external sender).
+/// with DAVE negotiated and the MLS external sender set.
 pub fn state_scripts() -> Vec<(ScriptConfig, Vec<Step>)> {
     let plain = ScriptConfig {
         rtp_seed: 0,
@@ -2097,8 +2102,9 @@ pub fn state_scripts() -> Vec<(ScriptConfig, Vec<Step>)> {
         .into_iter()
         .map(|steps| (plain, steps))
         .collect();
-    // DAVE negotiated (version 1): a session exists and MLS messages reach `davey`; the other
-    // member's SSRC is mapped to a user so their frames reach DAVE decryption.
+    // DAVE negotiated (version 1) with the gateway's external sender set: MLS messages reach
+    // `davey`'s group logic, and the other member's SSRC is mapped to a user so their frames reach
+    // DAVE decryption. (One such state only: creating a DAVE session costs milliseconds.)
     dave_handshake.push(Step::Text {
         message: ServerText::Speaking {
             user: OTHER_USER.0,
@@ -2107,7 +2113,6 @@ pub fn state_scripts() -> Vec<(ScriptConfig, Vec<Step>)> {
         },
         numbered: true,
     });
-    scripts.push((dave, dave_handshake.clone()));
     dave_handshake.push(Step::Binary(external_sender()));
     scripts.push((dave, dave_handshake));
     scripts
@@ -2429,9 +2434,9 @@ fn roundtrip_text(text: &str) {
         };
         let second = ClientMessage::decode_text(&encoded)
             .unwrap_or_else(|e| panic!("re-encoded client message does not decode: {e}"));
-        assert_eq!(
-            second, first,
-            "client text decode -> encode -> decode differs"
+        assert!(
+            same_client_message(&second, &first),
+            "client text decode -> encode -> decode differs: {first:?} -> {second:?}"
         );
     }
 }
@@ -2456,15 +2461,59 @@ fn roundtrip_server_frame_decoded(first: ServerFrame) {
     );
 }
 
-/// Equality, except that a Hello interval may move by a few units in the last place: serde_json
-/// (without its `float_roundtrip` feature) parses some 17-digit decimals one ULP off. Intervals with
-/// up to 15 significant digits, i.e. every real one, round-trip exactly.
+/// Equality, except that floats (a Hello interval, numbers inside an unknown opcode's raw JSON)
+/// may move by a few units in the last place: serde_json without its `float_roundtrip` feature
+/// parses some 16- and 17-digit decimals a few ULP off. Intervals with up to 15 significant
+/// digits, i.e. every real one, round-trip exactly.
 fn same_server_frame(a: &ServerFrame, b: &ServerFrame) -> bool {
     match (&a.message, &b.message) {
         (ServerMessage::Hello(x), ServerMessage::Hello(y)) => {
-            let close = (x.heartbeat_interval - y.heartbeat_interval).abs()
-                <= x.heartbeat_interval.abs() * 1e-15;
-            a.seq == b.seq && x.v == y.v && close
+            a.seq == b.seq && x.v == y.v && floats_close(x.heartbeat_interval, y.heartbeat_interval)
+        }
+        (ServerMessage::Unknown { op: x, raw: r }, ServerMessage::Unknown { op: y, raw: s }) => {
+            a.seq == b.seq && x == y && json_close(r, s)
+        }
+        _ => a == b,
+    }
+}
+
+/// Equality with the same float tolerance for an unknown opcode's raw JSON.
+fn same_client_message(a: &ClientMessage, b: &ClientMessage) -> bool {
+    match (a, b) {
+        (ClientMessage::Unknown { op: x, raw: r }, ClientMessage::Unknown { op: y, raw: s }) => {
+            x == y && json_close(r, s)
+        }
+        _ => a == b,
+    }
+}
+
+fn floats_close(x: f64, y: f64) -> bool {
+    x == y || (x - y).abs() <= x.abs().max(y.abs()) * 1e-14
+}
+
+fn json_close(a: &str, b: &str) -> bool {
+    match (
+        serde_json::from_str::<serde_json::Value>(a),
+        serde_json::from_str::<serde_json::Value>(b),
+    ) {
+        (Ok(x), Ok(y)) => values_close(&x, &y),
+        _ => a == b,
+    }
+}
+
+fn values_close(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) if x.is_f64() || y.is_f64() => {
+            matches!((x.as_f64(), y.as_f64()), (Some(x), Some(y)) if floats_close(x, y))
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| values_close(x, y))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(key, v)| y.get(key).is_some_and(|w| values_close(v, w)))
         }
         _ => a == b,
     }

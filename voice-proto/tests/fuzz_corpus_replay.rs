@@ -66,6 +66,8 @@ fn every_corpus_file_replays_through_its_target() {
     for (target, body) in TARGETS {
         let files = corpus_files(target);
         assert!(!files.is_empty(), "fuzz/corpus/{target}/ is empty");
+        let started = std::time::Instant::now();
+        let count = files.len();
         for file in files {
             // A running fuzzer may replace corpus files under our feet.
             let Ok(data) = fs::read(&file) else { continue };
@@ -73,6 +75,7 @@ fn every_corpus_file_replays_through_its_target() {
                 failures.push(format!("{target}: {}", file.display()));
             }
         }
+        eprintln!("{target}: {count} files in {:?}", started.elapsed());
     }
     assert!(
         failures.is_empty(),
