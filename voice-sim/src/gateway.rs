@@ -84,6 +84,8 @@ struct Conn {
     report: ConnectionReport,
     /// A bad `v=` query, not yet recorded: `(at_ms, detail)`.
     version_problem: Option<(u64, String)>,
+    /// When Hello went out or the last heartbeat arrived.
+    last_beat: Instant,
 }
 
 async fn serve<S>(shared: Arc<Shared>, stream: S, mut shutdown: watch::Receiver<bool>)
@@ -123,6 +125,7 @@ where
         first: false,
         heartbeats_acked: 0,
         version_problem: None,
+        last_beat: opened,
         report: ConnectionReport {
             opened_ms: shared.ms(opened),
             path: path.clone(),
@@ -590,6 +593,22 @@ fn on_heartbeat(
 ) {
     let at = shared.ms(now);
     conn.report.heartbeats += 1;
+    let interval = shared.config.heartbeat_interval;
+    let allowed = interval + interval / 2 + Duration::from_millis(250);
+    let gap = now.saturating_duration_since(conn.last_beat);
+    conn.last_beat = now;
+    if gap > allowed {
+        state.violate(
+            at,
+            conn.client,
+            ViolationKind::HeartbeatLate,
+            format!(
+                "heartbeat {} ms after the previous one (or Hello); the interval is {} ms",
+                gap.as_millis(),
+                interval.as_millis()
+            ),
+        );
+    }
     if let Some(report) = conn
         .client
         .zip(conn.index)

@@ -77,7 +77,8 @@
 //!
 //! Advisories (reported apart, never failures): fewer than five trailing silence frames per talk
 //! spurt (`FewSilenceFrames`; @discordjs/voice sends four), Identify without DAVE support
-//! (`NoDaveSupport`), audio after a resume before a new op 5 (`NoSpeakingAfterResume`).
+//! (`NoDaveSupport`), audio after a resume before a new op 5 (`NoSpeakingAfterResume`), a
+//! heartbeat later than 1.5 intervals + 250 ms after Hello or the previous one (`HeartbeatLate`).
 //!
 //! Media statistics per SSRC (packets, bytes, decrypt failures, gaps, missing, duplicates,
 //! reordering, timestamp errors, jitter p50/p99/max, talk spurts and their trailing silence) are

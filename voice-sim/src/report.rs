@@ -74,6 +74,9 @@ pub enum ViolationKind {
     NoDaveSupport,
     /// Advisory: audio after a resume before op 5 was sent again (PROTOCOL.md §3).
     NoSpeakingAfterResume,
+    /// Advisory: a heartbeat came more than 1.5 intervals (+250 ms of slack) after Hello or the
+    /// previous heartbeat (PROTOCOL.md §4: the interval is an upper bound).
+    HeartbeatLate,
 }
 
 impl ViolationKind {
@@ -81,7 +84,10 @@ impl ViolationKind {
     pub fn is_advisory(self) -> bool {
         matches!(
             self,
-            Self::FewSilenceFrames | Self::NoDaveSupport | Self::NoSpeakingAfterResume
+            Self::FewSilenceFrames
+                | Self::NoDaveSupport
+                | Self::NoSpeakingAfterResume
+                | Self::HeartbeatLate
         )
     }
 }

@@ -432,3 +432,33 @@ async fn advisories_for_no_dave_and_no_speaking_after_resume() {
     );
     assert!(report.violations.is_empty(), "{report}");
 }
+
+#[tokio::test]
+async fn late_heartbeats_are_an_advisory() {
+    let server = VoiceServer::start(ServerConfig {
+        heartbeat_interval: Duration::from_millis(100),
+        ..ServerConfig::default()
+    })
+    .await
+    .expect("starts");
+    let info = server.expect_client();
+    let mut client = RawClient::connect(&server.ws_url())
+        .await
+        .expect("connects");
+    client.identify(&info).await.expect("identify");
+    client.heartbeat(1).await.expect("on time");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    client.heartbeat(2).await.expect("late");
+    client
+        .recv_until(
+            STEP_TIMEOUT,
+            |m| matches!(m, ServerMessage::HeartbeatAck(a) if a.t == 2),
+        )
+        .await
+        .expect("ack");
+    let report = server.report();
+    let late = report.violations_of(ViolationKind::HeartbeatLate);
+    assert_eq!(late.len(), 1, "{report}");
+    assert_eq!(late[0].client, Some(0));
+    assert!(report.violations.is_empty(), "advisory only: {report}");
+}
