@@ -80,6 +80,11 @@ pub struct Scenario {
     pub udp_loss: f64,
     /// Delay added to every media packet the server sends.
     pub udp_delay: Duration,
+    /// Delay added to every websocket frame the server sends after Hello (order is kept).
+    pub ws_delay: Duration,
+    /// Opcodes the server never sends (e.g. 4 to test a Session Description timeout, 6 for
+    /// heartbeat ACKs, 8 for Hello, 9 for Resumed). Numbered ones still take their seq.
+    pub withhold: Vec<u8>,
 }
 
 impl Default for Scenario {
@@ -92,6 +97,8 @@ impl Default for Scenario {
             users: Vec::new(),
             udp_loss: 0.0,
             udp_delay: Duration::ZERO,
+            ws_delay: Duration::ZERO,
+            withhold: Vec::new(),
         }
     }
 }
@@ -177,6 +184,10 @@ pub enum ScenarioStep {
     Loss(f64),
     /// `delay=MS` on server-sent media.
     Delay(Duration),
+    /// `ws-delay=MS` on server-sent websocket frames.
+    WsDelay(Duration),
+    /// `withhold=OP[+OP...]`: never send these opcodes.
+    Withhold(Vec<u8>),
 }
 
 impl FromStr for ScenarioStep {
@@ -249,9 +260,15 @@ impl FromStr for ScenarioStep {
                 Ok(Self::Loss(p))
             }
             ("delay", Some(ms)) => Ok(Self::Delay(Duration::from_millis(number(ms)?))),
+            ("ws-delay", Some(ms)) => Ok(Self::WsDelay(Duration::from_millis(number(ms)?))),
+            ("withhold", Some(ops)) => ops
+                .split('+')
+                .map(|op| u8::try_from(number(op)?).map_err(|_| bad("opcodes are 0..=255")))
+                .collect::<Result<Vec<u8>, SimError>>()
+                .map(Self::Withhold),
             _ => Err(bad(
                 "expected close=CODE@ms=N|@packets=N, no-acks[@after=N], garbage=KIND, no-discovery, \
-                 user=ID@join=MS[,speak=MS][,leave=MS], loss=P or delay=MS",
+                 user=ID@join=MS[,speak=MS][,leave=MS], loss=P, delay=MS, ws-delay=MS or withhold=OP[+OP]",
             )),
         }
     }
@@ -281,6 +298,8 @@ impl Scenario {
                 }),
                 ScenarioStep::Loss(p) => scenario.udp_loss = *p,
                 ScenarioStep::Delay(d) => scenario.udp_delay = *d,
+                ScenarioStep::WsDelay(d) => scenario.ws_delay = *d,
+                ScenarioStep::Withhold(ops) => scenario.withhold.extend(ops),
             }
         }
         scenario

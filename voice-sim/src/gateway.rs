@@ -1,5 +1,6 @@
 //! The voice gateway: one task per websocket, validating every client frame.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,7 +22,7 @@ use voice_proto::payload::{
 };
 use voice_proto::secret::SecretKey;
 
-use crate::config::AckPolicy;
+use crate::config::{AckPolicy, Scenario};
 use crate::report::{ConnectionReport, ViolationKind};
 use crate::server::{ConnHandle, Control, Shared, State};
 use crate::validate;
@@ -148,14 +149,23 @@ where
         v: Some(8),
     }))
     .encode();
-    if ws.send(to_message(hello)).await.is_err() {
+    let scenario = &shared.config.scenario;
+    if !withheld(scenario, &hello) && ws.send(to_message(hello)).await.is_err() {
         finish(&shared, &conn, None);
         return;
     }
 
+    // Frames held back by `Scenario::ws_delay`, with the time each is due.
+    let mut delayed: VecDeque<(tokio::time::Instant, Encoded)> = VecDeque::new();
     let mut client_close = None;
     loop {
+        let next_due = delayed.front().map(|(due, _)| *due);
         tokio::select! {
+            _ = sleep_until(next_due) => {
+                if let Some((_, frame)) = delayed.pop_front() {
+                    let Ok(()) = ws.send(to_message(frame)).await else { break };
+                }
+            }
             incoming = ws.next() => {
                 match incoming {
                     None => break,
@@ -186,6 +196,10 @@ where
             }
             control = rx.recv() => {
                 match control {
+                    Some(Control::Send(frame)) if withheld(scenario, &frame) => {}
+                    Some(Control::Send(frame)) if !scenario.ws_delay.is_zero() => {
+                        delayed.push_back((tokio::time::Instant::now() + scenario.ws_delay, frame));
+                    }
                     Some(Control::Send(frame)) => {
                         let Ok(()) = ws.send(to_message(frame)).await else { break };
                     }
@@ -241,6 +255,28 @@ fn finish(shared: &Shared, conn: &Conn, client_close: Option<u16>) {
             report.server_close = conn.report.server_close;
         }
     }
+}
+
+async fn sleep_until(due: Option<tokio::time::Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Whether the scenario never sends this frame's opcode.
+fn withheld(scenario: &Scenario, frame: &Encoded) -> bool {
+    if scenario.withhold.is_empty() {
+        return false;
+    }
+    let op = match frame {
+        Encoded::Text(text) => serde_json::from_str::<serde_json::Value>(text)
+            .ok()
+            .and_then(|v| v.get("op").and_then(serde_json::Value::as_u64))
+            .and_then(|op| u8::try_from(op).ok()),
+        Encoded::Binary(bytes) => bytes.get(2).copied(),
+    };
+    op.is_some_and(|op| scenario.withhold.contains(&op))
 }
 
 fn query_version(path: &str) -> Option<String> {

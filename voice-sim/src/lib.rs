@@ -89,7 +89,9 @@
 //! [`Scenario`] makes the server misbehave on purpose: close with a code after a time or a packet
 //! count, stop acknowledging heartbeats, send garbage (unknown opcode, malformed JSON, unexpected
 //! binary frame), never answer IP discovery, simulated users who join (op 11), speak (op 5 and
-//! encrypted RTP with a header extension) and leave (op 13), loss and delay on server-sent media.
+//! encrypted RTP with a header extension) and leave (op 13), loss and delay on server-sent media,
+//! delay on server-sent websocket frames, and opcodes the server never sends (to exercise a
+//! client's handshake deadlines).
 //! The `voice-sim` binary exposes all of it (`voice-sim --help`).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

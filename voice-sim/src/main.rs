@@ -75,6 +75,8 @@ Scenario steps (--scenario, repeatable):
                           extension) from --user-audio at speak, op 13 at leave
   loss=P                  drop server-sent media packets with probability P
   delay=MS                delay server-sent media packets
+  ws-delay=MS             delay every websocket frame after Hello (order kept)
+  withhold=OP[+OP...]     never send these opcodes (e.g. 4: no Session Description, 6: no ACKs)
 Example: voice-sim --tls --heartbeat-ms 1000 --scenario close=4015@packets=100 --report r.json";
 
 fn main() -> ExitCode {

@@ -455,3 +455,64 @@ async fn voice_proto_engine_receives_a_simulated_speaker() {
     assert!(outcome.events.iter().any(|e| matches!(e, voice_proto::Event::ClientDisconnected { user_id } if *user_id == UserId(777))));
     assert!(server.report().violations.is_empty());
 }
+
+#[tokio::test]
+async fn withheld_session_description_and_delayed_frames() {
+    // Op 4 never comes: a client's Session Description deadline is what gets exercised.
+    let server = VoiceServer::start(config(Scenario {
+        withhold: vec![4],
+        ..Scenario::default()
+    }))
+    .await
+    .expect("starts");
+    let info = server.expect_client();
+    let mut client = RawClient::connect(&server.ws_url())
+        .await
+        .expect("connects");
+    assert!(
+        client.handshake(&info, AES).await.is_err(),
+        "no Session Description"
+    );
+    client.heartbeat(1).await.expect("heartbeat");
+    client
+        .recv_until(STEP_TIMEOUT, |m| {
+            matches!(m, ServerMessage::HeartbeatAck(_))
+        })
+        .await
+        .expect("other ops still flow");
+    assert_eq!(
+        client.last_seq, 1,
+        "only Ready arrived; op 4 took seq 2 but was never sent"
+    );
+
+    // Every frame after Hello comes 200 ms late, in order.
+    let server = VoiceServer::start(config(Scenario {
+        ws_delay: Duration::from_millis(200),
+        ..Scenario::default()
+    }))
+    .await
+    .expect("starts");
+    let info = server.expect_client();
+    let mut client = RawClient::connect(&server.ws_url())
+        .await
+        .expect("connects");
+    let started = Instant::now();
+    client.identify(&info).await.expect("identify");
+    client.heartbeat(7).await.expect("heartbeat");
+    client
+        .recv_until(STEP_TIMEOUT, |m| matches!(m, ServerMessage::Ready(_)))
+        .await
+        .expect("ready");
+    assert!(
+        started.elapsed() >= Duration::from_millis(180),
+        "{:?}",
+        started.elapsed()
+    );
+    let ack = client
+        .recv_until(STEP_TIMEOUT, |m| {
+            matches!(m, ServerMessage::HeartbeatAck(_))
+        })
+        .await
+        .expect("ack after Ready");
+    assert!(matches!(ack, ServerMessage::HeartbeatAck(a) if a.t == 7));
+}
