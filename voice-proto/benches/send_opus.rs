@@ -2,7 +2,8 @@
 //!
 //! Run: `cargo bench -p voice-proto --bench send_opus`. The goal is a per-packet cost within
 //! 1.15x of the bare seal: everything `send_opus` adds (counters, header, copy, checks) must be
-//! small next to the cipher.
+//! small next to the cipher. The `dave_*` group measures the same call with DAVE frame encryption
+//! (the `davey` crate) in front of the transport seal.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -46,6 +47,28 @@ fn bench(c: &mut Criterion) {
         h.send_frame(&frame);
         let now = h.now;
         let session = h.session();
+        group.bench_function("send_opus_120B", |b| {
+            b.iter(|| {
+                black_box(
+                    session
+                        .send_opus(now, black_box(&frame), &mut buf)
+                        .map(<[u8]>::len),
+                )
+            });
+        });
+        group.finish();
+    }
+
+    // The same with DAVE end-to-end encryption in front of the AES-256-GCM transport.
+    #[cfg(feature = "dave")]
+    {
+        let mut group = c.benchmark_group("dave_aead_aes256_gcm_rtpsize");
+        group.throughput(Throughput::Elements(1));
+        let (mut h, _peer) = support::dave::keyed_call();
+        h.send_frame(&frame);
+        let now = h.now;
+        let session = h.session();
+        let mut buf = [0u8; MAX_PACKET_LEN];
         group.bench_function("send_opus_120B", |b| {
             b.iter(|| {
                 black_box(

@@ -12,7 +12,6 @@ use std::time::Instant;
 use support::dave::*;
 use support::*;
 use voice_proto::dave::DaveStatus;
-use voice_proto::payload::{ClientsConnect, ServerMessage};
 use voice_proto::rtp::MAX_PACKET_LEN;
 
 struct Counting;
@@ -41,19 +40,7 @@ static GLOBAL: Counting = Counting;
 
 /// A DAVE call where our engine holds a sending key.
 fn keyed() -> Harness {
-    let mut h = Harness::join(test_config());
-    h.server.dave_protocol_version = 1;
-    h.connect();
-    let gateway = Gateway::new(CHANNEL);
-    h.external_sender(&gateway);
-    h.json(ServerMessage::ClientsConnect(ClientsConnect {
-        user_ids: vec![OTHER_USER],
-    }));
-    let mut member = peer(OTHER_USER, &gateway);
-    let kp = member.create_key_package().unwrap();
-    let outs = h.proposals(gateway.propose_add(0, &kp));
-    let (commit, _) = split_commit_welcome(&commit_welcomes(&outs)[0]);
-    h.commit(0, commit);
+    let (mut h, _) = keyed_call();
     assert_eq!(h.session().dave_status(), DaveStatus::Active);
     h
 }

@@ -399,3 +399,31 @@ pub fn audio_events(outs: &[Output]) -> Vec<ReceivedAudio> {
         })
         .collect()
 }
+
+/// A DAVE call in which our engine holds a sending key: it committed a peer's addition with
+/// transition 0. Returns the harness and the peer.
+pub fn keyed_call() -> (Harness, DaveSession) {
+    let mut h = Harness::join(super::test_config());
+    h.server.dave_protocol_version = 1;
+    h.connect();
+    let gateway = Gateway::new(CHANNEL);
+    h.external_sender(&gateway);
+    h.json(ServerMessage::ClientsConnect(
+        voice_proto::payload::ClientsConnect {
+            user_ids: vec![super::OTHER_USER],
+        },
+    ));
+    let mut member = peer(super::OTHER_USER, &gateway);
+    let key_package = member.create_key_package().expect("key package");
+    let outs = h.proposals(gateway.propose_add(0, &key_package));
+    let (commit, welcome) = split_commit_welcome(&commit_welcomes(&outs)[0]);
+    h.commit(0, commit);
+    member
+        .process_welcome(
+            &welcome.expect("welcome"),
+            Some(&[super::USER.0, super::OTHER_USER.0]),
+        )
+        .expect("peer welcomed");
+    member.prepare_transition(0, 1).expect("peer keys");
+    (h, member)
+}
