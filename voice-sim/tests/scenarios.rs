@@ -469,10 +469,27 @@ async fn withheld_session_description_and_delayed_frames() {
     let mut client = RawClient::connect(&server.ws_url())
         .await
         .expect("connects");
-    assert!(
-        client.handshake(&info, AES).await.is_err(),
-        "no Session Description"
-    );
+    client.identify(&info).await.expect("identify");
+    let ServerMessage::Ready(ready) = client
+        .recv_until(STEP_TIMEOUT, |m| matches!(m, ServerMessage::Ready(_)))
+        .await
+        .expect("ready")
+    else {
+        unreachable!()
+    };
+    let at = client
+        .discover(ready.ssrc, server.udp_addr())
+        .await
+        .expect("discovers");
+    let select = serde_json::json!({"op": 1, "d": {"protocol": "udp", "data": {
+        "address": at.ip().to_string(), "port": at.port(), "mode": AES.name()}}});
+    client.send_text(select.to_string()).await.expect("send");
+    let described = client
+        .recv_until(Duration::from_millis(400), |m| {
+            matches!(m, ServerMessage::SessionDescription(_))
+        })
+        .await;
+    assert!(described.is_err(), "no Session Description");
     client.heartbeat(1).await.expect("heartbeat");
     client
         .recv_until(STEP_TIMEOUT, |m| {
