@@ -282,6 +282,8 @@ fn downgrade_to_plain_and_upgrade_back() {
     let outs = h.prepare_transition(0, 9);
     assert_eq!(transition_ready(&outs), vec![9]);
     member.prepare_transition(9, 0).unwrap();
+    // Passthrough is on from the prepare (C40): members that already switched send plain Opus.
+    assert_eq!(audio_events(&receive(&mut h, 40, &OPUS))[0].opus, OPUS);
     let frame = send(&mut h, &OPUS);
     assert_eq!(decrypt_from(&mut member, USER, &frame), OPUS);
     let outs = h.execute(9);

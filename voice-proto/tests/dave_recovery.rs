@@ -227,3 +227,44 @@ fn frames_from_an_unmapped_ssrc_are_dropped_under_dave() {
         }
     )));
 }
+
+#[test]
+fn a_user_who_left_is_not_recognised_in_a_welcome() {
+    // Recognised users = self + op 11 - op 13.
+    let mut h = Harness::join(test_config());
+    h.server.dave_protocol_version = 1;
+    let outs = h.connect();
+    let kp = key_packages(&outs).remove(0);
+    let gateway = Gateway::new(CHANNEL);
+    h.external_sender(&gateway);
+    h.json(ServerMessage::ClientsConnect(ClientsConnect {
+        user_ids: vec![PEER],
+    }));
+    h.json(ServerMessage::ClientDisconnect(
+        voice_proto::payload::ClientDisconnect { user_id: PEER },
+    ));
+    let mut member = peer(PEER, &gateway);
+    let cw = member
+        .process_proposals(
+            davey::ProposalsOperationType::APPEND,
+            &gateway.propose_add(0, &kp),
+            None,
+        )
+        .unwrap()
+        .unwrap();
+    let outs = h.welcome(8, cw.welcome.unwrap());
+    assert_eq!(invalid_commit_welcome(&outs), vec![8]);
+}
+
+#[test]
+fn debug_output_shows_no_mls_state() {
+    let (mut h, _member) = established();
+    let debug = format!("{:?}", h.session());
+    assert!(debug.contains("has_session: true"), "{debug}");
+    assert!(!debug.contains("DaveSession"), "{debug}");
+    assert!(!debug.contains("signer"), "{debug}");
+    assert!(
+        !debug.contains(h.session().dave_privacy_code().unwrap()),
+        "{debug}"
+    );
+}
