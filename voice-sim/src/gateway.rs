@@ -16,6 +16,8 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use voice_proto::close::describe as describe_close;
 use voice_proto::crypto::{EncryptionMode, TransportCipher};
+use voice_proto::id::UserId;
+use voice_proto::payload::{ClientDisconnect, ClientsConnect};
 use voice_proto::payload::{
     ClientMessage, Encoded, Heartbeat, HeartbeatAck, Hello, Identify, Ready, Resume,
     SelectProtocol, ServerFrame, ServerMessage, SessionDescription, Speaking,
@@ -241,8 +243,16 @@ fn finish(shared: &Shared, conn: &Conn, client_close: Option<u16>) {
     let Some(client) = conn.client.and_then(|c| state.clients.get_mut(c)) else {
         return;
     };
-    if client.conn.as_ref().is_some_and(|h| h.id == conn.id) {
+    let current = client.conn.as_ref().is_some_and(|h| h.id == conn.id);
+    if current {
         client.conn = None;
+    }
+    let leaving = current && client_close == Some(1000);
+    let user = UserId(client.expected.user_id);
+    if leaving {
+        if let Some(voice) = client.voice.as_mut() {
+            voice.left = true;
+        }
     }
     if let Some(report) = conn
         .index
@@ -253,6 +263,16 @@ fn finish(shared: &Shared, conn: &Conn, client_close: Option<u16>) {
         report.heartbeats = report.heartbeats.max(conn.report.heartbeats);
         if report.server_close.is_none() {
             report.server_close = conn.report.server_close;
+        }
+    }
+    if leaving {
+        if let Some(index) = conn.client {
+            for peer in state.peers(index) {
+                state.send_numbered(
+                    peer,
+                    ServerMessage::ClientDisconnect(ClientDisconnect { user_id: user }),
+                );
+            }
         }
     }
 }
@@ -778,6 +798,30 @@ fn on_select_protocol(
             dave_protocol_version: 0,
         }),
     );
+    // Channel members: the newcomer learns who is there, the others learn about it.
+    let peers = state.peers(client);
+    if !peers.is_empty() {
+        let me = state
+            .clients
+            .get(client)
+            .map(|c| UserId(c.expected.user_id));
+        let others: Vec<UserId> = peers
+            .iter()
+            .filter_map(|p| state.clients.get(*p).map(|c| UserId(c.expected.user_id)))
+            .collect();
+        state.send_numbered(
+            client,
+            ServerMessage::ClientsConnect(ClientsConnect { user_ids: others }),
+        );
+        if let Some(me) = me {
+            for peer in peers {
+                state.send_numbered(
+                    peer,
+                    ServerMessage::ClientsConnect(ClientsConnect { user_ids: vec![me] }),
+                );
+            }
+        }
+    }
     if start_scenario {
         crate::scenario::start(shared, state, client, epoch);
     }
@@ -834,7 +878,15 @@ fn on_speaking(
             }
         }
     }
+    let own_ssrc = voice.ssrc;
+    let user = UserId(c.expected.user_id);
     for (kind, detail) in problems {
         state.violate(at, Some(client), kind, detail);
+    }
+    // Tell the channel who owns the SSRC (server op 5 carries the user id).
+    for peer in state.peers(client) {
+        let mut relayed = Speaking::new(speaking.speaking, own_ssrc);
+        relayed.user_id = Some(user);
+        state.send_numbered(peer, ServerMessage::Speaking(relayed));
     }
 }

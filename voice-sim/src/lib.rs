@@ -41,6 +41,10 @@
 //! - A dropped websocket (no close frame) is not a violation: clients resume after it.
 //! - Many clients share the UDP port; packets are demultiplexed by SSRC and checked against the
 //!   address each client discovered.
+//! - Clients registered in one channel ([`VoiceServer::expect_client_in`]) hear each other: each
+//!   client's audio is relayed to the others re-encrypted with the receiver's key, and the server
+//!   sends op 11 when a member's session starts, op 5 (with `user_id`) when it speaks and op 13
+//!   when it leaves (closes with 1000).
 //!
 //! # What is validated (the checklist)
 //!

@@ -7,7 +7,9 @@ use std::time::Instant;
 use tokio::sync::watch;
 use voice_proto::crypto::NONCE_SUFFIX_LEN;
 use voice_proto::discovery::{discovery_response, parse_discovery_request, DISCOVERY_PACKET_LEN};
-use voice_proto::rtp::{classify, PacketKind, ReceivedRtp, SILENCE_FRAME};
+use voice_proto::rtp::{
+    classify, PacketKind, ReceivedRtp, OPUS_PAYLOAD_TYPE, RTP_HEADER_LEN, SILENCE_FRAME,
+};
 
 use crate::report::ViolationKind;
 use crate::server::{ReceivedFrame, Shared, State, Stream};
@@ -31,8 +33,7 @@ pub(crate) async fn udp_loop(shared: Arc<Shared>, mut shutdown: watch::Receiver<
                     }
                 };
                 let datagram = buf.get(..len).unwrap_or_default().to_vec();
-                let reply = handle_datagram(&shared, Instant::now(), from, datagram);
-                if let Some((data, to)) = reply {
+                for (data, to) in handle_datagram(&shared, Instant::now(), from, datagram) {
                     let _ = shared.udp.send_to(&data, to).await;
                 }
             }
@@ -41,13 +42,13 @@ pub(crate) async fn udp_loop(shared: Arc<Shared>, mut shutdown: watch::Receiver<
     }
 }
 
-/// Handles one datagram; returns a reply to send, if any.
+/// Handles one datagram; returns the datagrams to send (a discovery answer, relayed audio).
 pub(crate) fn handle_datagram(
     shared: &Shared,
     now: Instant,
     from: SocketAddr,
     mut datagram: Vec<u8>,
-) -> Option<(Vec<u8>, SocketAddr)> {
+) -> Vec<(Vec<u8>, SocketAddr)> {
     let at = shared.ms(now);
     let mut state = shared.lock();
     state.sweep(now, shared.config.speaking_grace, shared.start);
@@ -55,7 +56,9 @@ pub(crate) fn handle_datagram(
     let len = datagram.len();
 
     if len == DISCOVERY_PACKET_LEN && datagram.starts_with(&[0, 1]) {
-        return discovery(shared, &mut state, at, from, &datagram);
+        return discovery(shared, &mut state, at, from, &datagram)
+            .into_iter()
+            .collect();
     }
     if len == 8 || len == 4 {
         // Keepalives: DJS sends 8 bytes (u32 LE counter), songbird the 4-byte SSRC.
@@ -67,11 +70,11 @@ pub(crate) fn handle_datagram(
             }
             None => state.stray_datagrams += 1,
         }
-        return None;
+        return Vec::new();
     }
     match classify(&datagram) {
         PacketKind::Rtp => {
-            rtp(shared, &mut state, now, from, &mut datagram);
+            return rtp(shared, &mut state, now, from, &mut datagram);
         }
         PacketKind::Rtcp => match known {
             Some(client) => {
@@ -93,7 +96,40 @@ pub(crate) fn handle_datagram(
             None => state.stray_datagrams += 1,
         },
     }
-    None
+    Vec::new()
+}
+
+/// Audio from `client` goes to every other member of its channel, re-encrypted with each
+/// receiver's key (plain RTP header, the sender's SSRC, sequence number and timestamp).
+fn relay(
+    state: &mut State,
+    client: usize,
+    header: &ReceivedRtp,
+    opus: &[u8],
+) -> Vec<(Vec<u8>, SocketAddr)> {
+    let mut out = Vec::new();
+    for peer in state.peers(client) {
+        let Some(voice) = state.clients.get_mut(peer).and_then(|c| c.voice.as_mut()) else {
+            continue;
+        };
+        let (Some(to), Some(cipher)) = (voice.discovered, voice.cipher.clone()) else {
+            continue;
+        };
+        voice.server_nonce = voice.server_nonce.wrapping_add(1);
+        let mut buf = Vec::with_capacity(RTP_HEADER_LEN + opus.len() + cipher.mode().overhead());
+        buf.push(0x80);
+        buf.push(OPUS_PAYLOAD_TYPE | if header.marker { 0x80 } else { 0 });
+        buf.extend_from_slice(&header.sequence.to_be_bytes());
+        buf.extend_from_slice(&header.timestamp.to_be_bytes());
+        buf.extend_from_slice(&header.ssrc.to_be_bytes());
+        buf.extend_from_slice(opus);
+        buf.resize(buf.len() + cipher.mode().overhead(), 0);
+        if let Ok(len) = cipher.seal(&mut buf, RTP_HEADER_LEN, opus.len(), voice.server_nonce) {
+            buf.truncate(len);
+            out.push((buf, to));
+        }
+    }
+    out
 }
 
 fn discovery(
@@ -144,7 +180,13 @@ fn discovery(
     ))
 }
 
-fn rtp(shared: &Shared, state: &mut State, now: Instant, from: SocketAddr, packet: &mut [u8]) {
+fn rtp(
+    shared: &Shared,
+    state: &mut State,
+    now: Instant,
+    from: SocketAddr,
+    packet: &mut [u8],
+) -> Vec<(Vec<u8>, SocketAddr)> {
     let at = shared.ms(now);
     let known = state.by_addr.get(&from).copied();
     let header = match ReceivedRtp::parse(packet) {
@@ -159,7 +201,7 @@ fn rtp(shared: &Shared, state: &mut State, now: Instant, from: SocketAddr, packe
                 ),
                 None => state.stray_datagrams += 1,
             }
-            return;
+            return Vec::new();
         }
     };
     let Some(&client) = state.by_ssrc.get(&header.ssrc) else {
@@ -175,10 +217,10 @@ fn rtp(shared: &Shared, state: &mut State, now: Instant, from: SocketAddr, packe
             ),
             None => state.stray_datagrams += 1,
         }
-        return;
+        return Vec::new();
     };
     let Some(voice) = state.clients.get(client).and_then(|c| c.voice.as_ref()) else {
-        return;
+        return Vec::new();
     };
     if voice.discovered.is_some_and(|addr| addr != from) {
         // Blame the sender if it is a known client, never the SSRC's owner.
@@ -191,7 +233,7 @@ fn rtp(shared: &Shared, state: &mut State, now: Instant, from: SocketAddr, packe
                 header.ssrc
             ),
         );
-        return;
+        return Vec::new();
     }
     let Some(cipher) = voice.cipher.clone() else {
         state.violate(
@@ -203,7 +245,7 @@ fn rtp(shared: &Shared, state: &mut State, now: Instant, from: SocketAddr, packe
                 header.sequence
             ),
         );
-        return;
+        return Vec::new();
     };
     let mode = voice.mode;
     let last_nonce = voice.last_nonce;
@@ -237,7 +279,7 @@ fn rtp(shared: &Shared, state: &mut State, now: Instant, from: SocketAddr, packe
                     packet.len()
                 ),
             );
-            return;
+            return Vec::new();
         }
     };
     let opus = match packet.get(plaintext).map(|p| header.payload(p)) {
@@ -249,10 +291,11 @@ fn rtp(shared: &Shared, state: &mut State, now: Instant, from: SocketAddr, packe
                 ViolationKind::MalformedPacket,
                 format!("RTP seq {}: {error}", header.sequence),
             );
-            return;
+            return Vec::new();
         }
-        None => return,
+        None => return Vec::new(),
     };
+    let opus_for_relay = opus.clone();
     let anomalies = stream
         .stats
         .observe(now, header.sequence, header.timestamp, &opus);
@@ -289,10 +332,10 @@ fn rtp(shared: &Shared, state: &mut State, now: Instant, from: SocketAddr, packe
         }
     }
     let Some(c) = state.clients.get_mut(client) else {
-        return;
+        return Vec::new();
     };
     let Some(voice) = c.voice.as_mut() else {
-        return;
+        return Vec::new();
     };
     if let Some(nonce) = nonce {
         voice.last_nonce = Some(voice.last_nonce.map_or(nonce, |last| {
@@ -330,6 +373,7 @@ fn rtp(shared: &Shared, state: &mut State, now: Instant, from: SocketAddr, packe
     for code in fire {
         state.close_client(client, code);
     }
+    relay(state, client, &header, &opus_for_relay)
 }
 
 #[cfg(test)]
@@ -363,7 +407,8 @@ mod tests {
             client_addr,
             discovery_request_for(ssrc),
         );
-        assert_eq!(reply.map(|(_, to)| to), Some(client_addr));
+        let destinations: Vec<SocketAddr> = reply.into_iter().map(|(_, to)| to).collect();
+        assert_eq!(destinations, vec![client_addr]);
         let mut runner = TestRunner::new(Config {
             cases: 2000,
             ..Config::default()
@@ -385,7 +430,7 @@ mod tests {
                 } else {
                     "127.0.0.1:40001".parse().expect("addr")
                 };
-                if let Some((_, to)) = handle_datagram(&shared, Instant::now(), from, bytes) {
+                for (_, to) in handle_datagram(&shared, Instant::now(), from, bytes) {
                     prop_assert_eq!(to, from);
                 }
                 Ok(())

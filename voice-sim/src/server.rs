@@ -136,8 +136,10 @@ pub(crate) struct VoiceSession {
     pub(crate) awaiting_speaking_after_resume: bool,
     pub(crate) packets: u64,
     pub(crate) last_nonce: Option<u32>,
-    /// Transport nonce counter for media the server sends (simulated users).
+    /// Transport nonce counter for media the server sends (simulated users, relayed audio).
     pub(crate) server_nonce: u32,
+    /// The client left the channel (closed with 1000); it no longer receives relayed audio.
+    pub(crate) left: bool,
 }
 
 impl VoiceSession {
@@ -160,6 +162,7 @@ impl VoiceSession {
             // Far from where clients start theirs (0, 1 or random): nonces must not repeat
             // under one key, whichever side sends.
             server_nonce: 0x8000_0000,
+            left: false,
         }
     }
 }
@@ -424,6 +427,24 @@ impl State {
         }
     }
 
+    /// Other clients in `client`'s voice channel with a described session that did not leave.
+    pub(crate) fn peers(&self, client: usize) -> Vec<usize> {
+        let Some(me) = self.clients.get(client) else {
+            return Vec::new();
+        };
+        let channel = me.expected.channel_id;
+        self.clients
+            .iter()
+            .enumerate()
+            .filter(|(i, c)| {
+                *i != client
+                    && c.expected.channel_id == channel
+                    && c.voice.as_ref().is_some_and(|v| v.selected && !v.left)
+            })
+            .map(|(i, _)| i)
+            .collect()
+    }
+
     /// A fresh random SSRC no current session uses.
     pub(crate) fn fresh_ssrc(&mut self) -> u32 {
         loop {
@@ -597,14 +618,31 @@ impl VoiceServer {
 
     /// Registers a client the server will accept, with random ids, session id and token.
     pub fn expect_client(&self) -> ExpectedClient {
+        self.expect(None)
+    }
+
+    /// Registers a client in the same guild and voice channel as client `peer`: the server
+    /// relays audio between them (re-encrypted for each receiver), sends op 11 when the other
+    /// joins, op 5 when the other speaks and op 13 when the other leaves (closes with 1000).
+    /// An unknown `peer` gives a client in a channel of its own.
+    pub fn expect_client_in(&self, peer: usize) -> ExpectedClient {
+        self.expect(Some(peer))
+    }
+
+    fn expect(&self, peer: Option<usize>) -> ExpectedClient {
         let mut state = self.shared.lock();
         let client = state.clients.len();
         // Snowflake-sized ids (18-19 digits).
         let id = |rng: &mut StdRng| {
             rng.random_range(100_000_000_000_000_000..1_000_000_000_000_000_000u64)
         };
-        let guild_id = id(&mut state.rng);
-        let channel_id = id(&mut state.rng);
+        let shared_channel = peer
+            .and_then(|p| state.clients.get(p))
+            .map(|c| (c.expected.guild_id, c.expected.channel_id));
+        let (guild_id, channel_id) = match shared_channel {
+            Some(ids) => ids,
+            None => (id(&mut state.rng), id(&mut state.rng)),
+        };
         let user_id = id(&mut state.rng);
         let session_id = format!("{:032x}", state.rng.random::<u128>());
         let token = format!("{:024x}", state.rng.random::<u128>() >> 32);
