@@ -97,6 +97,14 @@
 //! delay on server-sent websocket frames, and opcodes the server never sends (to exercise a
 //! client's handshake deadlines).
 //! The `voice-sim` binary exposes all of it (`voice-sim --help`).
+//!
+//! # Test support
+//!
+//! [`testing`] has a raw scripted client ([`testing::RawClient`], any frame well-formed or not),
+//! an RTP packet builder ([`testing::MediaSender`]) and voice-proto's own engine driven over real
+//! sockets with the drain rule ([`testing::EngineClient`]). [`adapter_cases`] holds the
+//! scenarios and assertions both adapters' test suites share. `tests/interop_discordjs.rs` runs
+//! the real @discordjs/voice client against the server (see the crate README).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
