@@ -242,3 +242,53 @@ async fn voice_proto_engine_over_real_sockets_is_a_clean_client() {
     assert!(report.advisories.is_empty(), "{report}");
     assert_eq!(report.clients[0].connections[0].client_close, Some(1000));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forty_concurrent_clients_handshake_and_stream() {
+    let server = std::sync::Arc::new(VoiceServer::start(config()).await.expect("starts"));
+    let mut tasks = Vec::new();
+    for i in 0..40u8 {
+        let info = server.expect_client();
+        let url = server.ws_url();
+        tasks.push(tokio::spawn(async move {
+            let mut client = RawClient::connect(&url).await.expect("connects");
+            let session = client.handshake(&info, AES).await.expect("handshake");
+            client
+                .speaking(1, session.ready.ssrc)
+                .await
+                .expect("speaking");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let mut media = client.media(&session, 0, 0).expect("media");
+            for n in 0..10u8 {
+                media.send(&client.udp, &[0xFC, i, n]).await.expect("send");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            (session.ready.ssrc, client)
+        }));
+    }
+    let mut clients = Vec::new();
+    for task in tasks {
+        clients.push(task.await.expect("client task"));
+    }
+    let ssrcs: Vec<u32> = clients.iter().map(|(ssrc, _)| *ssrc).collect();
+    let (report, done) = server
+        .wait_until(Duration::from_secs(5), |r| {
+            ssrcs
+                .iter()
+                .all(|s| r.stream(*s).is_some_and(|st| st.stats.packets == 10))
+        })
+        .await;
+    assert!(done, "{report}");
+    assert_eq!(report.streams.len(), 40);
+    let unique: std::collections::HashSet<u32> = ssrcs.iter().copied().collect();
+    assert_eq!(unique.len(), 40, "every client has its own SSRC");
+    for ssrc in &ssrcs {
+        let frames = server.frames(*ssrc);
+        let client = report.stream(*ssrc).map(|s| s.client).expect("stream");
+        assert!(
+            frames.iter().all(|f| f.opus[1] == client as u8),
+            "frames stay with their client"
+        );
+    }
+    assert!(report.violations.is_empty(), "{report}");
+}
