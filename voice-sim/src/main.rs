@@ -39,6 +39,10 @@ struct Args {
     /// How many clients to expect (each gets its own ids, session and token).
     #[arg(long, default_value_t = 1)]
     clients: usize,
+    /// Put all expected clients in one guild and voice channel: they hear each other (audio is
+    /// relayed, with op 11, op 5 and op 13).
+    #[arg(long)]
+    same_channel: bool,
     /// Server misbehaviour; repeatable (see below).
     #[arg(long = "scenario", value_name = "STEP")]
     scenarios: Vec<ScenarioStep>,
@@ -135,7 +139,15 @@ async fn run(args: Args) -> Result<Report, voice_sim::SimError> {
         ..ServerConfig::default()
     };
     let server = VoiceServer::start(config).await?;
-    let clients: Vec<_> = (0..args.clients).map(|_| server.expect_client()).collect();
+    let clients: Vec<_> = (0..args.clients)
+        .map(|i| {
+            if args.same_channel && i > 0 {
+                server.expect_client_in(0)
+            } else {
+                server.expect_client()
+            }
+        })
+        .collect();
     let start = serde_json::json!({
         "endpoint": server.endpoint(),
         "ws_url": server.ws_url(),

@@ -89,3 +89,34 @@ async fn cli_rejects_a_bad_scenario_with_a_usage_error() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("@ms=N or @packets=N"), "{stderr}");
 }
+
+#[tokio::test]
+async fn cli_same_channel_clients_share_guild_and_channel() {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_voice-sim"))
+        .args(["--clients", "3", "--same-channel", "--duration", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("voice-sim starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let first = BufReader::new(stdout)
+        .lines()
+        .next_line()
+        .await
+        .expect("reads")
+        .expect("a line");
+    let start: serde_json::Value = serde_json::from_str(&first).expect("JSON");
+    let clients = start["clients"].as_array().expect("clients");
+    assert_eq!(clients.len(), 3);
+    assert!(clients
+        .iter()
+        .all(|c| c["channel_id"] == clients[0]["channel_id"]
+            && c["guild_id"] == clients[0]["guild_id"]));
+    assert!(clients[1]["user_id"] != clients[0]["user_id"]);
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("exits")
+        .expect("waits");
+    assert!(status.success(), "{status}");
+}
