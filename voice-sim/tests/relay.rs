@@ -37,14 +37,31 @@ async fn audio_is_relayed_between_two_engine_clients_in_one_channel() {
     assert!(heard.error.is_none(), "{:?}", heard.events);
 
     let speaker_user = UserId(speaker_info.user_id);
-    let audio: Vec<Vec<u8>> = heard
+    // The speaker's SSRC, as op 5 announced it. Its first packet may overtake that op 5 (UDP and
+    // the websocket race on loopback), so audio is matched by SSRC, and attribution is checked
+    // for every packet after the announcement.
+    let speaker_ssrc = heard
         .events
         .iter()
-        .filter_map(|e| match e {
-            Event::Audio(a) if a.user_id == Some(speaker_user) => Some(a.opus.clone()),
+        .find_map(|e| match e {
+            Event::Speaking { user_id, ssrc, .. } if *user_id == speaker_user => Some(*ssrc),
             _ => None,
         })
-        .collect();
+        .expect("op 5 announced the speaker's SSRC");
+    let mut announced = false;
+    let mut audio: Vec<Vec<u8>> = Vec::new();
+    for event in &heard.events {
+        match event {
+            Event::Speaking { user_id, .. } if *user_id == speaker_user => announced = true,
+            Event::Audio(a) if a.ssrc == speaker_ssrc => {
+                if announced {
+                    assert_eq!(a.user_id, Some(speaker_user), "attributed after op 5");
+                }
+                audio.push(a.opus.clone());
+            }
+            _ => {}
+        }
+    }
     assert_eq!(
         audio.len(),
         25,
