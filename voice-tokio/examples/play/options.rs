@@ -30,7 +30,7 @@ OPTIONS (each also read from the environment variable in brackets):
   --session-id ID      session id from VOICE_STATE_UPDATE [VOICE_SESSION_ID]
   --token TOKEN        token from VOICE_SERVER_UPDATE [VOICE_TOKEN]
   --ca-file PEM        extra trusted root certificate [VOICE_CA_FILE]
-  --channel-id ID      voice channel [VOICE_CHANNEL_ID]
+  --channel-id ID      voice channel; DAVE needs it as its group id [VOICE_CHANNEL_ID]
   -h, --help           this text
 
 EXIT STATUS: 0 only when the whole file was sent (and, against the embedded server, every frame
