@@ -72,9 +72,13 @@ fn missed_acks_lead_to_a_resume() {
     play(&connection, &frames);
     connection.disconnect();
     assert_sessions(&sim, client.client, 1, 1);
+    let report = sim.report();
+    assert_eq!(report.clients[0].connections[0].client_close, Some(4000));
+    // Gave up after exactly the configured number of unacknowledged beats.
     assert_eq!(
-        sim.report().clients[0].connections[0].client_close,
-        Some(4000)
+        report.clients[0].connections[0].heartbeats,
+        u64::from(client_config(&sim).core.max_missed_heartbeats),
+        "{report}"
     );
     assert_byte_exact(&sim, client.client, &frames);
 }
