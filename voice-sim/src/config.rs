@@ -38,8 +38,49 @@ pub struct ServerConfig {
     /// Numbered messages kept per session for replay after a resume. A Resume whose `seq_ack`
     /// misses a message no longer kept is refused with 4006 (PROTOCOL.md §3).
     pub replay_buffer: usize,
+    /// The server's DAVE role (end-to-end encryption, PROTOCOL.md 9).
+    pub dave: DaveConfig,
     /// What to do to clients on purpose.
     pub scenario: Scenario,
+}
+
+/// The server's DAVE role. Off by default: the server then always answers
+/// `dave_protocol_version: 0`, as in a Stage channel.
+#[derive(Clone, Debug)]
+pub struct DaveConfig {
+    /// Offer DAVE version 1 to clients whose Identify allows it and run each channel's MLS group
+    /// as its external sender (see the `dave` section of the crate docs).
+    pub enabled: bool,
+    /// Close clients whose Identify does not allow DAVE with 4017, as Discord has done since
+    /// March 2026 (only with `enabled`). Off: such a client joins and the call downgrades to
+    /// version 0 while it is there.
+    pub required: bool,
+    /// How long the server waits for a client's op 28 commit before using a simulated member's.
+    pub commit_timeout: Duration,
+    /// How long the server waits for every op 23 before executing a transition anyway.
+    pub transition_timeout: Duration,
+}
+
+impl Default for DaveConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            required: false,
+            commit_timeout: Duration::from_secs(2),
+            transition_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+impl DaveConfig {
+    /// DAVE on and required, as Discord runs non-Stage channels today.
+    pub fn required() -> Self {
+        Self {
+            enabled: true,
+            required: true,
+            ..Self::default()
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -56,6 +97,7 @@ impl Default for ServerConfig {
             speaking_grace: Duration::from_millis(250),
             seed: None,
             replay_buffer: 512,
+            dave: DaveConfig::default(),
             scenario: Scenario::default(),
         }
     }
@@ -156,6 +198,11 @@ pub struct SimulatedUser {
     pub leave_after: Option<Duration>,
     /// The Opus frames it says, one per 20 ms, followed by five silence frames.
     pub frames: Arc<Vec<Vec<u8>>>,
+    /// Whether it speaks DAVE. When the server's DAVE role is on, a DAVE user joins the
+    /// channel's MLS group (a davey session inside the server), DAVE-encrypts what it says and
+    /// decrypts what clients send for the media checks; a user without DAVE downgrades the call
+    /// to version 0 while it is there. Ignored when DAVE is off.
+    pub dave: bool,
 }
 
 /// One `--scenario` item of the command line.
@@ -169,7 +216,7 @@ pub enum ScenarioStep {
     Garbage(Vec<Garbage>),
     /// `no-discovery`.
     NoDiscovery,
-    /// `user=ID@join=MS,speak=MS,leave=MS` (frames come from `--user-audio`).
+    /// `user=ID@join=MS,speak=MS,leave=MS[,plain=1]` (frames come from `--user-audio`).
     User {
         /// The user id.
         user_id: u64,
@@ -179,6 +226,8 @@ pub enum ScenarioStep {
         speak_after: Option<Duration>,
         /// Leave time.
         leave_after: Option<Duration>,
+        /// Speaks DAVE (`plain=1` makes a user without DAVE, which downgrades a DAVE call).
+        dave: bool,
     },
     /// `loss=P` (0..=1) on server-sent media.
     Loss(f64),
@@ -251,6 +300,7 @@ impl FromStr for ScenarioStep {
                 join_after: Duration::from_millis(param("join")?.unwrap_or(0)),
                 speak_after: param("speak")?.map(Duration::from_millis),
                 leave_after: param("leave")?.map(Duration::from_millis),
+                dave: param("plain")?.unwrap_or(0) == 0,
             }),
             ("loss", Some(p)) => {
                 let p: f64 = p.parse().map_err(|_| bad("expected a probability"))?;
@@ -268,7 +318,7 @@ impl FromStr for ScenarioStep {
                 .map(Self::Withhold),
             _ => Err(bad(
                 "expected close=CODE@ms=N|@packets=N, no-acks[@after=N], garbage=KIND, no-discovery, \
-                 user=ID@join=MS[,speak=MS][,leave=MS], loss=P, delay=MS, ws-delay=MS or withhold=OP[+OP]",
+                 user=ID@join=MS[,speak=MS][,leave=MS][,plain=1], loss=P, delay=MS, ws-delay=MS or withhold=OP[+OP]",
             )),
         }
     }
@@ -289,12 +339,14 @@ impl Scenario {
                     join_after,
                     speak_after,
                     leave_after,
+                    dave,
                 } => scenario.users.push(SimulatedUser {
                     user_id: *user_id,
                     join_after: *join_after,
                     speak_after: *speak_after,
                     leave_after: *leave_after,
                     frames: Arc::clone(&user_audio),
+                    dave: *dave,
                 }),
                 ScenarioStep::Loss(p) => scenario.udp_loss = *p,
                 ScenarioStep::Delay(d) => scenario.udp_delay = *d,

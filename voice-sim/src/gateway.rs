@@ -265,7 +265,15 @@ fn finish(shared: &Shared, conn: &Conn, client_close: Option<u16>) {
             report.server_close = conn.report.server_close;
         }
     }
+    let channel = client.expected.channel_id;
     if leaving {
+        let at = shared.ms(now);
+        let effects = state
+            .dave
+            .get_mut(&channel)
+            .map(|ch| ch.leave(user.0, now))
+            .unwrap_or_default();
+        state.apply_dave(at, effects);
         if let Some(index) = conn.client {
             for peer in state.peers(index) {
                 state.send_numbered(
@@ -384,6 +392,23 @@ fn on_text(shared: &Arc<Shared>, conn: &mut Conn, text: &str) {
             on_select_protocol(shared, &mut state, conn, now, select)
         }
         ClientMessage::Speaking(speaking) => on_speaking(shared, &mut state, conn, now, speaking),
+        ClientMessage::DaveTransitionReady(_) | ClientMessage::DaveMlsInvalidCommitWelcome(_)
+            if dave_member(shared, &mut state, conn.client).is_some() =>
+        {
+            let Some((_, channel, user)) = dave_member(shared, &mut state, conn.client) else {
+                return;
+            };
+            let effects = match (state.dave.get_mut(&channel), message) {
+                (Some(ch), ClientMessage::DaveTransitionReady(ready)) => {
+                    ch.transition_ready(user, ready.transition_id, now)
+                }
+                (Some(ch), ClientMessage::DaveMlsInvalidCommitWelcome(invalid)) => {
+                    ch.invalid_commit_welcome(user, invalid.transition_id, now)
+                }
+                _ => Vec::new(),
+            };
+            state.apply_dave(at, effects);
+        }
         ClientMessage::DaveTransitionReady(_) | ClientMessage::DaveMlsInvalidCommitWelcome(_) => {
             state.violate(
                 at,
@@ -415,10 +440,44 @@ fn on_text(shared: &Arc<Shared>, conn: &mut Conn, text: &str) {
     }
 }
 
+/// The client's voice channel and user id when it is a member of the channel's DAVE group.
+fn dave_member(
+    shared: &Shared,
+    state: &mut State,
+    client: Option<usize>,
+) -> Option<(usize, u64, u64)> {
+    let client = client?;
+    let c = state.clients.get(client)?;
+    let (channel, user) = (c.expected.channel_id, c.expected.user_id);
+    let member = state
+        .dave_channel(&shared.config, channel)
+        .is_some_and(|ch| ch.is_member(user));
+    member.then_some((client, channel, user))
+}
+
 fn on_binary(shared: &Shared, conn: &mut Conn, bytes: &[u8]) {
-    let at = shared.ms(Instant::now());
+    let now = Instant::now();
+    let at = shared.ms(now);
     let mut state = shared.lock();
-    let detail = match ClientMessage::decode_binary(bytes) {
+    let decoded = ClientMessage::decode_binary(bytes);
+    if let (Ok(message), Some((_, channel, user))) =
+        (&decoded, dave_member(shared, &mut state, conn.client))
+    {
+        let effects = match (state.dave.get_mut(&channel), message) {
+            (Some(ch), ClientMessage::DaveMlsKeyPackage(key_package)) => {
+                Some(ch.key_package(user, key_package, now))
+            }
+            (Some(ch), ClientMessage::DaveMlsCommitWelcome(commit)) => {
+                Some(ch.commit_welcome(user, commit, now))
+            }
+            _ => None,
+        };
+        if let Some(effects) = effects {
+            state.apply_dave(at, effects);
+            return;
+        }
+    }
+    let detail = match decoded {
         Ok(ClientMessage::DaveMlsKeyPackage(_)) | Ok(ClientMessage::DaveMlsCommitWelcome(_)) => {
             state.violate(
                 at,
@@ -532,6 +591,13 @@ fn on_identify(
             ViolationKind::NoDaveSupport,
             "Identify without max_dave_protocol_version >= 1 (Discord closes non-Stage calls with 4017)",
         );
+        if shared.config.dave.enabled && shared.config.dave.required {
+            if let Some(c) = state.clients.get_mut(client) {
+                c.report.max_dave_protocol_version = max_dave;
+            }
+            state.close_client(client, 4017);
+            return;
+        }
     }
     let Some(ssrc) = state.new_voice_session(client) else {
         return;
@@ -790,14 +856,38 @@ fn on_select_protocol(
         voice.cipher = Some(cipher);
         voice.mode = Some(mode);
     }
+    // DAVE: the call's version for a client that can speak it; 0 (and a downgrade) otherwise.
+    let (channel, user, max_dave) = state
+        .clients
+        .get(client)
+        .map(|c| {
+            (
+                c.expected.channel_id,
+                c.expected.user_id,
+                c.report.max_dave_protocol_version.unwrap_or(0),
+            )
+        })
+        .unwrap_or_default();
+    let dave_version = match state.dave_channel(&shared.config, channel) {
+        Some(ch) if max_dave >= u64::from(crate::dave::PROTOCOL_VERSION) => ch.version(),
+        _ => 0,
+    };
     state.send_numbered(
         client,
         ServerMessage::SessionDescription(SessionDescription {
             mode: mode_name,
             secret_key: secret,
-            dave_protocol_version: 0,
+            dave_protocol_version: dave_version,
         }),
     );
+    let effects = match state.dave_channel(&shared.config, channel) {
+        Some(ch) if max_dave >= u64::from(crate::dave::PROTOCOL_VERSION) => {
+            ch.join_remote(client, user, now)
+        }
+        Some(ch) => ch.join_plain(user, now),
+        None => Vec::new(),
+    };
+    state.apply_dave(at, effects);
     // Channel members: the newcomer learns who is there, the others learn about it.
     let peers = state.peers(client);
     if !peers.is_empty() {

@@ -110,6 +110,7 @@
 
 pub mod adapter_cases;
 pub mod config;
+mod dave;
 pub mod error;
 mod gateway;
 mod media;
@@ -123,9 +124,12 @@ pub mod tls;
 pub mod validate;
 
 pub use config::{
-    AckPolicy, CloseRule, Garbage, Scenario, ScenarioStep, ServerConfig, SimulatedUser, Trigger,
-    DEFAULT_MODES,
+    AckPolicy, CloseRule, DaveConfig, Garbage, Scenario, ScenarioStep, ServerConfig, SimulatedUser,
+    Trigger, DEFAULT_MODES,
 };
 pub use error::SimError;
-pub use report::{ClientReport, ConnectionReport, Report, StreamReport, Violation, ViolationKind};
+pub use report::{
+    ClientReport, ConnectionReport, DaveChannelReport, Report, StreamReport, Violation,
+    ViolationKind,
+};
 pub use server::{ExpectedClient, ReceivedFrame, VoiceServer};

@@ -11,6 +11,7 @@ use voice_proto::rtp::{
     classify, PacketKind, ReceivedRtp, OPUS_PAYLOAD_TYPE, RTP_HEADER_LEN, SILENCE_FRAME,
 };
 
+use crate::dave::FrameCheck;
 use crate::report::ViolationKind;
 use crate::server::{ReceivedFrame, Shared, State, Stream};
 use crate::stats::StreamStats;
@@ -295,19 +296,70 @@ fn rtp(
         }
         None => return Vec::new(),
     };
-    let opus_for_relay = opus.clone();
     let anomalies = stream
         .stats
         .observe(now, header.sequence, header.timestamp, &opus);
     let silence = opus == SILENCE_FRAME;
-    if keep_frames {
-        stream.frames.push(ReceivedFrame {
-            sequence: header.sequence,
-            timestamp: header.timestamp,
-            at_ms: at,
-            opus,
-        });
+    // DAVE: what is relayed is the end-to-end encrypted frame; what is kept is what a member
+    // of the call hears.
+    let (channel, user) = state
+        .clients
+        .get(client)
+        .map(|c| (c.expected.channel_id, c.expected.user_id))
+        .unwrap_or_default();
+    let check = state
+        .dave
+        .get_mut(&channel)
+        .map(|ch| ch.inspect(user, &opus, now, shared.config.speaking_grace));
+    let heard = match &check {
+        Some(FrameCheck::Decrypted(plain)) => plain.clone(),
+        _ => opus.clone(),
+    };
+    if let Some(stream) = state.streams.get_mut(&ssrc) {
+        if let Some(check) = &check {
+            stream.stats.dave(check);
+        }
+        if keep_frames {
+            stream.frames.push(ReceivedFrame {
+                sequence: header.sequence,
+                timestamp: header.timestamp,
+                at_ms: at,
+                opus: heard,
+            });
+        }
     }
+    match check {
+        Some(FrameCheck::Failed(error)) => state.violate(
+            at,
+            Some(client),
+            ViolationKind::DaveDecryptFailure,
+            format!(
+                "ssrc {ssrc} seq {}: a DAVE frame the group's simulated member could not decrypt: {error}",
+                header.sequence
+            ),
+        ),
+        Some(FrameCheck::Plain { keyed: true }) => state.violate(
+            at,
+            Some(client),
+            ViolationKind::DavePlaintext,
+            format!(
+                "ssrc {ssrc} seq {}: {}-byte audio frame without DAVE after the client's end-to-end encryption transition",
+                header.sequence,
+                opus.len()
+            ),
+        ),
+        Some(FrameCheck::Plain { keyed: false }) => state.violate(
+            at,
+            Some(client),
+            ViolationKind::DavePlainBeforeKeyed,
+            format!(
+                "ssrc {ssrc} seq {}: audio without DAVE in an end-to-end encrypted call before the client held its keys",
+                header.sequence
+            ),
+        ),
+        _ => {}
+    }
+    let opus_for_relay = opus;
     if let Some((expected, actual)) = anomalies.timestamp_step {
         state.violate(
             at,

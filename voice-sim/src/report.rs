@@ -6,6 +6,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::dave::DaveChannelReport;
 use crate::stats::StreamSummary;
 
 /// What rule a client broke (or, for advisories, what it did that is allowed but unusual).
@@ -67,6 +68,20 @@ pub enum ViolationKind {
     BadDiscoveryRequest,
     /// The websocket broke the framing rules (oversized frame, protocol error).
     WebSocket,
+    /// A DAVE MLS message (op 26 key package, op 28 commit/welcome) that does not parse or does
+    /// not fit: wrong credential, ciphersuite, group, epoch or content, a missing Welcome, or no
+    /// commit for the proposals in time.
+    DaveMls,
+    /// Op 23 for a transition the server never announced, or none in time.
+    DaveTransition,
+    /// A DAVE-encrypted frame that a member of the group could not decrypt.
+    DaveDecryptFailure,
+    /// Audio (non-silence) without DAVE from a client that had executed its end-to-end
+    /// encryption transition (PROTOCOL.md 9.3).
+    DavePlaintext,
+    /// Advisory: audio (non-silence) without DAVE in an end-to-end encrypted call before the
+    /// client held its keys; it reaches the server in clear (@discordjs/voice does this).
+    DavePlainBeforeKeyed,
     /// Advisory: a talk spurt ended with fewer than five silence frames (C21; DJS sends four).
     FewSilenceFrames,
     /// Advisory: Identify without `max_dave_protocol_version >= 1` (Discord closes with 4017 on
@@ -88,6 +103,7 @@ impl ViolationKind {
                 | Self::NoDaveSupport
                 | Self::NoSpeakingAfterResume
                 | Self::HeartbeatLate
+                | Self::DavePlainBeforeKeyed
         )
     }
 }
@@ -206,6 +222,9 @@ pub struct Report {
     pub stray_datagrams: u64,
     /// Websocket connections that failed before the websocket handshake completed.
     pub failed_handshakes: u64,
+    /// The DAVE role per voice channel (empty when DAVE is off).
+    #[serde(default)]
+    pub dave: Vec<DaveChannelReport>,
 }
 
 impl Report {
@@ -274,6 +293,36 @@ impl fmt::Display for Report {
                 st.jitter.p99_ms,
                 st.jitter.max_ms,
                 st.spurts.len()
+            )?;
+            if st.dave_decrypted + st.dave_failures + st.dave_unverified + st.dave_plain > 0 {
+                writeln!(
+                    f,
+                    "    DAVE: {} decrypted, {} failed, {} unverified, {} plain",
+                    st.dave_decrypted, st.dave_failures, st.dave_unverified, st.dave_plain
+                )?;
+            }
+        }
+        for d in &self.dave {
+            writeln!(
+                f,
+                "  DAVE channel {}: version {}, epoch {}, leaves {:?}, {} key packages, {} commits ({} by clients), {} welcomes, {} transitions, {} op 31, {} downgrade(s), {} upgrade(s){}",
+                d.channel_id,
+                d.protocol_version,
+                d.epoch,
+                d.leaves,
+                d.key_packages,
+                d.commits_announced,
+                d.client_commits,
+                d.welcomes_sent,
+                d.transitions_executed,
+                d.invalid_commit_welcomes,
+                d.downgrades,
+                d.upgrades,
+                if d.simulated_errors.is_empty() {
+                    String::new()
+                } else {
+                    format!(", simulated member errors: {:?}", d.simulated_errors)
+                }
             )?;
         }
         writeln!(

@@ -133,14 +133,31 @@ async fn simulated_user(shared: Arc<Shared>, client: usize, epoch: u64, user: Si
     if !alive(&shared, client, epoch) {
         return;
     }
-    shared.lock().send_numbered(
-        client,
-        ServerMessage::ClientsConnect(ClientsConnect {
-            user_ids: vec![user_id],
-        }),
-    );
+    {
+        let mut state = shared.lock();
+        state.send_numbered(
+            client,
+            ServerMessage::ClientsConnect(ClientsConnect {
+                user_ids: vec![user_id],
+            }),
+        );
+        // After op 11, so the client recognises the user its proposals add.
+        let channel = channel_of(&state, client);
+        let now = std::time::Instant::now();
+        let effects = match state.dave_channel(&shared.config, channel) {
+            Some(ch) if user.dave => ch.join_simulated(user.user_id, now),
+            Some(ch) => ch.join_plain(user.user_id, now),
+            None => Vec::new(),
+        };
+        state.apply_dave(shared.ms(now), effects);
+    }
     if let Some(speak_after) = user.speak_after {
         tokio::time::sleep_until(start + speak_after).await;
+        // A DAVE speaker waits for its keys: it sends nothing it cannot encrypt.
+        let keyed_by = tokio::time::Instant::now() + KEYS_WAIT;
+        while !can_speak(&shared, client, user.user_id) && tokio::time::Instant::now() < keyed_by {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let (ssrc, mut sequence, mut timestamp) = {
             let mut state = shared.lock();
             let ssrc = state.fresh_ssrc();
@@ -170,6 +187,20 @@ async fn simulated_user(shared: Arc<Shared>, client: usize, epoch: u64, user: Si
                 }
                 return;
             };
+            let frame = {
+                let mut state = shared.lock();
+                let channel = channel_of(&state, client);
+                match state.dave.get_mut(&channel) {
+                    Some(ch) => ch.encrypt(user.user_id, &frame),
+                    None => Some(frame),
+                }
+            };
+            let Some(frame) = frame else {
+                // No key right now (a re-key under way): the frame is not sent.
+                sequence = sequence.wrapping_add(1);
+                timestamp = timestamp.wrapping_add(SAMPLES_PER_FRAME);
+                continue;
+            };
             let packet = seal_packet(&cipher, sequence, timestamp, ssrc, nonce, &frame);
             sequence = sequence.wrapping_add(1);
             timestamp = timestamp.wrapping_add(SAMPLES_PER_FRAME);
@@ -194,11 +225,41 @@ async fn simulated_user(shared: Arc<Shared>, client: usize, epoch: u64, user: Si
         if !alive(&shared, client, epoch) {
             return;
         }
-        shared.lock().send_numbered(
+        let mut state = shared.lock();
+        state.send_numbered(
             client,
             ServerMessage::ClientDisconnect(ClientDisconnect { user_id }),
         );
+        let channel = channel_of(&state, client);
+        let now = std::time::Instant::now();
+        let effects = state
+            .dave
+            .get_mut(&channel)
+            .map(|ch| ch.leave(user.user_id, now))
+            .unwrap_or_default();
+        state.apply_dave(shared.ms(now), effects);
     }
+}
+
+/// How long a simulated DAVE speaker waits for its keys before speaking anyway (it then sends
+/// nothing but what it can encrypt).
+const KEYS_WAIT: Duration = Duration::from_secs(10);
+
+fn channel_of(state: &State, client: usize) -> u64 {
+    state
+        .clients
+        .get(client)
+        .map_or(0, |c| c.expected.channel_id)
+}
+
+/// Whether simulated `user` can send audio now: no DAVE in its channel, or it holds a key.
+fn can_speak(shared: &Shared, client: usize, user: u64) -> bool {
+    let mut state = shared.lock();
+    let channel = channel_of(&state, client);
+    state
+        .dave
+        .get_mut(&channel)
+        .is_none_or(|ch| ch.can_send(user))
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use voice_proto::payload::{Encoded, ServerFrame, ServerMessage};
 use voice_proto::rtp::SILENCE_FRAME;
 
 use crate::config::ServerConfig;
+use crate::dave::{DaveChannel, Effect};
 use crate::error::SimError;
 use crate::report::{ClientReport, Report, StreamReport, Violation, ViolationKind};
 use crate::stats::StreamStats;
@@ -211,6 +212,8 @@ pub(crate) struct State {
     pub(crate) pending_checks: bool,
     /// [`ServerConfig::replay_buffer`].
     replay_buffer: usize,
+    /// The DAVE role per voice channel (created when the first member arrives).
+    pub(crate) dave: BTreeMap<u64, DaveChannel>,
 }
 
 /// What the gateway and media tasks share.
@@ -424,6 +427,47 @@ impl State {
             suppressed: self.suppressed,
             stray_datagrams: self.stray_datagrams,
             failed_handshakes: self.failed_handshakes,
+            dave: self.dave.values().map(DaveChannel::report).collect(),
+        }
+    }
+
+    /// The DAVE role of `channel`, created on first use; `None` when DAVE is off (or the
+    /// external sender's key could not be made, which is reported as a simulated error).
+    pub(crate) fn dave_channel(
+        &mut self,
+        config: &ServerConfig,
+        channel: u64,
+    ) -> Option<&mut DaveChannel> {
+        if !config.dave.enabled {
+            return None;
+        }
+        match self.dave.entry(channel) {
+            std::collections::btree_map::Entry::Occupied(entry) => Some(entry.into_mut()),
+            std::collections::btree_map::Entry::Vacant(entry) => match DaveChannel::new(
+                channel,
+                config.dave.commit_timeout,
+                config.dave.transition_timeout,
+            ) {
+                Ok(created) => Some(entry.insert(created)),
+                Err(error) => {
+                    tracing::error!(%error, "cannot run the DAVE role");
+                    None
+                }
+            },
+        }
+    }
+
+    /// Carries out what a channel's DAVE role decided.
+    pub(crate) fn apply_dave(&mut self, at_ms: u64, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::Send { client, message } => self.send_numbered(client, message),
+                Effect::Violation {
+                    client,
+                    kind,
+                    detail,
+                } => self.violate(at_ms, Some(client), kind, detail),
+            }
         }
     }
 
@@ -556,6 +600,7 @@ impl VoiceServer {
                 next_conn_id: 0,
                 pending_checks: false,
                 replay_buffer: config.replay_buffer,
+                dave: BTreeMap::new(),
             }),
             config,
         });
@@ -570,7 +615,11 @@ impl VoiceServer {
                 acceptor,
                 shutdown_rx.clone(),
             )),
-            tokio::spawn(crate::media::udp_loop(Arc::clone(&shared), shutdown_rx)),
+            tokio::spawn(crate::media::udp_loop(
+                Arc::clone(&shared),
+                shutdown_rx.clone(),
+            )),
+            tokio::spawn(dave_deadlines(Arc::clone(&shared), shutdown_rx)),
         ];
         tracing::info!(endpoint = %shared.endpoint, udp = %udp_addr, tls = shared.tls, "voice-sim listening");
         Ok(Self {
@@ -749,6 +798,30 @@ impl VoiceServer {
             let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
         }
         self.report()
+    }
+}
+
+/// Runs the DAVE deadlines (missing commits, missing op 23) every 50 ms.
+async fn dave_deadlines(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    if !shared.config.dave.enabled {
+        return;
+    }
+    let mut ticker = tokio::time::interval(Duration::from_millis(50));
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {
+                let now = Instant::now();
+                let at = shared.ms(now);
+                let mut state = shared.lock();
+                let effects: Vec<Effect> = state
+                    .dave
+                    .values_mut()
+                    .flat_map(|channel| channel.tick(now))
+                    .collect();
+                state.apply_dave(at, effects);
+            }
+            _ = shutdown.changed() => return,
+        }
     }
 }
 

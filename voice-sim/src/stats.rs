@@ -92,6 +92,18 @@ pub struct StreamSummary {
     pub jitter: JitterSummary,
     /// Talk spurts, in order (the last one may still be open).
     pub spurts: Vec<Spurt>,
+    /// DAVE frames a simulated group member decrypted (PROTOCOL.md 9.4).
+    #[serde(default)]
+    pub dave_decrypted: u64,
+    /// DAVE frames no group member could decrypt.
+    #[serde(default)]
+    pub dave_failures: u64,
+    /// DAVE frames with no simulated member in the group to decrypt them (form checked only).
+    #[serde(default)]
+    pub dave_unverified: u64,
+    /// Non-silence frames without DAVE while the call was end-to-end encrypted.
+    #[serde(default)]
+    pub dave_plain: u64,
 }
 
 /// Running statistics of one SSRC's packets.
@@ -183,6 +195,19 @@ impl StreamStats {
     /// Records a packet that failed transport decryption.
     pub fn decrypt_failure(&mut self) {
         self.summary.decrypt_failures += 1;
+    }
+
+    /// Counts a frame by what the DAVE check made of it.
+    pub(crate) fn dave(&mut self, check: &crate::dave::FrameCheck) {
+        use crate::dave::FrameCheck;
+        let counter = match check {
+            FrameCheck::Decrypted(_) => &mut self.summary.dave_decrypted,
+            FrameCheck::Failed(_) => &mut self.summary.dave_failures,
+            FrameCheck::Unverified => &mut self.summary.dave_unverified,
+            FrameCheck::Plain { .. } => &mut self.summary.dave_plain,
+            FrameCheck::NotE2ee | FrameCheck::Silence => return,
+        };
+        *counter += 1;
     }
 
     /// The statistics so far, spurts included (the open spurt last).

@@ -461,6 +461,7 @@ async fn discordjs_receives_a_simulated_speaker_with_header_extensions() {
                     speak_after: Some(Duration::from_millis(300)),
                     leave_after: None,
                     frames: std::sync::Arc::new(speech.clone()),
+                    dave: true,
                 }],
                 ..Scenario::default()
             },

@@ -294,6 +294,7 @@ async fn simulated_user_joins_speaks_with_extension_and_leaves() {
             speak_after: Some(Duration::from_millis(60)),
             leave_after: Some(Duration::from_millis(600)),
             frames: Arc::new(frames.clone()),
+            dave: true,
         }],
         ..Scenario::default()
     };
@@ -358,6 +359,7 @@ async fn loss_drops_and_delay_delays_server_media() {
         speak_after: Some(Duration::from_millis(delay_ms)),
         leave_after: None,
         frames: Arc::new(vec![vec![0xFC, 1]; 5]),
+        dave: true,
     };
     // Total loss: op 5 still arrives, no packet does.
     let server = VoiceServer::start(config(Scenario {
@@ -422,6 +424,7 @@ async fn voice_proto_engine_receives_a_simulated_speaker() {
             speak_after: Some(Duration::from_millis(50)),
             leave_after: Some(Duration::from_millis(700)),
             frames: Arc::new(frames.clone()),
+            dave: true,
         }],
         ..Scenario::default()
     };
