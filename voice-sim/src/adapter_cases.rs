@@ -7,7 +7,11 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::config::{AckPolicy, CloseRule, Garbage, Scenario, ServerConfig, Trigger};
+use std::sync::Arc;
+
+use crate::config::{
+    AckPolicy, CloseRule, DaveConfig, Garbage, Scenario, ServerConfig, SimulatedUser, Trigger,
+};
 use crate::server::VoiceServer;
 
 /// Short heartbeats keep resume and missed-ACK cases fast.
@@ -118,6 +122,116 @@ pub fn no_discovery() -> Scenario {
     Scenario {
         answer_discovery: false,
         ..Scenario::default()
+    }
+}
+
+/// The simulated DAVE user in every DAVE case: in the call from the start, it decrypts what the
+/// client sends (so the server can check it end to end) and, in [`dave_speaker`], speaks.
+pub const DAVE_LISTENER: u64 = 500_000_000_000_000_001;
+
+/// A second simulated DAVE user who joins and leaves in [`dave_member_joins_and_leaves`].
+pub const DAVE_VISITOR: u64 = 500_000_000_000_000_002;
+
+/// The simulated user without DAVE in [`dave_downgrade_and_back`].
+pub const PLAIN_VISITOR: u64 = 500_000_000_000_000_003;
+
+/// When the visitors of the DAVE cases join and leave, after the client's Session Description.
+pub const VISIT: (Duration, Duration) = (Duration::from_millis(1200), Duration::from_millis(2200));
+
+/// Frames the DAVE cases play (3.2 s: the visits fall inside the stream).
+pub const DAVE_FRAMES: usize = 160;
+
+fn simulated(user_id: u64, join_after: Duration, leave_after: Option<Duration>) -> SimulatedUser {
+    SimulatedUser {
+        user_id,
+        join_after,
+        speak_after: None,
+        leave_after,
+        frames: Arc::new(Vec::new()),
+        dave: true,
+    }
+}
+
+/// The server for a DAVE case: [`server_config`] with DAVE on and required (close 4017
+/// otherwise), as on Discord since March 2026.
+pub fn dave_server_config(tls: bool, scenario: Scenario) -> ServerConfig {
+    ServerConfig {
+        dave: DaveConfig::required(),
+        ..server_config(tls, scenario)
+    }
+}
+
+/// A DAVE call with one listener: the client forms the MLS group with it and plays end to end
+/// encrypted.
+pub fn dave_call() -> Scenario {
+    Scenario {
+        users: vec![simulated(DAVE_LISTENER, Duration::ZERO, None)],
+        ..Scenario::default()
+    }
+}
+
+/// [`dave_call`], and a second DAVE member joins and leaves mid-stream (two commits and two
+/// transitions while the client plays).
+pub fn dave_member_joins_and_leaves() -> Scenario {
+    let mut scenario = dave_call();
+    scenario
+        .users
+        .push(simulated(DAVE_VISITOR, VISIT.0, Some(VISIT.1)));
+    scenario
+}
+
+/// [`dave_call`], and a user without DAVE joins and leaves mid-stream: the call downgrades to
+/// version 0 and upgrades back (op 21/22, then op 24 and a new group).
+pub fn dave_downgrade_and_back() -> Scenario {
+    let mut scenario = dave_call();
+    scenario.users.push(SimulatedUser {
+        dave: false,
+        ..simulated(PLAIN_VISITOR, VISIT.0, Some(VISIT.1))
+    });
+    scenario
+}
+
+/// A DAVE call whose listener speaks `frames` (DAVE-encrypted) 300 ms after the client joined
+/// and then stays.
+pub fn dave_speaker(frames: Vec<Vec<u8>>) -> Scenario {
+    Scenario {
+        users: vec![SimulatedUser {
+            speak_after: Some(Duration::from_millis(300)),
+            frames: Arc::new(frames),
+            ..simulated(DAVE_LISTENER, Duration::ZERO, None)
+        }],
+        ..Scenario::default()
+    }
+}
+
+/// The server got exactly `frames` from `client` after transport and DAVE decryption, with no
+/// violation; every frame sent while the call was end-to-end encrypted decrypted, none failed,
+/// and no simulated member hit an MLS error. `e2ee_frames` is how many frames must have been
+/// DAVE-decrypted at least (all of them without a downgrade).
+///
+/// # Panics
+/// With the server's report when anything differs.
+pub fn assert_dave_byte_exact(
+    server: &VoiceServer,
+    client: usize,
+    frames: &[Vec<u8>],
+    e2ee_frames: usize,
+) {
+    assert_byte_exact(server, client, frames);
+    let report = server.report();
+    let mut decrypted = 0;
+    for stream in report.streams.iter().filter(|s| s.client == client) {
+        let stats = &stream.stats;
+        assert_eq!(stats.dave_failures, 0, "{report}");
+        assert_eq!(stats.dave_unverified, 0, "{report}");
+        decrypted += stats.dave_decrypted;
+    }
+    assert!(
+        decrypted >= e2ee_frames as u64,
+        "{decrypted} frames DAVE-decrypted, expected at least {e2ee_frames}\n{report}"
+    );
+    for channel in &report.dave {
+        assert!(channel.simulated_errors.is_empty(), "{report}");
     }
 }
 

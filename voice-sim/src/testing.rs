@@ -417,6 +417,7 @@ impl EngineClient {
         let mut engine = AnyState::Identifying(identifying);
         let mut io = EngineIo::default();
         let mut queue = self.frames.into_iter();
+        let mut held: Option<Vec<u8>> = None;
         let mut finished_at: Option<tokio::time::Instant> = None;
         let mut left = false;
         let mut ticker = tokio::time::interval(Duration::from_millis(20));
@@ -458,9 +459,19 @@ impl EngineClient {
                     let now = Instant::now();
                     let Some(session) = engine.session() else { continue };
                     let remote = session.remote();
-                    let datagram = if let Some(frame) = queue.next() {
-                        io.outcome.frames_sent += 1;
-                        session.send_opus(now, &frame, &mut buf).ok().map(<[u8]>::to_vec)
+                    let datagram = if let Some(frame) = held.take().or_else(|| queue.next()) {
+                        match session.send_opus(now, &frame, &mut buf) {
+                            Ok(packet) => {
+                                io.outcome.frames_sent += 1;
+                                Some(packet.to_vec())
+                            }
+                            // DAVE keys pending, or a re-establishment: keep the frame.
+                            Err(voice_proto::Error::NotReady(_)) => {
+                                held = Some(frame);
+                                None
+                            }
+                            Err(_) => None,
+                        }
                     } else if session.silence_pending() {
                         io.outcome.frames_sent += 1;
                         session.send_silence(&mut buf).ok().flatten().map(<[u8]>::to_vec)

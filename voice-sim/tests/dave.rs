@@ -1,0 +1,134 @@
+//! The server's DAVE role end to end, with voice-proto's engine as the client (the adapters run
+//! the same cases in their own suites).
+
+use std::time::Duration;
+
+use voice_proto::id::UserId;
+use voice_proto::{Event, ReceivedAudio};
+use voice_sim::adapter_cases::{
+    assert_dave_byte_exact, dave_call, dave_downgrade_and_back, dave_member_joins_and_leaves,
+    dave_server_config, dave_speaker, sample_frames, DAVE_FRAMES, DAVE_LISTENER,
+};
+use voice_sim::testing::EngineClient;
+use voice_sim::{Report, Scenario, VoiceServer};
+
+async fn play(scenario: Scenario, frames: &[Vec<u8>]) -> (VoiceServer, Report) {
+    let server = VoiceServer::start(dave_server_config(false, scenario))
+        .await
+        .expect("starts");
+    let info = server.expect_client();
+    let mut client = EngineClient::new(&server.ws_url(), info, frames.to_vec());
+    client.linger = Duration::from_millis(200);
+    let outcome = client.run().await.expect("runs");
+    assert!(outcome.error.is_none(), "{:?}", outcome.error);
+    let report = server.report();
+    (server, report)
+}
+
+#[tokio::test]
+async fn a_dave_call_is_encrypted_end_to_end() {
+    let frames = sample_frames(60);
+    let (server, report) = play(dave_call(), &frames).await;
+    assert_dave_byte_exact(&server, 0, &frames, frames.len());
+    let channel = report.dave.first().expect("a DAVE channel");
+    assert_eq!(channel.protocol_version, 1, "{report}");
+    assert_eq!(channel.epoch, 1, "{report}");
+    assert_eq!(
+        (channel.commits_announced, channel.client_commits),
+        (1, 1),
+        "the client commits the group into existence\n{report}"
+    );
+    assert_eq!(channel.transitions_executed, 1, "{report}");
+    assert_eq!(channel.leaves.len(), 2, "{report}");
+    assert!(report.advisories.is_empty(), "{report}");
+}
+
+#[tokio::test]
+async fn a_member_joins_and_leaves_mid_stream_and_no_frame_is_lost() {
+    let frames = sample_frames(DAVE_FRAMES);
+    let (server, report) = play(dave_member_joins_and_leaves(), &frames).await;
+    assert_dave_byte_exact(&server, 0, &frames, frames.len());
+    let channel = report.dave.first().expect("a DAVE channel");
+    assert_eq!(
+        channel.commits_announced, 3,
+        "creation, the visitor's add, its remove\n{report}"
+    );
+    assert_eq!(channel.transitions_executed, 3, "{report}");
+    assert_eq!(channel.epoch, 3, "{report}");
+}
+
+#[tokio::test]
+async fn the_call_downgrades_for_a_user_without_dave_and_upgrades_after() {
+    let frames = sample_frames(DAVE_FRAMES);
+    let (server, report) = play(dave_downgrade_and_back(), &frames).await;
+    let channel = report.dave.first().expect("a DAVE channel");
+    assert_eq!((channel.downgrades, channel.upgrades), (1, 1), "{report}");
+    assert_eq!(channel.protocol_version, 1, "{report}");
+    let plain: u64 = report.streams.iter().map(|s| s.stats.dave_plain).sum();
+    assert_eq!(
+        plain, 0,
+        "no plain frame while end-to-end encrypted\n{report}"
+    );
+    // The frames sent while downgraded are plain; the rest were decrypted.
+    assert_dave_byte_exact(&server, 0, &frames, frames.len() / 2);
+}
+
+#[tokio::test]
+async fn a_simulated_member_s_dave_audio_is_decrypted_by_the_client() {
+    let spoken: Vec<Vec<u8>> = sample_frames(40);
+    let server = VoiceServer::start(dave_server_config(false, dave_speaker(spoken.clone())))
+        .await
+        .expect("starts");
+    let info = server.expect_client();
+    let mut client = EngineClient::new(&server.ws_url(), info, Vec::new());
+    client.linger = Duration::from_millis(2500);
+    let outcome = client.run().await.expect("runs");
+    assert!(outcome.error.is_none(), "{:?}", outcome.error);
+    let audio: Vec<&ReceivedAudio> = outcome
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Audio(audio) => Some(audio),
+            _ => None,
+        })
+        .collect();
+    let heard: Vec<Vec<u8>> = audio
+        .iter()
+        .filter(|a| a.opus != voice_proto::rtp::SILENCE_FRAME)
+        .map(|a| a.opus.clone())
+        .collect();
+    assert_eq!(heard, spoken, "{:?}", outcome.events);
+    assert!(audio
+        .iter()
+        .all(|a| a.user_id == Some(UserId(DAVE_LISTENER))));
+    assert!(
+        !outcome
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::DaveDecryptFailed { .. })),
+        "{:?}",
+        outcome.events
+    );
+    let report = server.report();
+    assert!(report.violations.is_empty(), "{report}");
+}
+
+#[tokio::test]
+async fn a_client_without_dave_is_closed_with_4017() {
+    let server = VoiceServer::start(dave_server_config(false, dave_call()))
+        .await
+        .expect("starts");
+    let info = server.expect_client();
+    let mut client = EngineClient::new(&server.ws_url(), info, sample_frames(5));
+    client.config.max_dave_protocol_version = 0;
+    let outcome = client.run().await.expect("runs");
+    let error = outcome.error.expect("the connection ends with an error");
+    assert!(error.contains("DAVE"), "{error}");
+    let report = server.report();
+    let closes: Vec<Option<u16>> = report.clients[0]
+        .connections
+        .iter()
+        .map(|c| c.server_close)
+        .collect();
+    assert_eq!(closes, vec![Some(4017)], "{report}");
+}
