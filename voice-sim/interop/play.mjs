@@ -9,6 +9,9 @@
 //   VOICE_SIM_TIMEOUT_MS  give up after this long (default 60000)
 //   VOICE_SIM_LISTEN_USER optional user id whose audio the (first) connection receives; its Opus
 //                         frames are printed (hex) in a `received` line before leaving
+//   VOICE_SIM_DAVE        "1": the call is end-to-end encrypted (DAVE); wait for the first executed
+//                         DAVE transition before playing, so that no frame goes out unencrypted
+//                         (@discordjs/voice sends plain Opus until its session is keyed)
 // Run with NODE_EXTRA_CA_CERTS=<voice-sim CA PEM>: the client always connects to wss://ENDPOINT?v=8.
 // Prints one JSON line per event; exits 0 after the file played on every connection and each was
 // destroyed.
@@ -36,6 +39,7 @@ const infos = Array.isArray(parsed) ? parsed : [parsed];
 const file = process.env.VOICE_SIM_OGG ?? fail('VOICE_SIM_OGG is not set');
 const timeout = Number(process.env.VOICE_SIM_TIMEOUT_MS ?? 60000);
 const listenUser = process.env.VOICE_SIM_LISTEN_USER;
+const dave = process.env.VOICE_SIM_DAVE === '1';
 setTimeout(() => fail(`timed out after ${timeout} ms`), timeout).unref();
 
 // The main gateway is simulated: answer each op 4 join with the two dispatches voice-sim
@@ -79,6 +83,13 @@ async function play(info, listen) {
   connection.on('error', (error) => log('connection-error', { guild, message: String(error?.message ?? error) }));
   connection.on('stateChange', (from, to) => log('state', { guild, from: from.status, to: to.status }));
   connection.on('debug', (message) => log('debug', { guild, message }));
+  // Registered before Ready: the first transition can execute right after it.
+  const keyed = new Promise((resolve) => {
+    connection.on('transitioned', (transitionId) => {
+      log('transitioned', { guild, transitionId, privacyCode: connection.voicePrivacyCode ?? null });
+      resolve();
+    });
+  });
 
   try {
     await entersState(connection, VoiceConnectionStatus.Ready, 20000);
@@ -86,6 +97,12 @@ async function play(info, listen) {
     fail(`never Ready: ${error}`);
   }
   log('ready', { guild });
+  if (dave) {
+    await Promise.race([keyed, new Promise((_, reject) => setTimeout(reject, 10000))]).catch(() =>
+      fail('no DAVE transition executed within 10 s'),
+    );
+    log('dave-keyed', { guild, privacyCode: connection.voicePrivacyCode ?? null });
+  }
 
   // Receive a (simulated) user's audio while playing, if asked.
   const received = [];

@@ -21,7 +21,16 @@ async fn play(scenario: Scenario, frames: &[Vec<u8>]) -> (VoiceServer, Report) {
     client.linger = Duration::from_millis(200);
     let outcome = client.run().await.expect("runs");
     assert!(outcome.error.is_none(), "{:?}", outcome.error);
-    let report = server.report();
+    // The server has seen the client leave (its removal from the group is part of the story).
+    let (report, closed) = server
+        .wait_until(Duration::from_secs(3), |r| {
+            r.clients[0]
+                .connections
+                .last()
+                .is_some_and(|c| c.closed_ms.is_some())
+        })
+        .await;
+    assert!(closed, "{report}");
     (server, report)
 }
 
@@ -32,14 +41,20 @@ async fn a_dave_call_is_encrypted_end_to_end() {
     assert_dave_byte_exact(&server, 0, &frames, frames.len());
     let channel = report.dave.first().expect("a DAVE channel");
     assert_eq!(channel.protocol_version, 1, "{report}");
-    assert_eq!(channel.epoch, 1, "{report}");
+    // The client commits the group into existence; after it left, the listener commits its
+    // removal.
     assert_eq!(
         (channel.commits_announced, channel.client_commits),
-        (1, 1),
-        "the client commits the group into existence\n{report}"
+        (2, 1),
+        "{report}"
     );
-    assert_eq!(channel.transitions_executed, 1, "{report}");
-    assert_eq!(channel.leaves.len(), 2, "{report}");
+    assert_eq!(channel.transitions_executed, 2, "{report}");
+    assert_eq!(channel.epoch, 2, "{report}");
+    assert_eq!(
+        channel.leaves,
+        vec![None, Some(DAVE_LISTENER.to_string())],
+        "{report}"
+    );
     assert!(report.advisories.is_empty(), "{report}");
 }
 
@@ -50,11 +65,11 @@ async fn a_member_joins_and_leaves_mid_stream_and_no_frame_is_lost() {
     assert_dave_byte_exact(&server, 0, &frames, frames.len());
     let channel = report.dave.first().expect("a DAVE channel");
     assert_eq!(
-        channel.commits_announced, 3,
-        "creation, the visitor's add, its remove\n{report}"
+        channel.commits_announced, 4,
+        "creation, the visitor's add, its removal, the client's removal\n{report}"
     );
-    assert_eq!(channel.transitions_executed, 3, "{report}");
-    assert_eq!(channel.epoch, 3, "{report}");
+    assert_eq!(channel.transitions_executed, 4, "{report}");
+    assert_eq!(channel.epoch, 4, "{report}");
 }
 
 #[tokio::test]

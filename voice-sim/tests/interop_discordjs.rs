@@ -11,8 +11,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use voice_sim::{
-    AckPolicy, CloseRule, Garbage, Report, Scenario, ServerConfig, Trigger, ViolationKind,
-    VoiceServer,
+    adapter_cases, AckPolicy, CloseRule, Garbage, Report, Scenario, ServerConfig, Trigger,
+    ViolationKind, VoiceServer,
 };
 
 /// Frames of the committed sample played per test: 2.4 s keeps the test short.
@@ -127,6 +127,7 @@ async fn run_discordjs_with(config: ServerConfig, listen: Option<u64>, clients: 
     let expected = demux(&ogg);
     assert_eq!(expected.len(), FRAMES);
 
+    let dave = if config.dave.enabled { "1" } else { "0" };
     let server = VoiceServer::start(ServerConfig {
         tls: true,
         ca_pem_path: Some(dir.path().join("ca.pem")),
@@ -151,6 +152,7 @@ async fn run_discordjs_with(config: ServerConfig, listen: Option<u64>, clients: 
         .env("VOICE_SIM_CONNECTION", &connection)
         .env("VOICE_SIM_OGG", &ogg)
         .env("VOICE_SIM_TIMEOUT_MS", "40000")
+        .env("VOICE_SIM_DAVE", dave)
         .env(
             "VOICE_SIM_LISTEN_USER",
             listen.map(|u| u.to_string()).unwrap_or_default(),
@@ -529,4 +531,105 @@ async fn three_discordjs_connections_share_the_udp_port() {
             "client {client} delivered the file byte for byte: {context}"
         );
     }
+}
+
+/// The DAVE runs: @discordjs/voice (davey underneath) joins a DAVE-required call with
+/// voice-sim's simulated listener, plays once its first transition executed, and every frame
+/// must decrypt end to end (transport, then DAVE with the listener's key).
+async fn play_through_discordjs_with_dave(scenario: Scenario) -> Run {
+    let run = run_discordjs(ServerConfig {
+        heartbeat_interval: Duration::from_millis(1000),
+        ..adapter_cases::dave_server_config(true, scenario)
+    })
+    .await;
+    assert_clean_delivery(&run, 0);
+    let (report, context) = (&run.report, &run.context);
+    let decrypted: u64 = report.streams.iter().map(|s| s.stats.dave_decrypted).sum();
+    assert_eq!(
+        decrypted, FRAMES as u64,
+        "every frame DAVE-decrypted: {context}"
+    );
+    for stream in &report.streams {
+        let stats = &stream.stats;
+        assert_eq!(
+            (stats.dave_failures, stats.dave_unverified, stats.dave_plain),
+            (0, 0, 0),
+            "{context}"
+        );
+    }
+    let channel = report.dave.first().expect("a DAVE channel");
+    assert!(channel.simulated_errors.is_empty(), "{context}");
+    assert_eq!(channel.invalid_commit_welcomes, 0, "{context}");
+    assert!(
+        report
+            .violations_of(ViolationKind::DavePlainBeforeKeyed)
+            .is_empty(),
+        "{context}"
+    );
+    run
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discordjs_plays_end_to_end_encrypted_with_dave() {
+    let run = play_through_discordjs_with_dave(adapter_cases::dave_call()).await;
+    let (report, context) = (&run.report, &run.context);
+    let channel = &report.dave[0];
+    // @discordjs/voice commits the group into existence; after it left, the listener commits
+    // its removal.
+    assert_eq!(
+        (channel.commits_announced, channel.client_commits),
+        (2, 1),
+        "{context}"
+    );
+    assert_eq!(channel.transitions_executed, 2, "{context}");
+    assert_eq!(channel.epoch, 2, "{context}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discordjs_keeps_playing_while_a_dave_member_joins_and_leaves() {
+    let run = play_through_discordjs_with_dave(adapter_cases::dave_member_joins_and_leaves()).await;
+    let (report, context) = (&run.report, &run.context);
+    let channel = &report.dave[0];
+    assert_eq!(
+        channel.commits_announced, 4,
+        "creation, the visitor's add, its removal, the client's removal: {context}"
+    );
+    assert_eq!(channel.transitions_executed, 4, "{context}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discordjs_decrypts_a_simulated_dave_speaker() {
+    let speech: Vec<Vec<u8>> = adapter_cases::sample_frames(40);
+    let run = run_discordjs_listening(
+        ServerConfig {
+            heartbeat_interval: Duration::from_millis(1000),
+            ..adapter_cases::dave_server_config(true, adapter_cases::dave_speaker(speech.clone()))
+        },
+        Some(adapter_cases::DAVE_LISTENER),
+    )
+    .await;
+    assert_clean_delivery(&run, 0);
+    let heard: Vec<Vec<u8>> = run
+        .received
+        .clone()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|hex| decode_hex(hex))
+        .filter(|frame| frame.as_slice() != voice_proto::rtp::SILENCE_FRAME)
+        .collect();
+    assert_eq!(
+        heard, speech,
+        "@discordjs/voice decrypted the listener's DAVE frames: {}",
+        run.context
+    );
+}
+
+fn decode_hex(hex: &str) -> Option<Vec<u8>> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| {
+            hex.get(i..i + 2)
+                .and_then(|b| u8::from_str_radix(b, 16).ok())
+        })
+        .collect()
 }
