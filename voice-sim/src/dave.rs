@@ -213,6 +213,9 @@ pub(crate) struct DaveChannel {
     round: Option<Round>,
     transition: Option<Transition>,
     last_transition_id: u16,
+    /// When the last upgrade started (op 24): plain frames sent before the members saw it may
+    /// still arrive for a grace period.
+    upgraded_at: Option<Instant>,
     commit_timeout: Duration,
     transition_timeout: Duration,
     report: DaveChannelReport,
@@ -285,6 +288,7 @@ impl DaveChannel {
             round: None,
             transition: None,
             last_transition_id: 0,
+            upgraded_at: None,
             commit_timeout,
             transition_timeout,
             report: DaveChannelReport {
@@ -866,6 +870,7 @@ impl DaveChannel {
 
     fn upgrade(&mut self, now: Instant, effects: &mut Vec<Effect>) {
         self.report.upgrades += 1;
+        self.upgraded_at = Some(now);
         self.version = PROTOCOL_VERSION;
         self.epoch = 0;
         self.leaves.clear();
@@ -1295,7 +1300,10 @@ impl DaveChannel {
             .keyed_since
             .is_some_and(|since| now.saturating_duration_since(since) > grace);
         if !looks_encrypted(frame) {
-            return if self.version == 0 {
+            let in_flight = self
+                .upgraded_at
+                .is_some_and(|at| now.saturating_duration_since(at) <= grace);
+            return if self.version == 0 || in_flight {
                 FrameCheck::NotE2ee
             } else {
                 FrameCheck::Plain { keyed }
