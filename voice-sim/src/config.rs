@@ -403,6 +403,14 @@ mod tests {
                 ..
             }
         ));
+        assert!(matches!(
+            "user=42@join=0".parse::<ScenarioStep>(),
+            Ok(ScenarioStep::User { dave: true, .. })
+        ));
+        assert!(matches!(
+            "user=42@join=0,plain=1".parse::<ScenarioStep>(),
+            Ok(ScenarioStep::User { dave: false, .. })
+        ));
         assert!(
             matches!("loss=0.25".parse::<ScenarioStep>(), Ok(ScenarioStep::Loss(p)) if p == 0.25)
         );

@@ -29,7 +29,8 @@
 //! - Identify → Ready (`ssrc` random, `ip` 127.0.0.1, the UDP port, [`ServerConfig::modes`]).
 //!   Wrong token/ids → close 4004; unknown session → close 4006.
 //! - IP discovery requests are answered on the shared UDP socket with the observed address.
-//! - Select Protocol → Session Description with a random 32-byte key, `dave_protocol_version: 0`.
+//! - Select Protocol → Session Description with a random 32-byte key and
+//!   `dave_protocol_version` 0, or 1 with the DAVE role on ([`DaveConfig`], below).
 //! - Heartbeat → ACK echoing `t` (unless a scenario says otherwise).
 //! - `seq` numbers every Ready, Session Description, Speaking, Clients Connect, Client Disconnect
 //!   and garbage message, from 1, one counter per voice session shared by JSON and binary frames
@@ -45,6 +46,21 @@
 //!   client's audio is relayed to the others re-encrypted with the receiver's key, and the server
 //!   sends op 11 when a member's session starts, op 5 (with `user_id`) when it speaks and op 13
 //!   when it leaves (closes with 1000).
+//!
+//! # DAVE (end-to-end encryption)
+//!
+//! With [`ServerConfig::dave`] enabled the server plays the voice gateway's DAVE role
+//! (PROTOCOL.md 9): it is each channel's MLS external sender (openmls, the version davey uses),
+//! sends op 25 after Session Description, turns op 26 key packages into external Add/Remove
+//! proposals (op 27), announces the first valid commit (op 29) and delivers its welcome (op 30),
+//! runs transitions (op 23 from every participant, then op 22), downgrades the call to version 0
+//! while a user without DAVE is there (op 21/22) and upgrades it after (op 24 and a new group).
+//! With [`DaveConfig::required`] a client whose Identify does not allow DAVE is closed with 4017.
+//! Simulated users ([`SimulatedUser::dave`]) are real group members: davey sessions inside the
+//! server that DAVE-encrypt what they say and decrypt what clients send, so the media checks see
+//! through both layers ([`VoiceServer::frames`] keeps the decrypted Opus). A lone member gets no
+//! key, as on Discord; DAVE cases therefore put a simulated listener in the call
+//! ([`adapter_cases::dave_call`]).
 //!
 //! # What is validated (the checklist)
 //!
@@ -78,10 +94,15 @@
 //! | websocket framing, message size ≤ [`ServerConfig::max_message_size`] | `WebSocket` | 11 |
 //! | client binary frames are only ops 26/28 (and only with DAVE) | `UnexpectedBinary` | C32 |
 //! | opcodes are client opcodes from the table (12, 14, 15, 16, 32 tolerated) | `UnknownOpcode` | 2.2 |
+//! | op 26 is a valid KeyPackage: ciphersuite 2, credential = user id (8 bytes BE); op 28 is a PublicMessage commit for the channel's group and the proposals' epoch, with a Welcome exactly when it adds members; a commit within the timeout | `DaveMls` | 9.1-9.3 |
+//! | op 23 names a transition the server announced, and comes within the timeout | `DaveTransition` | 9.3 |
+//! | DAVE frames decrypt with a group member's key | `DaveDecryptFailure` | 9.4 |
+//! | no non-silence audio without DAVE after the client's E2EE transition executed | `DavePlaintext` | 9.3 |
 //!
 //! Advisories (reported apart, never failures): fewer than five trailing silence frames per talk
 //! spurt (`FewSilenceFrames`; @discordjs/voice sends four), Identify without DAVE support
-//! (`NoDaveSupport`), audio after a resume before a new op 5 (`NoSpeakingAfterResume`), a
+//! (`NoDaveSupport`), plain audio in an end-to-end encrypted call before the client held its keys
+//! (`DavePlainBeforeKeyed`; @discordjs/voice does this), audio after a resume before a new op 5 (`NoSpeakingAfterResume`), a
 //! heartbeat later than 1.5 intervals + 250 ms after Hello or the previous one (`HeartbeatLate`).
 //!
 //! Media statistics per SSRC (packets, bytes, decrypt failures, gaps, missing, duplicates,

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use voice_sim::{Report, Scenario, ScenarioStep, ServerConfig, VoiceServer, DEFAULT_MODES};
+use voice_sim::{
+    DaveConfig, Report, Scenario, ScenarioStep, ServerConfig, VoiceServer, DEFAULT_MODES,
+};
 
 /// A loopback Discord voice server (voice gateway v8 + UDP media on 127.0.0.1) that validates
 /// every client message and packet against the protocol and reports what it saw.
@@ -65,6 +67,14 @@ struct Args {
     /// Seed for ids, SSRCs, keys and simulated loss (random by default).
     #[arg(long)]
     seed: Option<u64>,
+    /// Run the DAVE role (end-to-end encryption): Session Description offers version 1 to
+    /// clients that allow it, the server is the channel's MLS external sender, and simulated
+    /// users (--scenario user=...) are DAVE members unless marked plain=1.
+    #[arg(long)]
+    dave: bool,
+    /// With --dave: close clients that do not allow DAVE with 4017, as Discord does.
+    #[arg(long, requires = "dave")]
+    require_dave: bool,
 }
 
 const SCENARIO_HELP: &str = "\
@@ -74,14 +84,17 @@ Scenario steps (--scenario, repeatable):
   no-acks[@after=N]       stop acknowledging heartbeats (after N) on each client's first websocket
   garbage=KIND            after Session Description send unknown-op | malformed-json | binary | all
   no-discovery            never answer IP discovery
-  user=ID@join=MS[,speak=MS][,leave=MS]
+  user=ID@join=MS[,speak=MS][,leave=MS][,plain=1]
                           a simulated user: op 11 at join, op 5 + encrypted RTP (with a header
-                          extension) from --user-audio at speak, op 13 at leave
+                          extension) from --user-audio at speak, op 13 at leave; with --dave it
+                          is an MLS member that DAVE-encrypts its audio and decrypts the clients'
+                          for the media checks (plain=1: no DAVE, the call downgrades)
   loss=P                  drop server-sent media packets with probability P
   delay=MS                delay server-sent media packets
   ws-delay=MS             delay every websocket frame after Hello (order kept)
   withhold=OP[+OP...]     never send these opcodes (e.g. 4: no Session Description, 6: no ACKs)
-Example: voice-sim --tls --heartbeat-ms 1000 --scenario close=4015@packets=100 --report r.json";
+Example: voice-sim --tls --heartbeat-ms 1000 --scenario close=4015@packets=100 --report r.json
+DAVE:    voice-sim --tls --dave --require-dave --scenario user=42@join=0 --report r.json";
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -136,6 +149,11 @@ async fn run(args: Args) -> Result<Report, voice_sim::SimError> {
         ca_pem_path: args.ca_pem.clone(),
         seed: args.seed,
         scenario: Scenario::from_steps(&args.scenarios, Arc::new(audio)),
+        dave: DaveConfig {
+            enabled: args.dave,
+            required: args.require_dave,
+            ..DaveConfig::default()
+        },
         ..ServerConfig::default()
     };
     let server = VoiceServer::start(config).await?;
