@@ -191,6 +191,14 @@ pub fn dave_downgrade_and_back() -> Scenario {
     scenario
 }
 
+/// [`dave_server_config`] whose first commit and welcome to each client are corrupted: the client
+/// must answer op 31, send a new key package, get welcomed again and lose no frame.
+pub fn dave_recovery_server_config(tls: bool, scenario: Scenario) -> ServerConfig {
+    let mut config = dave_server_config(tls, scenario);
+    config.dave.corrupt_first_handshake = true;
+    config
+}
+
 /// A DAVE call whose listener speaks `frames` (DAVE-encrypted) 300 ms after the client joined
 /// and then stays.
 pub fn dave_speaker(frames: Vec<Vec<u8>>) -> Scenario {

@@ -59,6 +59,9 @@ pub struct DaveConfig {
     pub commit_timeout: Duration,
     /// How long the server waits for every op 23 before executing a transition anyway.
     pub transition_timeout: Duration,
+    /// Corrupt (flip the last byte of) the first op 29 commit and the first op 30 welcome each
+    /// client gets, to exercise its recovery: op 31, a new key package, and a fresh welcome.
+    pub corrupt_first_handshake: bool,
 }
 
 impl Default for DaveConfig {
@@ -68,6 +71,7 @@ impl Default for DaveConfig {
             required: false,
             commit_timeout: Duration::from_secs(2),
             transition_timeout: Duration::from_secs(2),
+            corrupt_first_handshake: false,
         }
     }
 }

@@ -52,6 +52,7 @@ use voice_proto::payload::{
 };
 use voice_proto::rtp::SILENCE_FRAME;
 
+use crate::config::DaveConfig;
 use crate::report::ViolationKind;
 
 /// The DAVE protocol version the server speaks.
@@ -218,6 +219,10 @@ pub(crate) struct DaveChannel {
     upgraded_at: Option<Instant>,
     commit_timeout: Duration,
     transition_timeout: Duration,
+    /// [`DaveConfig::corrupt_first_handshake`](crate::config::DaveConfig::corrupt_first_handshake)
+    corrupt_first_handshake: bool,
+    /// Clients whose first commit or welcome was already corrupted.
+    corrupted: BTreeSet<usize>,
     report: DaveChannelReport,
 }
 
@@ -260,11 +265,7 @@ pub(crate) fn looks_encrypted(frame: &[u8]) -> bool {
 
 impl DaveChannel {
     /// A channel whose group does not exist yet.
-    pub(crate) fn new(
-        channel_id: u64,
-        commit_timeout: Duration,
-        transition_timeout: Duration,
-    ) -> Result<Self, String> {
+    pub(crate) fn new(channel_id: u64, config: &DaveConfig) -> Result<Self, String> {
         let ciphersuite = Ciphersuite::MLS_128_DHKEMP256_AES128GCM_SHA256_P256;
         let signer = SignatureKeyPair::new(ciphersuite.signature_algorithm())
             .map_err(|e| format!("external sender key: {e:?}"))?;
@@ -289,8 +290,10 @@ impl DaveChannel {
             transition: None,
             last_transition_id: 0,
             upgraded_at: None,
-            commit_timeout,
-            transition_timeout,
+            commit_timeout: config.commit_timeout,
+            transition_timeout: config.transition_timeout,
+            corrupt_first_handshake: config.corrupt_first_handshake,
+            corrupted: BTreeSet::new(),
             report: DaveChannelReport {
                 channel_id: channel_id.to_string(),
                 ..DaveChannelReport::default()
@@ -1145,16 +1148,26 @@ impl DaveChannel {
             match &mut member.kind {
                 Kind::Remote { client } => {
                     awaiting.insert(user);
+                    let mut payload = if gets_commit {
+                        commit.clone()
+                    } else {
+                        welcome.clone().unwrap_or_default()
+                    };
+                    if self.corrupt_first_handshake && self.corrupted.insert(*client) {
+                        if let Some(last) = payload.last_mut() {
+                            *last ^= 0xFF;
+                        }
+                    }
                     let message = if gets_commit {
                         ServerMessage::DaveMlsAnnounceCommitTransition {
                             transition_id: id,
-                            commit: commit.clone(),
+                            commit: payload,
                         }
                     } else {
                         self.report.welcomes_sent += 1;
                         ServerMessage::DaveMlsWelcome {
                             transition_id: id,
-                            welcome: welcome.clone().unwrap_or_default(),
+                            welcome: payload,
                         }
                     };
                     effects.push(Effect::Send {
@@ -1340,7 +1353,13 @@ mod tests {
     const T: Duration = Duration::from_secs(2);
 
     fn channel() -> DaveChannel {
-        DaveChannel::new(CHANNEL, T, T).expect("channel")
+        let config = DaveConfig {
+            enabled: true,
+            commit_timeout: T,
+            transition_timeout: T,
+            ..DaveConfig::default()
+        };
+        DaveChannel::new(CHANNEL, &config).expect("channel")
     }
 
     fn sent(effects: &[Effect]) -> Vec<(usize, &ServerMessage)> {

@@ -443,17 +443,15 @@ impl State {
         }
         match self.dave.entry(channel) {
             std::collections::btree_map::Entry::Occupied(entry) => Some(entry.into_mut()),
-            std::collections::btree_map::Entry::Vacant(entry) => match DaveChannel::new(
-                channel,
-                config.dave.commit_timeout,
-                config.dave.transition_timeout,
-            ) {
-                Ok(created) => Some(entry.insert(created)),
-                Err(error) => {
-                    tracing::error!(%error, "cannot run the DAVE role");
-                    None
+            std::collections::btree_map::Entry::Vacant(entry) => {
+                match DaveChannel::new(channel, &config.dave) {
+                    Ok(created) => Some(entry.insert(created)),
+                    Err(error) => {
+                        tracing::error!(%error, "cannot run the DAVE role");
+                        None
+                    }
                 }
-            },
+            }
         }
     }
 

@@ -7,15 +7,18 @@ use voice_proto::id::UserId;
 use voice_proto::{Event, ReceivedAudio};
 use voice_sim::adapter_cases::{
     assert_dave_byte_exact, dave_call, dave_downgrade_and_back, dave_member_joins_and_leaves,
-    dave_server_config, dave_speaker, sample_frames, DAVE_FRAMES, DAVE_LISTENER,
+    dave_recovery_server_config, dave_server_config, dave_speaker, sample_frames, DAVE_FRAMES,
+    DAVE_LISTENER,
 };
 use voice_sim::testing::EngineClient;
-use voice_sim::{Report, Scenario, VoiceServer};
+use voice_sim::{Report, Scenario, ServerConfig, VoiceServer};
 
 async fn play(scenario: Scenario, frames: &[Vec<u8>]) -> (VoiceServer, Report) {
-    let server = VoiceServer::start(dave_server_config(false, scenario))
-        .await
-        .expect("starts");
+    play_on(dave_server_config(false, scenario), frames).await
+}
+
+async fn play_on(config: ServerConfig, frames: &[Vec<u8>]) -> (VoiceServer, Report) {
+    let server = VoiceServer::start(config).await.expect("starts");
     let info = server.expect_client();
     let mut client = EngineClient::new(&server.ws_url(), info, frames.to_vec());
     client.linger = Duration::from_millis(200);
@@ -146,4 +149,17 @@ async fn a_client_without_dave_is_closed_with_4017() {
         .map(|c| c.server_close)
         .collect();
     assert_eq!(closes, vec![Some(4017)], "{report}");
+}
+
+#[tokio::test]
+async fn a_corrupted_commit_is_answered_with_op_31_and_the_client_rejoins() {
+    let frames = sample_frames(60);
+    let (server, report) = play_on(dave_recovery_server_config(false, dave_call()), &frames).await;
+    assert_dave_byte_exact(&server, 0, &frames, frames.len());
+    let channel = report.dave.first().expect("a DAVE channel");
+    assert_eq!(channel.invalid_commit_welcomes, 1, "{report}");
+    // Its own commit failed to apply; it re-initialised, sent a new key package and was
+    // welcomed by the listener (whose removal of the old leaf and addition was the 2nd commit).
+    assert!(channel.key_packages >= 3, "{report}");
+    assert!(channel.welcomes_sent >= 2, "{report}");
 }
