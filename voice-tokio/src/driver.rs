@@ -64,6 +64,17 @@ enum Wake {
     FirstFrame(Option<Bytes>),
 }
 
+/// What became of one 20 ms tick.
+enum Tick {
+    /// A datagram went out (or the frame was unusable and dropped): keep the clock running.
+    Sent,
+    /// The stream went quiet (the trailing silence is out).
+    Quiet,
+    /// The core cannot send audio right now (DAVE keys pending, reconnecting): the frame is held
+    /// and the clock pauses until [`Session::is_connected`](voice_proto::Session::is_connected).
+    Held,
+}
+
 pub(crate) struct Channels {
     pub(crate) commands: mpsc::UnboundedReceiver<Command>,
     pub(crate) dispatches: Option<mpsc::UnboundedReceiver<Dispatch>>,
@@ -84,6 +95,8 @@ pub(crate) struct Driver {
     dispatches: Option<mpsc::UnboundedReceiver<Dispatch>>,
     frames: mpsc::Receiver<Bytes>,
     frames_open: bool,
+    /// A frame taken from the queue that the core could not send yet; it goes out first.
+    held: Option<Bytes>,
     events: mpsc::Sender<Event>,
     events_dropped: u64,
     ready: Option<oneshot::Sender<Result<(), JoinError>>>,
@@ -116,6 +129,7 @@ impl Driver {
             dispatches: channels.dispatches,
             frames: channels.frames,
             frames_open: true,
+            held: None,
             events: channels.events,
             events_dropped: 0,
             ready: Some(channels.ready),
@@ -162,6 +176,11 @@ impl Driver {
 
     async fn wait(&mut self) -> Wake {
         let connected = self.state.session().is_some_and(|s| s.is_connected());
+        if connected && self.pacer.is_quiet() {
+            if let Some(frame) = self.held.take() {
+                return Wake::FirstFrame(Some(frame));
+            }
+        }
         let wants_first_frame = self.pacer.is_quiet() && connected && self.frames_open;
         let wake_at = self.wake_at.map(tokio::time::Instant::from_std);
         let frame_at = self.pacer.due().map(tokio::time::Instant::from_std);
@@ -199,14 +218,9 @@ impl Driver {
             }
             Wake::Command(Some(Command::Flush(done))) => {
                 self.flushes.push(done);
-                if self.pacer.is_quiet() {
-                    match self.frames.try_recv() {
-                        Ok(frame) => {
-                            self.pacer.start(Instant::now());
-                            self.send_tick(Some(&frame)).await;
-                        }
-                        Err(_) => self.flushed(),
-                    }
+                // Queued frames start the clock in `wait` once the session can send them.
+                if self.pacer.is_quiet() && self.nothing_queued() {
+                    self.flushed();
                 }
             }
             Wake::Command(Some(Command::Disconnect(done))) => {
@@ -257,7 +271,9 @@ impl Driver {
             Wake::FrameDue => self.pace().await,
             Wake::FirstFrame(Some(frame)) => {
                 self.pacer.start(Instant::now());
-                self.send_tick(Some(&frame)).await;
+                if let Tick::Held = self.send_tick(Some(frame)).await {
+                    self.pacer.stop();
+                }
             }
             Wake::FirstFrame(None) => self.frames_open = false,
         }
@@ -269,19 +285,27 @@ impl Driver {
         if !connected {
             // Paused until the session is back; queued frames wait (backpressure), none are lost.
             self.pacer.stop();
-            if self.frames.is_empty() {
+            if self.nothing_queued() {
                 self.flushed();
             }
             return;
         }
-        let frame = self.frames.try_recv().ok();
-        if self.send_tick(frame.as_deref()).await {
-            self.pacer.advance(Instant::now());
-        } else {
-            // The queue was empty and the trailing silence is out.
-            self.pacer.stop();
-            self.flushed();
+        let frame = self.held.take().or_else(|| self.frames.try_recv().ok());
+        match self.send_tick(frame).await {
+            Tick::Sent => self.pacer.advance(Instant::now()),
+            // Resumes from `wait` once the session can send again.
+            Tick::Held => self.pacer.stop(),
+            Tick::Quiet => {
+                // The queue was empty and the trailing silence is out.
+                self.pacer.stop();
+                self.flushed();
+            }
         }
+    }
+
+    /// No frame waits to be sent (neither held nor queued).
+    fn nothing_queued(&self) -> bool {
+        self.held.is_none() && self.frames.is_empty()
     }
 
     fn flushed(&mut self) {
@@ -290,23 +314,36 @@ impl Driver {
         }
     }
 
-    /// Hands one tick to the core and sends the datagram; `false` when the stream went quiet.
-    async fn send_tick(&mut self, frame: Option<&[u8]>) -> bool {
+    /// Hands one tick to the core and sends the datagram. A frame the core refuses because it
+    /// cannot send audio right now is held, never lost (`Session::tick`'s contract).
+    async fn send_tick(&mut self, frame: Option<Bytes>) -> Tick {
         let Some(session) = self.state.session() else {
-            return false;
+            if frame.is_none() {
+                return Tick::Quiet;
+            }
+            self.held = frame;
+            return Tick::Held;
         };
-        let len = match session.tick(Instant::now(), frame, &mut self.packet[..]) {
+        let len = match session.tick(Instant::now(), frame.as_deref(), &mut self.packet[..]) {
             Ok(Some(packet)) => packet.len(),
-            Ok(None) => return false,
+            Ok(None) => return Tick::Quiet,
             Err(error) => {
                 tracing::debug!(%error, "audio tick failed");
-                return frame.is_some();
+                if frame.is_none() {
+                    return Tick::Quiet;
+                }
+                if session.is_connected() {
+                    // Not a pause (an unusable frame): drop it rather than offer it forever.
+                    return Tick::Sent;
+                }
+                self.held = frame;
+                return Tick::Held;
             }
         };
         // Op 5 queued by the first frame of a spurt goes out before the audio.
         self.drain().await;
         self.transmit_packet(len).await;
-        true
+        Tick::Sent
     }
 
     async fn transmit_packet(&mut self, len: usize) {

@@ -16,6 +16,13 @@ pub async fn start_server(tls: bool, scenario: Scenario) -> VoiceServer {
         .expect("voice-sim starts")
 }
 
+/// A DAVE case's server: DAVE on and required (`dave_server_config`).
+pub async fn start_dave_server(tls: bool, scenario: Scenario) -> VoiceServer {
+    VoiceServer::start(dave_server_config(tls, scenario))
+        .await
+        .expect("voice-sim starts")
+}
+
 /// The shared client settings, plus the server's CA when it speaks TLS.
 pub fn client_config(server: &VoiceServer) -> VoiceConfig {
     VoiceConfig {
@@ -41,6 +48,36 @@ pub async fn play(connection: &Connection, frames: &[Vec<u8>]) {
     connection.flush().await;
     // The last datagrams are in flight on loopback.
     tokio::time::sleep(Duration::from_millis(50)).await;
+}
+
+/// Every event still queued, without waiting.
+pub fn queued_events(connection: &mut Connection) -> Vec<Event> {
+    let mut events = Vec::new();
+    while let Ok(event) = connection.events().try_recv() {
+        events.push(event);
+    }
+    events
+}
+
+/// Every event up to and including the first that matches `pred` (all of them if none does
+/// within `timeout`).
+pub async fn events_until(
+    connection: &mut Connection,
+    timeout: Duration,
+    mut pred: impl FnMut(&Event) -> bool,
+) -> Vec<Event> {
+    let mut events = Vec::new();
+    let _ = tokio::time::timeout(timeout, async {
+        while let Some(event) = connection.events().recv().await {
+            let done = pred(&event);
+            events.push(event);
+            if done {
+                return;
+            }
+        }
+    })
+    .await;
+    events
 }
 
 /// Collects events until `pred` matches one (or the timeout).
