@@ -1,5 +1,10 @@
 //! 4017 (DAVE required) and 4004 (authentication failed) end the connection with the right error
 //! and no retry.
+//!
+//! The 4017 case here closes an established session (a close rule, DAVE off on the server): the
+//! in-session path of the close-code table, which ends with `Event::Closed`. The handshake path,
+//! where a DAVE-requiring server refuses a client that does not offer DAVE, is
+//! `dave_not_offered_4017.rs`.
 
 mod common;
 
