@@ -197,7 +197,8 @@ pub enum Event {
         protocol_version: u16,
         /// The MLS epoch of the group.
         epoch: u64,
-        /// The voice privacy code users can compare (30 digits in groups of 5), if known.
+        /// The voice privacy code users can compare, if known: 30 ASCII digits without
+        /// separators (Discord's UI shows them in groups of 5).
         privacy_code: Option<String>,
     },
     /// A received frame could not be DAVE-decrypted and was dropped (never fatal).

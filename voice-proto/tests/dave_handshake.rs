@@ -161,6 +161,11 @@ fn engine_commits_and_audio_flows_both_ways() {
 
     // Both sides show the same privacy code and group.
     assert_eq!(h.session().dave_privacy_code(), member.voice_privacy_code());
+    let code = h.session().dave_privacy_code().unwrap();
+    assert!(
+        code.len() == 30 && code.bytes().all(|b| b.is_ascii_digit()),
+        "30 digits, no separators, as documented: {code}"
+    );
     let mut members = h.session().dave_group_members().unwrap();
     members.sort();
     let mut expected = vec![USER, PEER];

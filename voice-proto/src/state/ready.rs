@@ -125,8 +125,9 @@ impl Session {
         self.engine.dave.epoch()
     }
 
-    /// The voice privacy code of the current DAVE epoch (30 digits in groups of 5), the value
-    /// users compare in Discord's UI; `None` without an established group.
+    /// The voice privacy code of the current DAVE epoch, the value users compare in Discord's
+    /// UI: 30 ASCII digits without separators (the UI shows them in groups of 5); `None`
+    /// without an established group.
     pub fn dave_privacy_code(&self) -> Option<&str> {
         self.engine.dave.privacy_code()
     }
