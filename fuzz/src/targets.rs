@@ -23,7 +23,7 @@
 //! - [`payload_roundtrip`]: decode -> encode -> decode is stable for text, binary, dispatches, and
 //!   for generated messages of every opcode.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -796,6 +796,10 @@ pub struct Driver {
     last_wake: Option<Instant>,
     /// Outputs of the latest drain.
     outputs: Vec<Output>,
+    /// The latest audio packet `send_opus` produced.
+    last_packet: Option<Vec<u8>>,
+    /// Every output of every drain since the last [`Driver::take_log`], when logging.
+    log: Option<Vec<Output>>,
 }
 
 impl Driver {
@@ -837,6 +841,8 @@ impl Driver {
             stats: Stats::default(),
             last_wake: None,
             outputs: Vec::new(),
+            last_packet: None,
+            log: None,
         };
         driver.drain();
         driver
@@ -1518,6 +1524,7 @@ impl Driver {
                 );
                 // A DAVE frame is the Opus frame end-to-end encrypted: only its envelope is checked.
                 self.check_packet(&packet, (!dave_encrypted).then_some(frame));
+                self.last_packet = Some(packet);
             }
             Err(error) => {
                 assert_eq!(
@@ -1678,6 +1685,9 @@ impl Driver {
                 outputs.len() <= MAX_DRAIN,
                 "poll_output never reached WakeAt/Idle"
             );
+        }
+        if let Some(log) = self.log.as_mut() {
+            log.extend(outputs.iter().cloned());
         }
         for output in &outputs {
             if was_closed {
@@ -2320,6 +2330,1237 @@ pub fn payload_roundtrip(data: &[u8]) {
             roundtrip_client_message(&message);
         }
     }
+}
+
+// ---- the DAVE script (`dave_binary`) ----------------------------------------------------------
+
+/// Longest DAVE script the [`dave_binary`] target runs (each input builds a DAVE session and may
+/// re-initialise it: keep inputs fast).
+pub const MAX_DAVE_STEPS: usize = 48;
+
+/// One byte of an echoed message changed: `xor` at `at % len` (nothing when `xor == 0`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tamper {
+    /// Where (modulo the length).
+    pub at: u16,
+    /// What to xor in (0: leave the message as it is).
+    pub xor: u8,
+}
+
+impl Tamper {
+    fn apply(self, bytes: &mut [u8]) {
+        if self.xor != 0 && !bytes.is_empty() {
+            let at = usize::from(self.at) % bytes.len();
+            bytes[at] ^= self.xor;
+        }
+    }
+
+    fn read(r: &mut ScriptReader<'_, '_>) -> arbitrary::Result<Self> {
+        Ok(Self {
+            at: r.u16()?,
+            xor: r.u8()?,
+        })
+    }
+
+    fn write(self, w: &mut ScriptWriter) {
+        w.u16(self.at);
+        w.u8(self.xor);
+    }
+}
+
+/// One step of a [`DaveScript`]: a DAVE message from the voice gateway (binary ops 25, 27, 29, 30;
+/// JSON ops 21, 22, 24; the op 11/13 membership that validates proposals and welcomes), media
+/// through the DAVE stage in both directions, or a resume/reconnect around them. Messages are
+/// delivered only while the websocket is open.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DaveStep {
+    /// Op 25 with these bytes as the payload.
+    ExternalSender(Vec<u8>),
+    /// Op 25 built from its parts: `signature_key<V>`, `Credential { credential_type, identity<V> }`.
+    ExternalSenderParts {
+        /// The signature key (65 bytes for an uncompressed P-256 point).
+        key: Vec<u8>,
+        /// 1 is basic.
+        credential_type: u16,
+        /// The identity (8 bytes in DAVE).
+        identity: Vec<u8>,
+    },
+    /// Op 27: the operation byte, then `data` behind its variable-length prefix (`wrapped`) or
+    /// as it is.
+    Proposals {
+        /// 0 append, 1 revoke, anything else unknown.
+        operation: u8,
+        /// Put the `<V>` length prefix in front of `data`.
+        wrapped: bool,
+        /// Concatenated MLSMessages (append) or ProposalRefs (revoke).
+        data: Vec<u8>,
+    },
+    /// Op 29 with these commit bytes.
+    Commit {
+        /// Transition id.
+        transition: u16,
+        /// The MLSMessage.
+        commit: Vec<u8>,
+    },
+    /// Op 30 with these welcome bytes.
+    Welcome {
+        /// Transition id.
+        transition: u16,
+        /// The Welcome.
+        welcome: Vec<u8>,
+    },
+    /// Op 29 with the commit of our latest op 28 (the gateway announcing our own commit as the
+    /// winner), possibly with one byte changed. Skipped when we never committed.
+    EchoCommit {
+        /// Transition id.
+        transition: u16,
+        /// The change.
+        tamper: Tamper,
+    },
+    /// Op 30 with the welcome of our latest op 28 (meant for the member we added).
+    EchoWelcome {
+        /// Transition id.
+        transition: u16,
+        /// The change.
+        tamper: Tamper,
+    },
+    /// Op 21.
+    Prepare {
+        /// Protocol version.
+        version: u16,
+        /// Transition id.
+        transition: u16,
+    },
+    /// Op 22.
+    Execute {
+        /// Transition id.
+        transition: u16,
+    },
+    /// Op 22 for the transition of our latest op 23 (0 when none).
+    ExecuteLatest,
+    /// Op 24.
+    Epoch {
+        /// Protocol version.
+        version: u16,
+        /// Epoch.
+        epoch: u64,
+    },
+    /// Op 11 with `count % 17` users from `first` (0: [`OTHER_USER`]).
+    Connect {
+        /// First user id.
+        first: u64,
+        /// How many.
+        count: u8,
+    },
+    /// Op 13 (0: [`OTHER_USER`]).
+    Disconnect {
+        /// The user.
+        user: u64,
+    },
+    /// A datagram from the other member (SSRC mapped to [`OTHER_USER`]) carrying `payload`, with
+    /// a DAVE trailer `[size] FA FA` appended when `marker` is given.
+    Media {
+        /// The frame.
+        payload: Vec<u8>,
+        /// The supplemental-size byte of an appended trailer.
+        marker: Option<u8>,
+    },
+    /// Our latest audio frame (DAVE-encrypted when it was) back from the other member's SSRC.
+    Loopback {
+        /// The change.
+        tamper: Tamper,
+    },
+    /// `send_opus` with `len % 1400` bytes of `fill`.
+    Send {
+        /// Frame length.
+        len: u16,
+        /// Frame byte.
+        fill: u8,
+    },
+    /// Close 4015, then a resume (keeps the DAVE session).
+    Resume,
+    /// Close 4006, then a fresh Identify and handshake (a new DAVE session).
+    Reconnect,
+    /// `[seq][25 + op % 6][data]`: any binary DAVE frame, client-only opcodes included.
+    Raw {
+        /// Picks the opcode.
+        op: u8,
+        /// The payload.
+        data: Vec<u8>,
+    },
+}
+
+const DAVE_STEP_KINDS: u8 = 19;
+
+impl DaveStep {
+    fn read(r: &mut ScriptReader<'_, '_>) -> arbitrary::Result<Self> {
+        Ok(match r.u8()? % DAVE_STEP_KINDS {
+            0 => DaveStep::ExternalSender(r.bytes()?),
+            1 => DaveStep::ExternalSenderParts {
+                key: r.bytes()?,
+                credential_type: r.u16()?,
+                identity: r.bytes()?,
+            },
+            2 => DaveStep::Proposals {
+                operation: r.u8()?,
+                wrapped: r.bool()?,
+                data: r.bytes()?,
+            },
+            3 => DaveStep::Commit {
+                transition: r.u16()?,
+                commit: r.bytes()?,
+            },
+            4 => DaveStep::Welcome {
+                transition: r.u16()?,
+                welcome: r.bytes()?,
+            },
+            5 => DaveStep::EchoCommit {
+                transition: r.u16()?,
+                tamper: Tamper::read(r)?,
+            },
+            6 => DaveStep::EchoWelcome {
+                transition: r.u16()?,
+                tamper: Tamper::read(r)?,
+            },
+            7 => DaveStep::Prepare {
+                version: r.u16()?,
+                transition: r.u16()?,
+            },
+            8 => DaveStep::Execute {
+                transition: r.u16()?,
+            },
+            9 => DaveStep::ExecuteLatest,
+            10 => DaveStep::Epoch {
+                version: r.u16()?,
+                epoch: r.u64()?,
+            },
+            11 => DaveStep::Connect {
+                first: r.u64()?,
+                count: r.u8()?,
+            },
+            12 => DaveStep::Disconnect { user: r.u64()? },
+            13 => {
+                let marked = r.bool()?;
+                DaveStep::Media {
+                    marker: if marked { Some(r.u8()?) } else { None },
+                    payload: r.bytes()?,
+                }
+            }
+            14 => DaveStep::Loopback {
+                tamper: Tamper::read(r)?,
+            },
+            15 => DaveStep::Send {
+                len: r.u16()?,
+                fill: r.u8()?,
+            },
+            16 => DaveStep::Resume,
+            17 => DaveStep::Reconnect,
+            _ => DaveStep::Raw {
+                op: r.u8()?,
+                data: r.bytes()?,
+            },
+        })
+    }
+
+    fn write(&self, w: &mut ScriptWriter) {
+        match self {
+            DaveStep::ExternalSender(bytes) => {
+                w.u8(0);
+                w.bytes(bytes);
+            }
+            DaveStep::ExternalSenderParts {
+                key,
+                credential_type,
+                identity,
+            } => {
+                w.u8(1);
+                w.bytes(key);
+                w.u16(*credential_type);
+                w.bytes(identity);
+            }
+            DaveStep::Proposals {
+                operation,
+                wrapped,
+                data,
+            } => {
+                w.u8(2);
+                w.u8(*operation);
+                w.bool(*wrapped);
+                w.bytes(data);
+            }
+            DaveStep::Commit { transition, commit } => {
+                w.u8(3);
+                w.u16(*transition);
+                w.bytes(commit);
+            }
+            DaveStep::Welcome {
+                transition,
+                welcome,
+            } => {
+                w.u8(4);
+                w.u16(*transition);
+                w.bytes(welcome);
+            }
+            DaveStep::EchoCommit { transition, tamper } => {
+                w.u8(5);
+                w.u16(*transition);
+                tamper.write(w);
+            }
+            DaveStep::EchoWelcome { transition, tamper } => {
+                w.u8(6);
+                w.u16(*transition);
+                tamper.write(w);
+            }
+            DaveStep::Prepare {
+                version,
+                transition,
+            } => {
+                w.u8(7);
+                w.u16(*version);
+                w.u16(*transition);
+            }
+            DaveStep::Execute { transition } => {
+                w.u8(8);
+                w.u16(*transition);
+            }
+            DaveStep::ExecuteLatest => w.u8(9),
+            DaveStep::Epoch { version, epoch } => {
+                w.u8(10);
+                w.u16(*version);
+                w.u64(*epoch);
+            }
+            DaveStep::Connect { first, count } => {
+                w.u8(11);
+                w.u64(*first);
+                w.u8(*count);
+            }
+            DaveStep::Disconnect { user } => {
+                w.u8(12);
+                w.u64(*user);
+            }
+            DaveStep::Media { payload, marker } => {
+                w.u8(13);
+                w.bool(marker.is_some());
+                if let Some(size) = marker {
+                    w.u8(*size);
+                }
+                w.bytes(payload);
+            }
+            DaveStep::Loopback { tamper } => {
+                w.u8(14);
+                tamper.write(w);
+            }
+            DaveStep::Send { len, fill } => {
+                w.u8(15);
+                w.u16(*len);
+                w.u8(*fill);
+            }
+            DaveStep::Resume => w.u8(16),
+            DaveStep::Reconnect => w.u8(17),
+            DaveStep::Raw { op, data } => {
+                w.u8(18);
+                w.u8(*op);
+                w.bytes(data);
+            }
+        }
+    }
+}
+
+/// Input of the [`dave_binary`] target: up to [`MAX_DAVE_STEPS`] steps, run on a connection that
+/// negotiated DAVE version 1 (Session Description `dave_protocol_version: 1`, channel id known,
+/// the other member's SSRC mapped to [`OTHER_USER`] by op 5) and has sent its first key package.
+///
+/// The byte layout is the small language of [`SessionScript`] (a tag byte per step, little-endian
+/// integers, `u16`-length-prefixed byte strings), so seed files carrying real MLS messages can be
+/// written with [`DaveScript::to_bytes`] and mutated in place by libFuzzer.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DaveScript {
+    /// What happens, in order.
+    pub steps: Vec<DaveStep>,
+}
+
+impl<'a> Arbitrary<'a> for DaveScript {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        let mut r = ScriptReader { u };
+        let mut steps = Vec::new();
+        while !r.u.is_empty() && steps.len() < MAX_DAVE_STEPS {
+            steps.push(DaveStep::read(&mut r)?);
+        }
+        Ok(Self { steps })
+    }
+}
+
+impl DaveScript {
+    /// The bytes that [`Arbitrary`] reads back as this script (for seed files).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut w = ScriptWriter::default();
+        for step in &self.steps {
+            step.write(&mut w);
+        }
+        w.out
+    }
+}
+
+/// What a [`DaveScript`] made the connection do: the milestones a seed is expected to reach.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DaveReport {
+    /// Op 26 key packages sent after the handshake's first one (re-initialisations).
+    pub key_packages: u32,
+    /// Op 28 commits sent.
+    pub commits: u32,
+    /// Op 23 sent.
+    pub transitions_ready: u32,
+    /// Op 31 sent (recoveries).
+    pub invalid_commit_welcomes: u32,
+    /// `DaveTransition` events.
+    pub transitions: u32,
+    /// `DaveReady` events.
+    pub ready: u32,
+    /// `DaveMessageFailed` events.
+    pub message_failures: u32,
+    /// Highest MLS epoch seen.
+    pub max_epoch: u64,
+    /// Frames we sent DAVE-encrypted.
+    pub dave_frames_sent: u64,
+    /// Received frames that failed DAVE decryption.
+    pub dave_decrypt_failures: u64,
+}
+
+/// What the input fed to the connection, for deciding which DAVE outputs may follow.
+enum Fed {
+    /// A server message (decoded from what was sent).
+    Message(ServerMessage),
+    /// A datagram (a decrypt-failure recovery may follow).
+    Media,
+    /// A fresh reconnect (a new DAVE session and key package follow).
+    Reconnect,
+    /// Nothing DAVE may react to.
+    Other,
+}
+
+/// The [`dave_binary`] target's model of the engine's DAVE state, rebuilt from its outputs, and
+/// the connection it drives (a [`Driver`], which checks everything else).
+struct DaveRun {
+    driver: Driver,
+    /// The protocol version our audio uses (`dave_active_protocol_version()`).
+    version: u16,
+    /// Transitions answered with op 23 and not executed yet.
+    prepared: BTreeSet<u16>,
+    /// The latest op 23.
+    latest_ready: Option<u16>,
+    /// The latest executed transition (a decrypt-failure recovery reports it).
+    last_executed: u16,
+    /// Commit and welcome of our latest op 28.
+    commit: Option<Vec<u8>>,
+    welcome: Option<Vec<u8>>,
+    /// The recovery announced by the latest `Reconnecting`.
+    recovery: Option<Recovery>,
+    /// Sequence number of the next media packet from the other member.
+    media_sequence: u16,
+    report: DaveReport,
+    /// Print every step's outputs (a debugging aid).
+    trace: bool,
+}
+
+/// The scripted DAVE handshake: both dispatches, Hello, Ready (AES-GCM), discovery, Session
+/// Description with `dave_protocol_version: 1`, then op 5 mapping the other member's SSRC.
+pub fn dave_handshake_steps() -> Vec<Step> {
+    let mut steps = handshake_steps(0b0001);
+    if let Some(Step::Text {
+        message: ServerText::SessionDescription { dave, .. },
+        ..
+    }) = steps.last_mut()
+    {
+        *dave = 1;
+    }
+    steps.push(text_step(ServerText::Speaking {
+        user: OTHER_USER.0,
+        ssrc: 0,
+        flags: 1,
+    }));
+    steps
+}
+
+/// The configuration the [`dave_binary`] target connects with: DAVE version 1 offered.
+pub fn dave_config() -> ScriptConfig {
+    ScriptConfig {
+        rtp_seed: 0,
+        flags: 1,
+    }
+}
+
+impl DaveRun {
+    fn start() -> Self {
+        let mut driver = Driver::join(dave_config().config());
+        driver.run(&dave_handshake_steps());
+        let connected = driver
+            .state
+            .session()
+            .is_some_and(|s| s.has_media() && s.dave_status() == DaveStatus::Negotiating);
+        assert!(
+            connected,
+            "the DAVE handshake did not reach a negotiating session"
+        );
+        driver.log = Some(Vec::new());
+        Self {
+            driver,
+            version: 1,
+            prepared: BTreeSet::new(),
+            latest_ready: None,
+            last_executed: 0,
+            commit: None,
+            welcome: None,
+            recovery: None,
+            media_sequence: 0,
+            report: DaveReport::default(),
+            trace: false,
+        }
+    }
+
+    /// Sends a server message (text or binary by its opcode) with the next `seq`.
+    fn server(&mut self, message: ServerMessage) {
+        if self.driver.ws != Ws::Open {
+            return;
+        }
+        let seq = self.driver.next_seq(true);
+        let frame = ServerFrame {
+            seq,
+            message: message.clone(),
+        };
+        match frame.encode() {
+            Encoded::Text(text) => self.driver.feed(Input::Text(&text)),
+            Encoded::Binary(bytes) => self.driver.feed(Input::Binary(&bytes)),
+        }
+        self.check(&Fed::Message(message));
+    }
+
+    fn step(&mut self, step: &DaveStep) {
+        match step {
+            DaveStep::ExternalSender(bytes) => {
+                self.server(ServerMessage::DaveMlsExternalSender(bytes.clone()));
+            }
+            DaveStep::ExternalSenderParts {
+                key,
+                credential_type,
+                identity,
+            } => {
+                let mut payload = varint_vector(key);
+                payload.extend_from_slice(&credential_type.to_be_bytes());
+                payload.extend(varint_vector(identity));
+                self.server(ServerMessage::DaveMlsExternalSender(payload));
+            }
+            DaveStep::Proposals {
+                operation,
+                wrapped,
+                data,
+            } => {
+                let proposals = if *wrapped {
+                    varint_vector(data)
+                } else {
+                    data.clone()
+                };
+                self.server(ServerMessage::DaveMlsProposals {
+                    operation: ProposalsOperation::from_u8(*operation),
+                    proposals,
+                });
+            }
+            DaveStep::Commit { transition, commit } => {
+                self.server(ServerMessage::DaveMlsAnnounceCommitTransition {
+                    transition_id: *transition,
+                    commit: commit.clone(),
+                });
+            }
+            DaveStep::Welcome {
+                transition,
+                welcome,
+            } => {
+                self.server(ServerMessage::DaveMlsWelcome {
+                    transition_id: *transition,
+                    welcome: welcome.clone(),
+                });
+            }
+            DaveStep::EchoCommit { transition, tamper } => {
+                if let Some(mut commit) = self.commit.clone() {
+                    tamper.apply(&mut commit);
+                    self.server(ServerMessage::DaveMlsAnnounceCommitTransition {
+                        transition_id: *transition,
+                        commit,
+                    });
+                }
+            }
+            DaveStep::EchoWelcome { transition, tamper } => {
+                if let Some(mut welcome) = self.welcome.clone() {
+                    tamper.apply(&mut welcome);
+                    self.server(ServerMessage::DaveMlsWelcome {
+                        transition_id: *transition,
+                        welcome,
+                    });
+                }
+            }
+            DaveStep::Prepare {
+                version,
+                transition,
+            } => self.server(ServerMessage::DavePrepareTransition(
+                DavePrepareTransition {
+                    protocol_version: *version,
+                    transition_id: *transition,
+                },
+            )),
+            DaveStep::Execute { transition } => {
+                self.server(ServerMessage::DaveExecuteTransition(
+                    DaveExecuteTransition {
+                        transition_id: *transition,
+                    },
+                ));
+            }
+            DaveStep::ExecuteLatest => {
+                let transition_id = self.latest_ready.unwrap_or(0);
+                self.server(ServerMessage::DaveExecuteTransition(
+                    DaveExecuteTransition { transition_id },
+                ));
+            }
+            DaveStep::Epoch { version, epoch } => {
+                self.server(ServerMessage::DavePrepareEpoch(DavePrepareEpoch {
+                    protocol_version: *version,
+                    epoch: *epoch,
+                }));
+            }
+            DaveStep::Connect { first, count } => {
+                let first = if *first == 0 { OTHER_USER.0 } else { *first };
+                self.server(ServerMessage::ClientsConnect(ClientsConnect {
+                    user_ids: (0..u64::from(*count % 17))
+                        .map(|i| UserId(first.wrapping_add(i)))
+                        .collect(),
+                }));
+            }
+            DaveStep::Disconnect { user } => {
+                let user_id = if *user == 0 {
+                    OTHER_USER
+                } else {
+                    UserId(*user)
+                };
+                self.server(ServerMessage::ClientDisconnect(ClientDisconnect {
+                    user_id,
+                }));
+            }
+            DaveStep::Media { payload, marker } => {
+                let mut frame: Vec<u8> = payload
+                    .iter()
+                    .copied()
+                    .take(MAX_OPUS_FRAME_LEN - 3)
+                    .collect();
+                if let Some(size) = marker {
+                    frame.extend_from_slice(&[*size, 0xFA, 0xFA]);
+                }
+                self.media(frame);
+            }
+            DaveStep::Loopback { tamper } => {
+                if let Some(mut frame) = self.last_frame() {
+                    tamper.apply(&mut frame);
+                    self.media(frame);
+                }
+            }
+            DaveStep::Send { len, fill } => {
+                let frame = vec![*fill; usize::from(*len) % 1400];
+                self.send(&frame);
+            }
+            DaveStep::Resume => self.resume(),
+            DaveStep::Reconnect => self.reconnect(),
+            DaveStep::Raw { op, data } => {
+                if self.driver.ws != Ws::Open {
+                    return;
+                }
+                let seq = self.driver.next_seq(true).unwrap_or_default();
+                let mut frame = (seq as u16).to_be_bytes().to_vec();
+                frame.push(25 + op % 6);
+                frame.extend_from_slice(data);
+                self.driver.feed(Input::Binary(&frame));
+                let fed = match ServerFrame::decode_binary(&frame) {
+                    Ok(decoded) => Fed::Message(decoded.message),
+                    Err(_) => Fed::Other,
+                };
+                self.check(&fed);
+            }
+        }
+    }
+
+    /// A datagram from the other member carrying `frame`; the [`Driver`] checks what comes out
+    /// (exactly the frame for silence and plain frames while DAVE is off, at most one frame
+    /// otherwise).
+    fn media(&mut self, frame: Vec<u8>) {
+        self.media_sequence = self.media_sequence.wrapping_add(1);
+        let packet = AudioPacket {
+            ssrc: 0,
+            sequence: self.media_sequence,
+            extension_words: None,
+            padding: None,
+            opus: frame,
+            corrupt: false,
+            wrong_key: false,
+        };
+        self.driver.audio(&packet);
+        self.check(&Fed::Media);
+    }
+
+    /// The frame inside our latest audio packet (transport-decrypted).
+    fn last_frame(&self) -> Option<Vec<u8>> {
+        let packet = self.driver.last_packet.as_ref()?;
+        let media = self.driver.media.as_ref()?;
+        let header = ReceivedRtp::parse(packet).ok()?;
+        let mut copy = packet.clone();
+        let cipher = TransportCipher::new(media.mode, &SecretKey::new(media.key));
+        let range = cipher.open(&mut copy, header.aad_len).ok()?;
+        copy.get(range).map(<[u8]>::to_vec)
+    }
+
+    /// `send_opus`: refused while negotiating (C48), DAVE-encrypted while active, plain while off.
+    fn send(&mut self, frame: &[u8]) {
+        let Some(session) = self.driver.state.session() else {
+            return;
+        };
+        let status = session.dave_status();
+        let before = session.stats();
+        let live = self.driver.media.is_some() && !self.driver.closed;
+        self.driver.send_opus(frame, false);
+        let Some(session) = self.driver.state.session() else {
+            return;
+        };
+        let after = session.stats();
+        let valid = (1..=MAX_OPUS_FRAME_LEN).contains(&frame.len());
+        if live && valid && frame != SILENCE_FRAME {
+            let sent = after.packets_sent - before.packets_sent;
+            let encrypted = after.dave_frames_encrypted - before.dave_frames_encrypted;
+            let expected = match status {
+                DaveStatus::Negotiating => (0, 0),
+                DaveStatus::Active => (1, 1),
+                _ => (1, 0),
+            };
+            assert_eq!(
+                (sent, encrypted),
+                expected,
+                "send_opus in DAVE status {status:?}: (packets, DAVE frames) sent"
+            );
+        }
+        self.check(&Fed::Other);
+    }
+
+    fn resume(&mut self) {
+        if self.driver.ws != Ws::Open || self.driver.media.is_none() {
+            return;
+        }
+        self.driver.step(&Step::ServerClose(Some(4015)));
+        self.driver.step(&Step::Opened);
+        self.driver.step(&Step::Text {
+            message: ServerText::Hello { quarter_ms: 4000 },
+            numbered: false,
+        });
+        self.driver.step(&text_step(ServerText::Resumed));
+        self.check(&Fed::Other);
+    }
+
+    fn reconnect(&mut self) {
+        if self.driver.ws != Ws::Open {
+            return;
+        }
+        // 4006: the session is gone; the engine asks the main gateway again (op 4), and the
+        // dispatches and the whole handshake follow.
+        self.driver.step(&Step::ServerClose(Some(4006)));
+        self.driver.run(&dave_handshake_steps());
+        self.check(&Fed::Reconnect);
+    }
+
+    /// Checks the outputs logged since the last check against the model, then the state.
+    fn check(&mut self, fed: &Fed) {
+        let log = self.driver.log.replace(Vec::new()).unwrap_or_default();
+        if self.trace {
+            println!("     after {}: {log:?}", fed_name(fed));
+        }
+        let dave_message = match fed {
+            Fed::Message(message) => matches!(
+                message,
+                ServerMessage::DaveMlsExternalSender(_)
+                    | ServerMessage::DaveMlsProposals { .. }
+                    | ServerMessage::DaveMlsAnnounceCommitTransition { .. }
+                    | ServerMessage::DaveMlsWelcome { .. }
+                    | ServerMessage::DavePrepareTransition(_)
+                    | ServerMessage::DaveExecuteTransition(_)
+                    | ServerMessage::DavePrepareEpoch(_)
+            ),
+            _ => false,
+        };
+        // The transition a commit or welcome carried.
+        let joined = match fed {
+            Fed::Message(
+                ServerMessage::DaveMlsAnnounceCommitTransition { transition_id, .. }
+                | ServerMessage::DaveMlsWelcome { transition_id, .. },
+            ) => Some(*transition_id),
+            _ => None,
+        };
+        let prepare = match fed {
+            Fed::Message(ServerMessage::DavePrepareTransition(p))
+                if supported(p.protocol_version) =>
+            {
+                Some(p.transition_id)
+            }
+            _ => None,
+        };
+        let execute = match fed {
+            Fed::Message(ServerMessage::DaveExecuteTransition(e)) => Some(e.transition_id),
+            _ => None,
+        };
+        let was_prepared = execute.is_some_and(|t| self.prepared.contains(&t));
+        let new_group = match fed {
+            Fed::Message(ServerMessage::DavePrepareEpoch(p)) => {
+                p.epoch == 1 && p.protocol_version > 0 && supported(p.protocol_version)
+            }
+            Fed::Reconnect => true,
+            _ => false,
+        };
+        let mut recoveries = 0u32;
+        let mut invalid = 0u32;
+        let mut executed = None;
+        let mut connected = false;
+        let mut ignored = false;
+        let mut ready_events = Vec::new();
+        for output in &log {
+            match output {
+                Output::SendBinary(bytes) => match ClientMessage::decode_binary(bytes) {
+                    Ok(ClientMessage::DaveMlsKeyPackage(key_package)) => {
+                        assert!(
+                            mls::key_package(&key_package),
+                            "op 26 is not one KeyPackage: {key_package:02x?}"
+                        );
+                        assert!(
+                            invalid > 0 || (new_group && (connected || dave_message)),
+                            "op 26 without a recovery, a new group or a new session"
+                        );
+                        self.prepared.clear();
+                        self.latest_ready = None;
+                        self.report.key_packages += 1;
+                    }
+                    Ok(ClientMessage::DaveMlsCommitWelcome(payload)) => {
+                        assert!(
+                            matches!(fed, Fed::Message(ServerMessage::DaveMlsProposals { .. })),
+                            "op 28 without op 27 proposals"
+                        );
+                        let (commit, welcome) =
+                            mls::split_commit_welcome(&payload).unwrap_or_else(|| {
+                                panic!("op 28 is not a commit and a welcome: {payload:02x?}")
+                            });
+                        self.commit = Some(commit.to_vec());
+                        self.welcome = welcome.map(<[u8]>::to_vec);
+                        self.report.commits += 1;
+                    }
+                    other => panic!("unexpected binary frame {other:?}"),
+                },
+                Output::SendText(text) => match ClientMessage::decode_text(text) {
+                    Ok(ClientMessage::DaveTransitionReady(ready)) => {
+                        let t = ready.transition_id;
+                        assert_ne!(t, 0, "op 23 for transition 0, which executes at once");
+                        assert!(
+                            prepare == Some(t) || joined == Some(t),
+                            "op 23 for transition {t}, which nothing announced"
+                        );
+                        self.prepared.insert(t);
+                        self.latest_ready = Some(t);
+                        self.report.transitions_ready += 1;
+                    }
+                    Ok(ClientMessage::DaveMlsInvalidCommitWelcome(bad)) => {
+                        let t = bad.transition_id;
+                        assert!(
+                            joined == Some(t)
+                                || (matches!(fed, Fed::Media) && t == self.last_executed),
+                            "op 31 for transition {t} (last executed {}) after {}",
+                            self.last_executed,
+                            fed_name(fed)
+                        );
+                        invalid += 1;
+                        self.report.invalid_commit_welcomes += 1;
+                    }
+                    Ok(_) => {}
+                    Err(error) => panic!("our own frame does not decode: {error}"),
+                },
+                Output::OpenWebSocket { .. } => {
+                    // A resume keeps the DAVE session; any other new websocket starts afresh.
+                    let resumed = self.recovery.take() == Some(Recovery::Resume);
+                    if !resumed {
+                        self.fresh(0);
+                    }
+                }
+                Output::Event(event) => match event {
+                    Event::Connected {
+                        dave_protocol_version,
+                        ..
+                    } => {
+                        self.fresh(*dave_protocol_version);
+                        connected = true;
+                    }
+                    Event::Reconnecting { recovery, .. } => self.recovery = Some(*recovery),
+                    Event::Disconnected { .. } => self.fresh(0),
+                    Event::Closed { error } => {
+                        panic!(
+                            "DAVE script step ({}) ended the connection: {error}",
+                            fed_name(fed)
+                        )
+                    }
+                    Event::DaveTransition {
+                        transition_id,
+                        from,
+                        to,
+                    } => {
+                        let t = *transition_id;
+                        assert_eq!(*from, self.version, "transition from another version");
+                        assert!(supported(*to), "transition to unsupported version {to}");
+                        match execute {
+                            Some(e) => assert!(
+                                e == t && was_prepared,
+                                "op 22 {e} executed transition {t} (prepared: {was_prepared})"
+                            ),
+                            None => assert!(
+                                t == 0 && (prepare == Some(0) || joined == Some(0)),
+                                "transition {t} took effect without op 22"
+                            ),
+                        }
+                        self.prepared.remove(&t);
+                        self.version = *to;
+                        self.last_executed = t;
+                        executed = Some(t);
+                        self.report.transitions += 1;
+                    }
+                    Event::DaveReady {
+                        protocol_version,
+                        epoch,
+                        ..
+                    } => {
+                        assert_eq!(
+                            *protocol_version, self.version,
+                            "DaveReady for another version"
+                        );
+                        assert!(executed.is_some(), "DaveReady without a transition");
+                        ready_events.push(*epoch);
+                        self.report.ready += 1;
+                    }
+                    Event::DaveRecovery { .. } => recoveries += 1,
+                    Event::DaveMessageFailed { .. } => {
+                        assert!(dave_message, "DaveMessageFailed after {}", fed_name(fed));
+                        self.report.message_failures += 1;
+                    }
+                    Event::Ignored { .. } => ignored = true,
+                    _ => {}
+                },
+                _ => {}
+            }
+        }
+        assert_eq!(recoveries, invalid, "every DaveRecovery sends one op 31");
+        if let Some(e) = execute {
+            if was_prepared {
+                assert_eq!(
+                    executed,
+                    Some(e),
+                    "op 22 for prepared transition {e} did nothing"
+                );
+            } else {
+                assert!(
+                    executed.is_none() && ignored,
+                    "op 22 for unprepared transition {e} was not ignored"
+                );
+            }
+        }
+        self.check_state(&ready_events);
+    }
+
+    /// A new voice connection: no DAVE state carries over.
+    fn fresh(&mut self, version: u16) {
+        self.version = version;
+        self.prepared.clear();
+        self.latest_ready = None;
+        self.last_executed = 0;
+        self.commit = None;
+        self.welcome = None;
+    }
+
+    fn check_state(&mut self, ready_epochs: &[u64]) {
+        let Some(session) = self.driver.state.session() else {
+            return;
+        };
+        assert!(!session.is_closed(), "DAVE input closed the session");
+        assert_eq!(
+            session.dave_active_protocol_version(),
+            self.version,
+            "dave_active_protocol_version() disagrees with the transitions"
+        );
+        let status = session.dave_status();
+        if session.has_media() {
+            assert_eq!(
+                status == DaveStatus::Off,
+                self.version == 0,
+                "dave_status() {status:?} with protocol version {}",
+                self.version
+            );
+        }
+        let epoch = session.dave_epoch();
+        if let Some(&last) = ready_epochs.last() {
+            assert_eq!(
+                last,
+                epoch.unwrap_or_default(),
+                "DaveReady with another epoch"
+            );
+            assert_eq!(status, DaveStatus::Active, "DaveReady while {status:?}");
+        }
+        if let Some(members) = session.dave_group_members() {
+            assert!(
+                members.contains(&USER),
+                "our own group without us: {members:?}"
+            );
+        }
+        let _ = session.dave_privacy_code();
+        let stats = session.stats();
+        self.report.max_epoch = self.report.max_epoch.max(epoch.unwrap_or_default());
+        self.report.dave_frames_sent = stats.dave_frames_encrypted;
+        self.report.dave_decrypt_failures = stats.dave_decrypt_failures;
+    }
+
+    /// After the script: the receive path still delivers silence, and sending still follows the
+    /// DAVE status.
+    fn finish(&mut self) {
+        if self.driver.media.is_some() {
+            self.media(SILENCE_FRAME.to_vec());
+            self.send(&[0xFC; 20]);
+        }
+    }
+}
+
+/// Whether this build speaks DAVE protocol `version` (0 included).
+fn supported(version: u16) -> bool {
+    (0..=voice_proto::dave::SUPPORTED_PROTOCOL_VERSION).contains(&version)
+}
+
+fn fed_name(fed: &Fed) -> String {
+    match fed {
+        Fed::Message(message) => format!("server op {}", message.op()),
+        Fed::Media => "a datagram".to_owned(),
+        Fed::Reconnect => "a reconnect".to_owned(),
+        Fed::Other => "a non-DAVE step".to_owned(),
+    }
+}
+
+/// `bytes` behind an RFC 9420 variable-length prefix.
+fn varint_vector(bytes: &[u8]) -> Vec<u8> {
+    let len = bytes.len();
+    let mut out = match len {
+        0..=0x3F => vec![len as u8],
+        0x40..=0x3FFF => (0x4000 | len as u16).to_be_bytes().to_vec(),
+        _ => (0x8000_0000 | (len as u32 & 0x3FFF_FFFF))
+            .to_be_bytes()
+            .to_vec(),
+    };
+    out.extend_from_slice(bytes);
+    out
+}
+
+/// Just enough of the MLS wire format (RFC 9420) to check the structure of what we send (op 26 is
+/// one bare KeyPackage, op 28 one PublicMessage commit followed by an optional bare Welcome) and to
+/// split op 28 the way the gateway does, without an MLS implementation in the harness.
+pub mod mls {
+    /// A cursor over TLS-encoded bytes.
+    struct Tls<'a> {
+        data: &'a [u8],
+        pos: usize,
+    }
+
+    impl<'a> Tls<'a> {
+        fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+            let end = self.pos.checked_add(n)?;
+            let bytes = self.data.get(self.pos..end)?;
+            self.pos = end;
+            Some(bytes)
+        }
+        fn u8(&mut self) -> Option<u8> {
+            Some(self.take(1)?[0])
+        }
+        fn u16(&mut self) -> Option<u16> {
+            Some(u16::from_be_bytes(self.take(2)?.try_into().ok()?))
+        }
+        fn skip(&mut self, n: usize) -> Option<()> {
+            self.take(n).map(|_| ())
+        }
+        /// A `<V>` vector: QUIC-style variable-length length, then the bytes.
+        fn vector(&mut self) -> Option<&'a [u8]> {
+            let first = self.u8()?;
+            let len = match first >> 6 {
+                0 => usize::from(first & 0x3F),
+                1 => (usize::from(first & 0x3F) << 8) | usize::from(self.u8()?),
+                2 => {
+                    let rest = self.take(3)?;
+                    (usize::from(first & 0x3F) << 24)
+                        | (usize::from(rest[0]) << 16)
+                        | (usize::from(rest[1]) << 8)
+                        | usize::from(rest[2])
+                }
+                _ => return None,
+            };
+            self.take(len)
+        }
+        fn at_end(&self) -> bool {
+            self.pos == self.data.len()
+        }
+    }
+
+    fn credential(t: &mut Tls<'_>) -> Option<()> {
+        match t.u16()? {
+            // basic: identity<V>; x509: certificates<V>
+            1 | 2 => t.vector().map(|_| ()),
+            _ => None,
+        }
+    }
+
+    fn leaf_node(t: &mut Tls<'_>) -> Option<()> {
+        t.vector()?; // encryption_key
+        t.vector()?; // signature_key
+        credential(t)?;
+        for _ in 0..5 {
+            t.vector()?; // capabilities: versions, cipher suites, extensions, proposals, credentials
+        }
+        match t.u8()? {
+            1 => t.skip(16)?, // key_package: lifetime
+            2 => {}           // update
+            3 => {
+                t.vector()?; // commit: parent_hash
+            }
+            _ => return None,
+        }
+        t.vector()?; // extensions
+        t.vector()?; // signature
+        Some(())
+    }
+
+    fn key_package_fields(t: &mut Tls<'_>) -> Option<()> {
+        (t.u16()? == 1 && t.u16()? == 2).then_some(())?; // mls10, cipher suite 2
+        t.vector()?; // init_key
+        leaf_node(t)?;
+        t.vector()?; // extensions
+        t.vector()?; // signature
+        Some(())
+    }
+
+    /// Whether `bytes` is exactly one KeyPackage of MLS 1.0 with cipher suite 2 (op 26).
+    pub fn key_package(bytes: &[u8]) -> bool {
+        let mut t = Tls {
+            data: bytes,
+            pos: 0,
+        };
+        key_package_fields(&mut t).is_some() && t.at_end()
+    }
+
+    /// The length of the PublicMessage commit at the start of `bytes`.
+    fn public_commit(bytes: &[u8]) -> Option<usize> {
+        let mut t = Tls {
+            data: bytes,
+            pos: 0,
+        };
+        (t.u16()? == 1 && t.u16()? == 1).then_some(())?; // mls10, public message
+        t.vector()?; // group_id
+        t.skip(8)?; // epoch
+        let sender = t.u8()?;
+        match sender {
+            1 | 2 => t.skip(4)?, // member leaf index, external sender index
+            3 | 4 => {}
+            _ => return None,
+        }
+        t.vector()?; // authenticated_data
+        (t.u8()? == 3).then_some(())?; // commit
+        t.vector()?; // proposals
+        match t.u8()? {
+            0 => {}
+            1 => {
+                leaf_node(&mut t)?;
+                t.vector()?; // nodes
+            }
+            _ => return None,
+        }
+        t.vector()?; // signature
+        t.vector()?; // confirmation_tag
+        if sender == 1 {
+            t.vector()?; // membership_tag
+        }
+        Some(t.pos)
+    }
+
+    fn welcome_fields(t: &mut Tls<'_>) -> Option<()> {
+        (t.u16()? == 2).then_some(())?; // cipher suite
+        t.vector()?; // secrets
+        t.vector()?; // encrypted_group_info
+        Some(())
+    }
+
+    /// Whether `bytes` is exactly one bare Welcome with cipher suite 2.
+    pub fn welcome(bytes: &[u8]) -> bool {
+        let mut t = Tls {
+            data: bytes,
+            pos: 0,
+        };
+        welcome_fields(&mut t).is_some() && t.at_end()
+    }
+
+    /// Splits an op 28 payload `MLSMessage commit ‖ [Welcome]`; `None` when it is not one.
+    pub fn split_commit_welcome(payload: &[u8]) -> Option<(&[u8], Option<&[u8]>)> {
+        let at = public_commit(payload)?;
+        let (commit, rest) = payload.split_at(at);
+        if rest.is_empty() {
+            return Some((commit, None));
+        }
+        welcome(rest).then_some((commit, Some(rest)))
+    }
+}
+
+/// A [`DaveScript`] on a DAVE-negotiated connection, checking after every step that DAVE input
+/// never ends the connection, that every DAVE output answers something (op 26 after a recovery,
+/// a new group or a new session; op 28 after proposals; op 23 for an announced transition; op 31
+/// for a failed commit or welcome or after decrypt failures), that op 26 and op 28 carry one
+/// well-formed KeyPackage and one commit plus welcome, that transitions take effect exactly when
+/// op 22 names a prepared one (or at once for id 0), that `dave_status()`,
+/// `dave_active_protocol_version()` and `dave_epoch()` agree with the events, and that sending
+/// and receiving follow the status; every [`Driver`] invariant holds as well.
+pub fn dave_script(script: &DaveScript) -> DaveReport {
+    run_dave_script(script, false)
+}
+
+/// [`dave_script`] printing every step and its outputs (a debugging aid).
+pub fn dave_script_traced(script: &DaveScript) -> DaveReport {
+    run_dave_script(script, true)
+}
+
+fn run_dave_script(script: &DaveScript, trace: bool) -> DaveReport {
+    let mut run = DaveRun::start();
+    run.trace = trace;
+    for (i, step) in script.steps.iter().enumerate() {
+        if trace {
+            println!("{i:3}: {step:?}");
+        }
+        run.step(step);
+    }
+    run.finish();
+    if trace {
+        println!("{:?}", run.report);
+    }
+    run.report
+}
+
+/// [`dave_script`] over raw bytes, as libFuzzer and the corpus replay call it; `None` when this
+/// build cannot speak DAVE (the `dave` feature of `voice-proto` is off) or the bytes end early.
+pub fn dave_binary_report(data: &[u8]) -> Option<DaveReport> {
+    if voice_proto::dave::SUPPORTED_PROTOCOL_VERSION == 0 {
+        return None;
+    }
+    let script = DaveScript::arbitrary(&mut Unstructured::new(data)).ok()?;
+    Some(dave_script(&script))
+}
+
+/// The `dave_binary` target: the bytes as a [`DaveScript`] of DAVE ops 21, 22, 24, 25, 27, 29, 30
+/// (with real MLS messages from the seeds, and our own commits and welcomes echoed back) and
+/// media, run by [`dave_script`].
+pub fn dave_binary(data: &[u8]) {
+    let _ = dave_binary_report(data);
 }
 
 // ---- decoder checks -------------------------------------------------------------------------

@@ -12,6 +12,8 @@
 #[path = "../../fuzz/src/targets.rs"]
 mod targets;
 
+mod support;
+
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -19,7 +21,8 @@ use std::path::{Path, PathBuf};
 
 use arbitrary::{Arbitrary, Unstructured};
 use targets::{
-    AudioPacket, Driver, ScriptConfig, ServerText, ServerUpdate, SessionScript, StateUpdate, Step,
+    AudioPacket, DaveScript, Driver, ScriptConfig, ServerText, ServerUpdate, SessionScript,
+    StateUpdate, Step,
 };
 use voice_proto::discovery::{discovery_request, discovery_response};
 use voice_proto::id::UserId;
@@ -35,12 +38,13 @@ use voice_proto::secret::SecretKey;
 type Target = fn(&[u8]);
 
 /// Every target and its body.
-const TARGETS: [(&str, Target); 5] = [
+const TARGETS: [(&str, Target); 6] = [
     ("gateway_text", targets::gateway_text),
     ("gateway_binary", targets::gateway_binary),
     ("udp_datagram", targets::udp_datagram),
     ("session", targets::session_bytes),
     ("payload_roundtrip", targets::payload_roundtrip),
+    ("dave_binary", targets::dave_binary),
 ];
 
 fn corpus_dir(target: &str) -> PathBuf {
@@ -112,6 +116,77 @@ fn session_scripts_survive_their_byte_layout() {
 }
 
 #[test]
+fn dave_scripts_survive_their_byte_layout() {
+    use targets::{DaveStep as D, Tamper};
+    let tamper = Tamper { at: 513, xor: 0x80 };
+    let script = DaveScript {
+        steps: vec![
+            D::ExternalSender(vec![0x40, 0x41, 4]),
+            D::ExternalSenderParts {
+                key: vec![4; 65],
+                credential_type: 1,
+                identity: vec![0, 1],
+            },
+            D::Proposals {
+                operation: 1,
+                wrapped: true,
+                data: vec![32; 33],
+            },
+            D::Commit {
+                transition: 7,
+                commit: vec![0, 1, 0, 1],
+            },
+            D::Welcome {
+                transition: 0xFFFF,
+                welcome: vec![0, 2],
+            },
+            D::EchoCommit {
+                transition: 3,
+                tamper,
+            },
+            D::EchoWelcome {
+                transition: 4,
+                tamper,
+            },
+            D::Prepare {
+                version: 0,
+                transition: 5,
+            },
+            D::Execute { transition: 5 },
+            D::ExecuteLatest,
+            D::Epoch {
+                version: 1,
+                epoch: u64::MAX,
+            },
+            D::Connect {
+                first: 9,
+                count: 16,
+            },
+            D::Disconnect { user: 9 },
+            D::Media {
+                payload: vec![1, 2, 3],
+                marker: Some(11),
+            },
+            D::Media {
+                payload: Vec::new(),
+                marker: None,
+            },
+            D::Loopback { tamper },
+            D::Send { len: 1275, fill: 1 },
+            D::Resume,
+            D::Reconnect,
+            D::Raw {
+                op: 5,
+                data: vec![0, 9],
+            },
+        ],
+    };
+    let bytes = script.to_bytes();
+    let read = DaveScript::arbitrary(&mut Unstructured::new(&bytes)).expect("a script");
+    assert_eq!(read, script);
+}
+
+#[test]
 fn the_scripted_handshake_reaches_a_live_media_session() {
     let mut driver = Driver::join(
         ScriptConfig {
@@ -137,6 +212,79 @@ fn write_seed_corpus() {
             fs::write(dir.join(format!("seed-{name}")), bytes).expect("seed written");
         }
     }
+    #[cfg(feature = "dave")]
+    {
+        let dir = corpus_dir("dave_binary");
+        fs::create_dir_all(&dir).expect("corpus directory");
+        for (name, script, _) in dave_seeds() {
+            fs::write(dir.join(format!("seed-{name}")), script.to_bytes()).expect("seed written");
+        }
+    }
+}
+
+/// The `dave_binary` seeds, freshly made and as committed, reach what they were written for
+/// (their MLS messages are random, so the files are checked by what they do, not byte for byte).
+#[cfg(feature = "dave")]
+#[test]
+fn dave_binary_seeds_reach_their_milestones() {
+    for (name, script, (what, reached)) in dave_seeds() {
+        let bytes = script.to_bytes();
+        let read = DaveScript::arbitrary(&mut Unstructured::new(&bytes)).expect("a script");
+        assert_eq!(read, script, "seed {name} does not read back");
+        let report = targets::dave_script(&script);
+        assert!(
+            reached(&report),
+            "seed {name} does not reach its milestone ({what}): {report:?}"
+        );
+        let path = corpus_dir("dave_binary").join(format!("seed-{name}"));
+        let on_disk = fs::read(&path).unwrap_or_else(|e| {
+            panic!("{} is missing ({e}); run write_seed_corpus", path.display())
+        });
+        let report = targets::dave_binary_report(&on_disk).expect("a DAVE script");
+        assert!(
+            reached(&report),
+            "{} no longer reaches its milestone ({what}): {report:?}; run write_seed_corpus",
+            path.display()
+        );
+    }
+}
+
+/// The harness's MLS reader (it checks our op 26 and op 28 and splits op 28 without an MLS
+/// implementation) agrees with openmls on real messages.
+#[cfg(feature = "dave")]
+#[test]
+fn the_harness_reads_mls_like_openmls() {
+    use davey::ProposalsOperationType;
+    use support::dave::{peer, split_commit_welcome, Gateway};
+    use support::{CHANNEL, OTHER_USER, USER};
+    use targets::mls;
+
+    let gateway = Gateway::new(CHANNEL);
+    let mut alice = peer(USER, &gateway);
+    let mut bob = peer(OTHER_USER, &gateway);
+    let key_package = bob.create_key_package().expect("key package");
+    assert!(mls::key_package(&key_package));
+    assert!(!mls::key_package(&key_package[1..]));
+    let mut longer = key_package.clone();
+    longer.push(0);
+    assert!(!mls::key_package(&longer));
+    let commit_welcome = alice
+        .process_proposals(
+            ProposalsOperationType::APPEND,
+            &gateway.propose_add(0, &key_package),
+            Some(&[USER.0, OTHER_USER.0]),
+        )
+        .expect("alice commits")
+        .expect("a commit");
+    let mut payload = commit_welcome.commit.clone();
+    payload.extend(commit_welcome.welcome.clone().expect("a welcome"));
+    let (commit, welcome) = split_commit_welcome(&payload);
+    let (ours, our_welcome) = mls::split_commit_welcome(&payload).expect("op 28 splits");
+    assert_eq!(ours, &commit[..]);
+    assert_eq!(our_welcome.map(<[u8]>::to_vec), welcome);
+    let (alone, none) = mls::split_commit_welcome(&commit).expect("a commit alone");
+    assert_eq!((alone, none), (&commit[..], None));
+    assert!(mls::split_commit_welcome(&payload[..payload.len() - 1]).is_none());
 }
 
 // ---- seeds ----------------------------------------------------------------------------------
@@ -644,6 +792,415 @@ fn session_seeds() -> Vec<(&'static str, SessionScript)> {
     ]
 }
 
+// ---- dave_binary seeds ----------------------------------------------------------------------
+
+/// A milestone a `dave_binary` seed must reach, checked on the report of its run.
+#[cfg(feature = "dave")]
+type Milestone = (&'static str, fn(&targets::DaveReport) -> bool);
+
+/// `dave_binary` seeds with real MLS messages: an external sender, external Add/Remove proposals
+/// signed by it, a proposal reference, a commit and a welcome from another client's join, a
+/// commit by a member at epoch 1, and a DAVE frame from that member. MLS key material is random,
+/// so these are written by `write_seed_corpus` but checked by what they reach (see
+/// `dave_binary_seeds_reach_their_milestones`), not byte for byte.
+#[cfg(feature = "dave")]
+fn dave_seeds() -> Vec<(&'static str, DaveScript, Milestone)> {
+    use davey::ProposalsOperationType;
+    use support::dave::{peer, proposal_ref, split_commit_welcome, Gateway};
+    use support::{CHANNEL, OTHER_USER, USER};
+    use targets::{DaveStep as D, Tamper};
+
+    const THIRD: UserId = UserId(3_333_333_333_333_333);
+    let gateway = Gateway::new(CHANNEL);
+    let external_sender = gateway.external_sender();
+    // Another client of ours (same user id) and the peer it adds: the "real exchange".
+    let mut alice = peer(USER, &gateway);
+    let mut bob = peer(OTHER_USER, &gateway);
+    let bob_key_package = bob.create_key_package().expect("key package");
+    let add_bob = gateway.add_message(0, &bob_key_package);
+    let wrapped = |messages: &[&[u8]]| {
+        let mut out = Vec::new();
+        for message in messages {
+            out.extend_from_slice(message);
+        }
+        out
+    };
+    let commit_welcome = alice
+        .process_proposals(
+            ProposalsOperationType::APPEND,
+            &gateway.propose_add(0, &bob_key_package),
+            Some(&[USER.0, OTHER_USER.0]),
+        )
+        .expect("alice commits")
+        .expect("a commit");
+    let commit0 = commit_welcome.commit.clone();
+    let welcome0 = commit_welcome.welcome.clone().expect("a welcome for bob");
+    assert!(alice.process_commit(&commit0).expect("own commit"));
+    bob.process_welcome(&welcome0, Some(&[USER.0, OTHER_USER.0]))
+        .expect("bob welcomed");
+    bob.prepare_transition(0, 1).expect("bob keys");
+    let bob_frame = bob
+        .encrypt_opus(&[0xFC, 0xFF, 0xFE, 1, 2, 3])
+        .expect("bob encrypts")
+        .to_vec();
+    // Bob commits a third member's addition at epoch 1 (a commit with a member sender).
+    let mut third = peer(THIRD, &gateway);
+    let third_key_package = third.create_key_package().expect("key package");
+    let add_third = gateway.add_message(1, &third_key_package);
+    let bob_commit = bob
+        .process_proposals(
+            ProposalsOperationType::APPEND,
+            &gateway.propose_add(1, &third_key_package),
+            Some(&[USER.0, OTHER_USER.0, THIRD.0]),
+        )
+        .expect("bob commits")
+        .expect("a commit");
+    let (commit1, _) = split_commit_welcome(&{
+        let mut payload = bob_commit.commit.clone();
+        payload.extend(bob_commit.welcome.clone().unwrap_or_default());
+        payload
+    });
+    let remove_bob = gateway.remove_message(1, 1);
+    let mut revoke = vec![32u8];
+    revoke.extend(proposal_ref(&add_bob));
+
+    let es = || D::ExternalSender(external_sender.clone());
+    let connect = |first: u64| D::Connect { first, count: 1 };
+    let propose = |messages: &[&[u8]]| D::Proposals {
+        operation: 0,
+        wrapped: true,
+        data: wrapped(messages),
+    };
+    let echo = |transition: u16| D::EchoCommit {
+        transition,
+        tamper: Tamper::default(),
+    };
+    let send = D::Send {
+        len: 20,
+        fill: 0xFC,
+    };
+    let join = || vec![es(), connect(0), propose(&[&add_bob]), echo(0)];
+    let with = |mut steps: Vec<D>, more: Vec<D>| {
+        steps.extend(more);
+        steps
+    };
+    let script = |steps: Vec<D>| DaveScript { steps };
+
+    vec![
+        (
+            "join",
+            script(with(
+                join(),
+                vec![
+                    send.clone(),
+                    D::Loopback {
+                        tamper: Tamper::default(),
+                    },
+                    D::Media {
+                        payload: bob_frame.clone(),
+                        marker: None,
+                    },
+                ],
+            )),
+            ("committed, keyed, sent a DAVE frame", |r| {
+                r.commits == 1 && r.ready == 1 && r.max_epoch == 1 && r.dave_frames_sent >= 1
+            }),
+        ),
+        (
+            "join-with-transition",
+            script(vec![
+                es(),
+                connect(0),
+                propose(&[&add_bob]),
+                echo(5),
+                D::ExecuteLatest,
+                send.clone(),
+            ]),
+            ("op 23, then keyed on op 22", |r| {
+                r.transitions_ready == 1 && r.ready == 1 && r.dave_frames_sent >= 1
+            }),
+        ),
+        (
+            "join-then-remove",
+            script(with(
+                join(),
+                vec![
+                    propose(&[&remove_bob]),
+                    echo(9),
+                    D::Execute { transition: 9 },
+                    D::Disconnect { user: 0 },
+                    send.clone(),
+                ],
+            )),
+            ("epoch 2 after removing the member", |r| {
+                r.commits == 2 && r.max_epoch == 2 && r.ready == 2
+            }),
+        ),
+        (
+            "revoke",
+            script(vec![
+                es(),
+                connect(0),
+                propose(&[&add_bob]),
+                D::Proposals {
+                    operation: 1,
+                    wrapped: true,
+                    data: revoke.clone(),
+                },
+                echo(0),
+            ]),
+            ("the revoke withdrew the proposal", |r| {
+                r.commits == 1 && r.message_failures == 0 && r.ready == 0
+            }),
+        ),
+        (
+            "foreign-commit",
+            script(vec![
+                es(),
+                connect(0),
+                propose(&[&add_bob]),
+                D::Commit {
+                    transition: 3,
+                    commit: commit0.clone(),
+                },
+            ]),
+            ("op 31 and a new key package", |r| {
+                r.invalid_commit_welcomes == 1 && r.key_packages == 1
+            }),
+        ),
+        (
+            "welcome-for-another",
+            script(vec![
+                es(),
+                connect(0),
+                D::Welcome {
+                    transition: 4,
+                    welcome: welcome0.clone(),
+                },
+            ]),
+            ("op 31 and a new key package", |r| {
+                r.invalid_commit_welcomes == 1 && r.key_packages == 1
+            }),
+        ),
+        (
+            "member-commit",
+            script(with(
+                join(),
+                vec![
+                    connect(THIRD.0),
+                    propose(&[&add_third]),
+                    D::Commit {
+                        transition: 6,
+                        commit: commit1.clone(),
+                    },
+                ],
+            )),
+            ("our commit at epoch 1, the member's refused", |r| {
+                r.commits == 2 && r.invalid_commit_welcomes == 1
+            }),
+        ),
+        (
+            "own-welcome",
+            script(vec![
+                es(),
+                connect(0),
+                propose(&[&add_bob]),
+                D::EchoWelcome {
+                    transition: 2,
+                    tamper: Tamper::default(),
+                },
+            ]),
+            ("op 31 for a welcome that is not ours", |r| {
+                r.commits == 1 && r.invalid_commit_welcomes == 1
+            }),
+        ),
+        (
+            "tampered-echo",
+            script(vec![
+                es(),
+                connect(0),
+                propose(&[&add_bob]),
+                D::EchoCommit {
+                    transition: 1,
+                    tamper: Tamper { at: 40, xor: 1 },
+                },
+            ]),
+            ("op 31 for a changed commit", |r| {
+                r.invalid_commit_welcomes == 1 && r.ready == 0
+            }),
+        ),
+        (
+            "downgrade-and-upgrade",
+            script(with(
+                join(),
+                vec![
+                    D::Prepare {
+                        version: 0,
+                        transition: 11,
+                    },
+                    D::Execute { transition: 11 },
+                    send.clone(),
+                    D::Media {
+                        payload: vec![0xFC, 1, 2, 3],
+                        marker: None,
+                    },
+                    // The upgrade: a new group (op 24 epoch 1), joined under transition 12.
+                    D::Epoch {
+                        version: 1,
+                        epoch: 1,
+                    },
+                    es(),
+                    propose(&[&add_bob]),
+                    echo(12),
+                    D::Execute { transition: 12 },
+                    send.clone(),
+                ],
+            )),
+            ("down to 0 and back to 1 in a new group", |r| {
+                r.transitions == 3 && r.ready == 2 && r.key_packages == 1 && r.dave_frames_sent >= 1
+            }),
+        ),
+        (
+            "new-epoch",
+            script(with(
+                join(),
+                vec![
+                    D::Epoch {
+                        version: 1,
+                        epoch: 1,
+                    },
+                    es(),
+                    propose(&[&add_bob]),
+                    echo(0),
+                ],
+            )),
+            ("a new group after op 24", |r| {
+                r.key_packages == 1 && r.commits == 2 && r.ready == 2
+            }),
+        ),
+        (
+            "resume",
+            script(with(join(), vec![D::Resume, send.clone()])),
+            ("keyed across a resume", |r| r.dave_frames_sent >= 1),
+        ),
+        (
+            "reconnect",
+            script(with(
+                with(join(), vec![D::Reconnect]),
+                with(join(), vec![send.clone()]),
+            )),
+            ("a new session after a reconnect, joined again", |r| {
+                r.key_packages == 1 && r.commits == 2 && r.ready == 2
+            }),
+        ),
+        (
+            "decrypt-failures",
+            script(with(
+                join(),
+                vec![
+                    D::Media {
+                        payload: bob_frame.clone(),
+                        marker: None,
+                    };
+                    38
+                ],
+            )),
+            ("op 31 after 37 failed frames", |r| {
+                r.invalid_commit_welcomes == 1 && r.dave_decrypt_failures >= 37
+            }),
+        ),
+        (
+            "external-sender-parts",
+            script(vec![
+                D::ExternalSenderParts {
+                    // `signature_key<V>`: a 2-byte length (65) and the P-256 point.
+                    key: external_sender[2..67].to_vec(),
+                    credential_type: 1,
+                    identity: vec![0, 1, 1, 0],
+                },
+                connect(0),
+                propose(&[&add_bob]),
+            ]),
+            ("the external sender rebuilt from its parts", |r| {
+                r.commits == 1 && r.message_failures == 0
+            }),
+        ),
+        (
+            "json",
+            script(vec![
+                D::Prepare {
+                    version: 1,
+                    transition: 0,
+                },
+                D::Prepare {
+                    version: 2,
+                    transition: 1,
+                },
+                D::Prepare {
+                    version: 1,
+                    transition: 7,
+                },
+                D::ExecuteLatest,
+                D::Execute { transition: 8 },
+                D::Epoch {
+                    version: 1,
+                    epoch: 2,
+                },
+                D::Epoch {
+                    version: 7,
+                    epoch: 1,
+                },
+                D::Epoch {
+                    version: 1,
+                    epoch: 1,
+                },
+            ]),
+            ("transitions without a group, a re-initialisation", |r| {
+                r.transitions == 2 && r.key_packages == 1 && r.message_failures == 2
+            }),
+        ),
+        (
+            "raw",
+            script(vec![
+                connect(0),
+                D::Raw {
+                    op: 1,
+                    data: bob_key_package.clone(),
+                },
+                D::Raw {
+                    op: 0,
+                    data: external_sender.clone(),
+                },
+                D::Raw {
+                    op: 2,
+                    data: {
+                        let mut data = vec![0];
+                        data.extend(gateway.propose_add(0, &bob_key_package));
+                        data
+                    },
+                },
+                D::Raw {
+                    op: 3,
+                    data: vec![1, 2],
+                },
+                D::Raw {
+                    op: 4,
+                    data: vec![0, 9],
+                },
+                D::Raw {
+                    op: 5,
+                    data: welcome0.clone(),
+                },
+                D::Raw {
+                    op: 3,
+                    data: vec![],
+                },
+            ]),
+            ("binary frames of every DAVE opcode", |r| r.commits == 1),
+        ),
+    ]
+}
+
 /// Debugging aid: `FUZZ_INPUT=path cargo test -p voice-proto --test fuzz_corpus_replay --
 /// --ignored show_session_script --nocapture` prints the script a `session` input reads as.
 #[test]
@@ -660,4 +1217,16 @@ fn show_session_script() {
         println!("     -> {:?}", driver.outputs());
     }
     driver.run_timers(2);
+}
+
+/// Debugging aid: `FUZZ_INPUT=path cargo test -p voice-proto --test fuzz_corpus_replay --
+/// --ignored show_dave_script --nocapture` prints the steps a `dave_binary` input reads as, with
+/// the outputs of each.
+#[test]
+#[ignore = "debugging aid, needs FUZZ_INPUT"]
+fn show_dave_script() {
+    let path = std::env::var("FUZZ_INPUT").expect("FUZZ_INPUT=path of a dave_binary input");
+    let data = fs::read(path).expect("a readable input");
+    let script = DaveScript::arbitrary(&mut Unstructured::new(&data)).expect("a script");
+    targets::dave_script_traced(&script);
 }

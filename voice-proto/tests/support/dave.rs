@@ -58,26 +58,61 @@ impl Gateway {
 
     /// Op 27 append payload (after the operation byte) proposing to add `key_package`'s owner.
     pub fn propose_add(&self, epoch: u64, key_package: &[u8]) -> Vec<u8> {
+        VLBytes::new(self.add_message(epoch, key_package))
+            .tls_serialize_detached()
+            .expect("serialize proposals vector")
+    }
+
+    /// One external Add proposal (an MLSMessage) for `key_package`'s owner at `epoch`.
+    pub fn add_message(&self, epoch: u64, key_package: &[u8]) -> Vec<u8> {
         let key_package = KeyPackageIn::tls_deserialize_exact_bytes(key_package)
             .expect("key package parses")
             .validate(self.provider.crypto(), ProtocolVersion::Mls10)
             .expect("key package validates");
-        let message = ExternalProposal::new_add::<OpenMlsRustCrypto>(
+        ExternalProposal::new_add::<OpenMlsRustCrypto>(
             key_package,
             self.group_id.clone(),
             GroupEpoch::from(epoch),
             &self.signer,
             SenderExtensionIndex::new(0),
         )
-        .expect("external add proposal");
-        VLBytes::new(
-            message
-                .tls_serialize_detached()
-                .expect("serialize proposal"),
-        )
+        .expect("external add proposal")
         .tls_serialize_detached()
-        .expect("serialize proposals vector")
+        .expect("serialize proposal")
     }
+
+    /// One external Remove proposal (an MLSMessage) for the member at `leaf` at `epoch`.
+    pub fn remove_message(&self, epoch: u64, leaf: u32) -> Vec<u8> {
+        ExternalProposal::new_remove::<OpenMlsRustCrypto>(
+            LeafNodeIndex::new(leaf),
+            self.group_id.clone(),
+            GroupEpoch::from(epoch),
+            &self.signer,
+            SenderExtensionIndex::new(0),
+        )
+        .expect("external remove proposal")
+        .tls_serialize_detached()
+        .expect("serialize proposal")
+    }
+}
+
+/// The ProposalRef of an external proposal (RFC 9420 5.2, `MakeProposalRef`): SHA-256 over
+/// `RefHashInput { label<V> = "MLS 1.0 Proposal Reference", value<V> = AuthenticatedContent }`,
+/// where the AuthenticatedContent of an external sender's PublicMessage is the MLSMessage without
+/// its 2-byte version (there is no membership tag).
+pub fn proposal_ref(message: &[u8]) -> Vec<u8> {
+    use sha2::Digest;
+    let label: &[u8] = b"MLS 1.0 Proposal Reference";
+    let value = &message[2..];
+    let mut input = VLBytes::new(label.to_vec())
+        .tls_serialize_detached()
+        .expect("label");
+    input.extend(
+        VLBytes::new(value.to_vec())
+            .tls_serialize_detached()
+            .expect("value"),
+    );
+    Sha256::digest(&input).to_vec()
 }
 
 /// Splits an op 28 payload `MLSMessage commit ‖ [Welcome]`.
