@@ -855,20 +855,7 @@ impl DaveChannel {
                 }
             }
         }
-        self.transition = Some(Transition {
-            id,
-            version: 0,
-            awaiting,
-            participants,
-            deadline: now + self.transition_timeout,
-        });
-        if self
-            .transition
-            .as_ref()
-            .is_some_and(|t| t.awaiting.is_empty())
-        {
-            self.execute(now, effects);
-        }
+        self.begin_transition(id, 0, awaiting, participants, now, effects);
     }
 
     fn upgrade(&mut self, now: Instant, effects: &mut Vec<Effect>) {
@@ -1208,6 +1195,20 @@ impl DaveChannel {
             committer,
             "DAVE commit announced"
         );
+        self.begin_transition(id, version, awaiting, participants, now, effects);
+    }
+
+    /// Waits for the op 23 of `awaiting` (executing at once when nobody is awaited).
+    fn begin_transition(
+        &mut self,
+        id: u16,
+        version: u16,
+        awaiting: BTreeSet<u64>,
+        participants: BTreeSet<u64>,
+        now: Instant,
+        effects: &mut Vec<Effect>,
+    ) {
+        let nobody = awaiting.is_empty();
         self.transition = Some(Transition {
             id,
             version,
@@ -1215,11 +1216,7 @@ impl DaveChannel {
             participants,
             deadline: now + self.transition_timeout,
         });
-        if self
-            .transition
-            .as_ref()
-            .is_some_and(|t| t.awaiting.is_empty())
-        {
+        if nobody {
             self.execute(now, effects);
         }
     }
