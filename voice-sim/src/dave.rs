@@ -312,6 +312,15 @@ impl DaveChannel {
         self.members.contains_key(&user)
     }
 
+    /// The simulated DAVE users in the call.
+    pub(crate) fn simulated_users(&self) -> Vec<u64> {
+        self.members
+            .iter()
+            .filter(|(_, m)| matches!(m.kind, Kind::Simulated { .. }))
+            .map(|(&u, _)| u)
+            .collect()
+    }
+
     /// The report so far.
     pub(crate) fn report(&self) -> DaveChannelReport {
         let mut report = self.report.clone();

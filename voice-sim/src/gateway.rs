@@ -880,14 +880,6 @@ fn on_select_protocol(
             dave_protocol_version: dave_version,
         }),
     );
-    let effects = match state.dave_channel(&shared.config, channel) {
-        Some(ch) if max_dave >= u64::from(crate::dave::PROTOCOL_VERSION) => {
-            ch.join_remote(client, user, now)
-        }
-        Some(ch) => ch.join_plain(user, now),
-        None => Vec::new(),
-    };
-    state.apply_dave(at, effects);
     // Channel members: the newcomer learns who is there, the others learn about it.
     let peers = state.peers(client);
     if !peers.is_empty() {
@@ -912,6 +904,29 @@ fn on_select_protocol(
             }
         }
     }
+    // Simulated users already in the call (from earlier sessions' timelines) are announced
+    // before any DAVE message that names them, as Discord announces everyone present.
+    let present = state
+        .dave
+        .get(&channel)
+        .map(|ch| ch.simulated_users())
+        .unwrap_or_default();
+    if !present.is_empty() {
+        state.send_numbered(
+            client,
+            ServerMessage::ClientsConnect(ClientsConnect {
+                user_ids: present.into_iter().map(UserId).collect(),
+            }),
+        );
+    }
+    let effects = match state.dave_channel(&shared.config, channel) {
+        Some(ch) if max_dave >= u64::from(crate::dave::PROTOCOL_VERSION) => {
+            ch.join_remote(client, user, now)
+        }
+        Some(ch) => ch.join_plain(user, now),
+        None => Vec::new(),
+    };
+    state.apply_dave(at, effects);
     if start_scenario {
         crate::scenario::start(shared, state, client, epoch);
     }

@@ -6,9 +6,9 @@ use std::time::Duration;
 use voice_proto::id::UserId;
 use voice_proto::{Event, ReceivedAudio};
 use voice_sim::adapter_cases::{
-    assert_dave_byte_exact, dave_call, dave_downgrade_and_back, dave_member_joins_and_leaves,
-    dave_recovery_server_config, dave_server_config, dave_speaker, sample_frames, DAVE_FRAMES,
-    DAVE_LISTENER,
+    assert_dave_byte_exact, assert_sessions, dave_call, dave_downgrade_and_back,
+    dave_member_joins_and_leaves, dave_recovery_server_config, dave_server_config, dave_speaker,
+    reconnect_after_4006, resume_after_4015, sample_frames, DAVE_FRAMES, DAVE_LISTENER,
 };
 use voice_sim::testing::EngineClient;
 use voice_sim::{Report, Scenario, ServerConfig, VoiceServer};
@@ -162,4 +162,39 @@ async fn a_corrupted_commit_is_answered_with_op_31_and_the_client_rejoins() {
     // welcomed by the listener (whose removal of the old leaf and addition was the 2nd commit).
     assert!(channel.key_packages >= 3, "{report}");
     assert!(channel.welcomes_sent >= 2, "{report}");
+}
+
+#[tokio::test]
+async fn a_resume_keeps_the_dave_group_and_no_frame_is_lost() {
+    let frames = sample_frames(80);
+    let scenario = Scenario {
+        close: resume_after_4015().close,
+        ..dave_call()
+    };
+    let (server, report) = play(scenario, &frames).await;
+    assert_dave_byte_exact(&server, 0, &frames, frames.len());
+    assert_sessions(&server, 0, 1, 1);
+    let channel = report.dave.first().expect("a DAVE channel");
+    // The group outlives the resume: no new key package, no new commit until the client left.
+    assert_eq!(channel.key_packages, 2, "{report}");
+    assert_eq!(channel.commits_announced, 2, "{report}");
+}
+
+#[tokio::test]
+async fn a_fresh_identify_rejoins_the_dave_group_and_no_frame_is_lost() {
+    let frames = sample_frames(80);
+    let scenario = Scenario {
+        close: reconnect_after_4006().close,
+        ..dave_call()
+    };
+    let (server, report) = play(scenario, &frames).await;
+    assert_dave_byte_exact(&server, 0, &frames, frames.len());
+    assert_sessions(&server, 0, 2, 0);
+    let channel = report.dave.first().expect("a DAVE channel");
+    // The new session's key package replaces the old leaf (the listener commits remove + add
+    // and welcomes it); then the client leaves.
+    assert_eq!(channel.key_packages, 3, "{report}");
+    assert_eq!(channel.commits_announced, 3, "{report}");
+    assert_eq!(channel.welcomes_sent, 2, "{report}");
+    assert_eq!(channel.invalid_commit_welcomes, 0, "{report}");
 }
