@@ -633,3 +633,18 @@ fn decode_hex(hex: &str) -> Option<Vec<u8>> {
         })
         .collect()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discordjs_recovers_from_a_corrupted_dave_commit_with_op_31() {
+    let run = run_discordjs(ServerConfig {
+        heartbeat_interval: Duration::from_millis(1000),
+        ..adapter_cases::dave_recovery_server_config(true, adapter_cases::dave_call())
+    })
+    .await;
+    assert_clean_delivery(&run, 0);
+    let (report, context) = (&run.report, &run.context);
+    let channel = &report.dave[0];
+    assert_eq!(channel.invalid_commit_welcomes, 1, "{context}");
+    let decrypted: u64 = report.streams.iter().map(|s| s.stats.dave_decrypted).sum();
+    assert_eq!(decrypted, FRAMES as u64, "{context}");
+}
