@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use voice_sim::{ServerConfig, VoiceServer};
+use voice_sim::VoiceServer;
 use voice_std::{Connection, SpeakingFlags, VoiceConfig};
 
 fn help() -> String {
@@ -59,10 +59,7 @@ fn run() -> Result<(), String> {
         .build()
         .map_err(|e| format!("starting a runtime for the embedded server failed: {e}"))?;
     let server = runtime
-        .block_on(VoiceServer::start(ServerConfig {
-            tls: true,
-            ..ServerConfig::default()
-        }))
+        .block_on(VoiceServer::start(options.embedded_server_config()))
         .map_err(|e| format!("starting the embedded voice server failed: {e}"))?;
     let expected = server.expect_client();
     println!(

@@ -2,8 +2,9 @@
 //! embedded loopback voice server (`voice-sim`), and prints the server's verdict.
 //!
 //! ```text
-//! cargo run --release -p voice-tokio --example play                     # embedded server, bundled sample
+//! cargo run --release -p voice-tokio --example play                     # embedded server (DAVE), bundled sample
 //! cargo run --release -p voice-tokio --example play -- --input my.ogg   # embedded server, your file
+//! cargo run --release -p voice-tokio --example play -- --no-dave        # embedded server without DAVE
 //! cargo run --release -p voice-tokio --example play -- --endpoint HOST:PORT --guild-id G \
 //!     --user-id U --session-id S --token T [--ca-file ca.pem] [--input my.ogg]   # raw connection info
 //! DISCORD_TOKEN=... cargo run --release -p voice-tokio --example play -- --guild-id G --channel-id C
@@ -19,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use voice_proto::id::{ChannelId, GuildId};
-use voice_sim::{ServerConfig, VoiceServer};
+use voice_sim::VoiceServer;
 use voice_tokio::{Connection, SpeakingFlags, VoiceConfig};
 
 fn help() -> String {
@@ -69,12 +70,9 @@ async fn run() -> Result<(), String> {
     }
 
     // No credentials: the embedded loopback voice server.
-    let server = VoiceServer::start(ServerConfig {
-        tls: true,
-        ..ServerConfig::default()
-    })
-    .await
-    .map_err(|e| format!("starting the embedded voice server failed: {e}"))?;
+    let server = VoiceServer::start(options.embedded_server_config())
+        .await
+        .map_err(|e| format!("starting the embedded voice server failed: {e}"))?;
     let expected = server.expect_client();
     println!(
         "embedded voice server: wss://{}/?v=8, UDP {}",

@@ -1,6 +1,6 @@
 //! What the `play` examples of voice-tokio and voice-std share: flags and environment, the input
-//! file, the raw connection info, and the embedded server's verdict. (voice-std's example includes
-//! this file by path.)
+//! file, the raw connection info, the embedded server and its verdict. (voice-std's example
+//! includes this file by path.)
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -18,7 +18,9 @@ pub const BUNDLED_SAMPLE: &str = concat!(
 /// The options part of `--help`.
 pub const OPTIONS_HELP: &str = "\
 With no connection options it starts an embedded loopback voice server (voice-sim) and plays
-into it, then prints the server's verdict.
+into it, then prints the server's verdict. Like Discord since March 2026, the embedded server
+requires DAVE end-to-end encryption: a simulated listener forms the MLS group with the client
+and DAVE-decrypts every frame it receives.
 
 OPTIONS (each also read from the environment variable in brackets):
   --input FILE.ogg     Ogg Opus file to play, 48 kHz, 20 ms frames [VOICE_INPUT]
@@ -31,10 +33,13 @@ OPTIONS (each also read from the environment variable in brackets):
   --token TOKEN        token from VOICE_SERVER_UPDATE [VOICE_TOKEN]
   --ca-file PEM        extra trusted root certificate [VOICE_CA_FILE]
   --channel-id ID      voice channel; DAVE needs it as its group id [VOICE_CHANNEL_ID]
+  --no-dave            embedded server only: DAVE off, transport encryption only (as in a
+                       Stage channel) [VOICE_NO_DAVE=1]
   -h, --help           this text
 
 EXIT STATUS: 0 only when the whole file was sent (and, against the embedded server, every frame
-arrived intact); otherwise one line says which step failed and what to do.";
+arrived intact, DAVE-decrypted by the listener unless --no-dave); otherwise one line says which
+step failed and what to do.";
 
 /// Options from flags, then the environment.
 #[derive(Debug, Default)]
@@ -47,16 +52,23 @@ pub struct Options {
     pub token: Option<String>,
     pub ca_file: Option<PathBuf>,
     pub channel_id: Option<u64>,
+    /// `--no-dave`: the embedded server runs without DAVE.
+    pub no_dave: bool,
 }
 
 /// Parses the command line (printing `help` and exiting on `-h`/`--help`).
 pub fn parse(help: &str) -> Result<Options, String> {
     let mut flags = HashMap::new();
+    let mut no_dave = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         if arg == "-h" || arg == "--help" {
             println!("{help}");
             std::process::exit(0);
+        }
+        if arg == "--no-dave" {
+            no_dave = true;
+            continue;
         }
         let name = arg
             .strip_prefix("--")
@@ -104,6 +116,7 @@ pub fn parse(help: &str) -> Result<Options, String> {
         token: get("token", &["VOICE_TOKEN"]),
         ca_file: get("ca-file", &["VOICE_CA_FILE"]).map(PathBuf::from),
         channel_id: id("channel-id", "VOICE_CHANNEL_ID")?,
+        no_dave: no_dave || std::env::var("VOICE_NO_DAVE").is_ok_and(|v| v == "1"),
     })
 }
 
@@ -151,6 +164,22 @@ impl Options {
         })())
     }
 
+    /// The embedded loopback server: TLS with its own CA and, unless `--no-dave`, DAVE required
+    /// with one simulated DAVE listener in the call (`voice_sim::adapter_cases::dave_call`), so
+    /// the client forms the MLS group with it and every frame is checked end to end.
+    pub fn embedded_server_config(&self) -> voice_sim::ServerConfig {
+        let dave = if self.no_dave {
+            voice_sim::ServerConfig::default()
+        } else {
+            voice_sim::ServerConfig {
+                dave: voice_sim::DaveConfig::required(),
+                scenario: voice_sim::adapter_cases::dave_call(),
+                ..voice_sim::ServerConfig::default()
+            }
+        };
+        voice_sim::ServerConfig { tls: true, ..dave }
+    }
+
     /// The extra root certificate from `--ca-file`, if any.
     pub fn extra_roots(&self) -> Result<Vec<Vec<u8>>, String> {
         match &self.ca_file {
@@ -162,7 +191,9 @@ impl Options {
     }
 }
 
-/// The embedded server's verdict: every frame arrived, decryptable, in order, no violation.
+/// The embedded server's verdict: every frame arrived, decryptable, in order, no violation; and
+/// in a DAVE call (the server ran a DAVE channel), every frame DAVE-decrypted by the listener,
+/// none failed or sent plain.
 pub fn verdict(report: &voice_sim::Report, expected: usize) -> Result<(), String> {
     println!("{report}");
     let Some(stream) = report.streams.first() else {
@@ -184,6 +215,38 @@ pub fn verdict(report: &voice_sim::Report, expected: usize) -> Result<(), String
     if audio != expected as u64 || stats.decrypt_failures > 0 || !report.violations.is_empty() {
         return Err(
             "the server did not receive the whole file intact (see the report above)".to_owned(),
+        );
+    }
+    let Some(channel) = report.dave.first() else {
+        println!("verdict: DAVE off (transport encryption only)");
+        return Ok(());
+    };
+    let simulated_errors: usize = report.dave.iter().map(|c| c.simulated_errors.len()).sum();
+    println!(
+        "verdict: DAVE v{}: {}/{expected} frames DAVE-decrypted by the listener, {} failed, \
+         {} unverified, {} plain; group epoch {}, {} commit(s) ({} by the client), {} \
+         transition(s), {} op 31",
+        channel.protocol_version,
+        stats.dave_decrypted,
+        stats.dave_failures,
+        stats.dave_unverified,
+        stats.dave_plain,
+        channel.epoch,
+        channel.commits_announced,
+        channel.client_commits,
+        channel.transitions_executed,
+        channel.invalid_commit_welcomes,
+    );
+    if stats.dave_decrypted != expected as u64
+        || stats.dave_failures > 0
+        || stats.dave_unverified > 0
+        || stats.dave_plain > 0
+        || simulated_errors > 0
+    {
+        return Err(
+            "the call was not end-to-end encrypted throughout: not every frame was \
+             DAVE-decrypted by the listener (see the report above)"
+                .to_owned(),
         );
     }
     Ok(())
