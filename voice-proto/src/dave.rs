@@ -16,7 +16,10 @@
 //!    change (C41).
 //! 7. Op 21 prepares a transition announced by the gateway; version 0 is a downgrade (receive
 //!    passthrough on until the next upgrade), answered with op 23 unless its id is 0 (C40).
-//! 8. Op 24 with epoch 1 re-initialises the session and sends a new op 26 (C39).
+//! 8. Op 24 with epoch 1 re-initialises the session and sends a new op 26 (C39). After a
+//!    downgrade this starts the upgrade: the call is becoming end-to-end encrypted, so from op 24
+//!    until the upgrade executes non-silence audio is held ([`DaveStatus::Negotiating`], C48)
+//!    rather than sent plain.
 //! 9. An upgrade from version 0 lets unencrypted frames through for 10 more seconds.
 //!
 //! Plus the discord.js recovery rule: more than 36 consecutive decrypt failures while keyed and
@@ -75,9 +78,9 @@ pub enum DaveStatus {
     /// No end-to-end encryption: not negotiated (Stage channel, or DAVE not offered), or the call
     /// was downgraded to version 0. Audio goes out as plain Opus under transport encryption.
     Off,
-    /// DAVE is negotiated but we hold no sending key yet (joining the MLS group, or re-joining
-    /// after a recovery). Non-silence audio is refused with
-    /// [`NotReady::E2eeNotReady`](crate::NotReady::E2eeNotReady).
+    /// DAVE is negotiated but we hold no sending key yet (joining the MLS group, re-joining
+    /// after a recovery, or upgrading from version 0 after op 24). Non-silence audio is refused
+    /// with [`NotReady::E2eeNotReady`](crate::NotReady::E2eeNotReady).
     Negotiating,
     /// Audio is end-to-end encrypted.
     Active,
@@ -166,6 +169,10 @@ mod imp {
         last_transition_id: u16,
         /// A recovery is under way: no second one until a transition executes.
         reinitializing: bool,
+        /// Op 24 started a new group while the call was at version 0: the call is becoming
+        /// end-to-end encrypted, so non-silence audio waits for the upgrade to execute (C48)
+        /// instead of going out plain.
+        upgrading: bool,
         consecutive_failures: u32,
         /// DAVE output of the frame being sent (reused: no allocation per packet).
         tx: Zeroizing<Vec<u8>>,
@@ -205,6 +212,7 @@ mod imp {
                 early_external_sender: None,
                 last_transition_id: 0,
                 reinitializing: false,
+                upgrading: false,
                 consecutive_failures: 0,
                 tx: Zeroizing::new(Vec::new()),
                 rx: Zeroizing::new(Vec::new()),
@@ -223,6 +231,7 @@ mod imp {
             self.early_external_sender = None;
             self.last_transition_id = 0;
             self.reinitializing = false;
+            self.upgrading = false;
             self.consecutive_failures = 0;
         }
 
@@ -240,7 +249,11 @@ mod imp {
 
         pub(crate) fn status(&self) -> DaveStatus {
             if self.protocol_version == 0 {
-                DaveStatus::Off
+                if self.upgrading {
+                    DaveStatus::Negotiating
+                } else {
+                    DaveStatus::Off
+                }
             } else if self.session.as_ref().is_some_and(DaveSession::can_encrypt) {
                 DaveStatus::Active
             } else {
@@ -286,6 +299,7 @@ mod imp {
             out: &mut VecDeque<Output>,
         ) -> Result<(), DaveError> {
             self.protocol_version = version;
+            self.upgrading = false;
             if version == 0 {
                 return Ok(());
             }
@@ -395,6 +409,8 @@ mod imp {
                     if prepare.epoch == 1 && prepare.protocol_version > 0 =>
                 {
                     self.reinitializing = false;
+                    // After a downgrade this is the upgrade: hold audio until it executes.
+                    self.upgrading = self.protocol_version == 0;
                     self.start_session(prepare.protocol_version, channel, out)?;
                 }
                 _ => {}
@@ -560,6 +576,7 @@ mod imp {
             self.protocol_version = version;
             self.last_transition_id = transition_id;
             self.reinitializing = false;
+            self.upgrading = false;
             self.consecutive_failures = 0;
             if from == 0 && version > 0 {
                 if let Some(session) = self.session.as_mut() {

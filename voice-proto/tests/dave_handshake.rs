@@ -12,7 +12,7 @@ use support::*;
 use voice_proto::dave::DaveStatus;
 use voice_proto::payload::{ClientsConnect, ServerMessage, Speaking, SpeakingFlags};
 use voice_proto::rtp::SILENCE_FRAME;
-use voice_proto::{Event, Input, Output};
+use voice_proto::{Error, Event, Input, NotReady, Output};
 
 const PEER: voice_proto::id::UserId = OTHER_USER;
 const PEER_SSRC: u32 = 4242;
@@ -93,6 +93,15 @@ fn send(h: &mut Harness, frame: &[u8]) -> Vec<u8> {
     let (_, payload) = h.server.open_audio(&datagram);
     assert_eq!(datagram.len(), 12 + payload.len() + 20);
     payload
+}
+
+/// `send_opus` without expecting success: the datagram, or why not.
+fn try_send(h: &mut Harness, frame: &[u8]) -> Result<Vec<u8>, Error> {
+    let now = h.now;
+    let mut buf = [0u8; voice_proto::rtp::MAX_PACKET_LEN];
+    h.session()
+        .send_opus(now, frame, &mut buf)
+        .map(<[u8]>::to_vec)
 }
 
 fn map_peer_ssrc(h: &mut Harness) {
@@ -306,9 +315,11 @@ fn downgrade_to_plain_and_upgrade_back() {
     assert_eq!(send(&mut h, &OPUS), OPUS, "plain Opus after the downgrade");
     assert_eq!(audio_events(&receive(&mut h, 1, &OPUS))[0].opus, OPUS);
 
-    // Op 24 epoch 1: a new group; new op 26 (C39). Audio stays plain until the upgrade executes.
+    // Op 24 epoch 1: a new group; new op 26 (C39). The call is becoming end-to-end encrypted:
+    // audio is held, not sent plain, until the upgrade executes (C48).
     let outs = h.prepare_epoch(1, 1);
     assert_eq!(key_packages(&outs).len(), 1);
+    assert_eq!(h.session().dave_status(), DaveStatus::Negotiating);
     member
         .reinit(
             std::num::NonZeroU16::new(1).unwrap(),
@@ -322,7 +333,11 @@ fn downgrade_to_plain_and_upgrade_back() {
     let (commit, welcome) = split_commit_welcome(&commit_welcomes(&outs)[0]);
     let outs = h.commit(11, commit);
     assert_eq!(transition_ready(&outs), vec![11]);
-    assert_eq!(send(&mut h, &OPUS), OPUS, "still plain before op 22");
+    assert_eq!(
+        try_send(&mut h, &OPUS),
+        Err(Error::NotReady(NotReady::E2eeNotReady)),
+        "held, not plain, before op 22"
+    );
     member
         .process_welcome(&welcome.unwrap(), Some(&[USER.0, PEER.0]))
         .unwrap();
@@ -350,6 +365,51 @@ fn downgrade_to_plain_and_upgrade_back() {
     // ...and encrypted ones decrypt.
     let theirs = member.encrypt_opus(&OPUS).unwrap().to_vec();
     assert_eq!(audio_events(&receive(&mut h, 3, &theirs))[0].opus, OPUS);
+}
+
+/// Regression (found by voice-std's DAVE downgrade test with 100 ms of websocket latency): from
+/// op 24 until the upgrade's op 22 the engine sent plain Opus into a call that was already
+/// becoming end-to-end encrypted, a round trip's worth of unencrypted speech or more. The audio
+/// is now held like at join (C48), silence still goes out, and a downgrade or a fresh session
+/// ends the hold.
+#[test]
+fn an_upgrade_holds_audio_from_op_24_until_it_executes() {
+    let Call { mut h, .. } = establish_as_committer(5);
+    h.prepare_transition(0, 9);
+    h.execute(9);
+    assert_eq!(h.session().dave_status(), DaveStatus::Off);
+    assert!(h.session().is_connected());
+    assert_eq!(send(&mut h, &OPUS), OPUS, "plain while downgraded");
+
+    h.prepare_epoch(1, 1);
+    assert_eq!(h.session().dave_status(), DaveStatus::Negotiating);
+    assert_eq!(h.session().dave_active_protocol_version(), 0);
+    assert!(!h.session().is_connected(), "adapters pause their clock");
+    let sent = h.session().stats().packets_sent;
+    assert_eq!(
+        try_send(&mut h, &OPUS),
+        Err(Error::NotReady(NotReady::E2eeNotReady))
+    );
+    assert_eq!(h.session().stats().packets_sent, sent, "nothing went out");
+    assert_eq!(
+        send(&mut h, &SILENCE_FRAME),
+        SILENCE_FRAME,
+        "silence is never held"
+    );
+
+    // Another user without DAVE joins before the upgrade completed: down again, audio plain.
+    h.prepare_transition(0, 10);
+    let outs = h.execute(10);
+    assert!(has_event(&outs, |e| matches!(
+        e,
+        Event::DaveTransition {
+            transition_id: 10,
+            from: 0,
+            to: 0
+        }
+    )));
+    assert_eq!(h.session().dave_status(), DaveStatus::Off);
+    assert_eq!(send(&mut h, &OPUS), OPUS);
 }
 
 #[test]
