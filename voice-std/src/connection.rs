@@ -94,6 +94,9 @@ impl Connection {
 
     /// A sender of Opus frames. The driver sends one per 20 ms on a drift-free schedule; when the
     /// queue runs dry it sends the five silence frames and goes quiet until frames come again.
+    /// While the session cannot send audio (reconnecting, or DAVE keys pending: joining the MLS
+    /// group, or an upgrade after a downgrade) frames wait in the queue; none is lost or sent
+    /// unencrypted into an end-to-end encrypted call.
     pub fn opus_send(&self) -> OpusSender {
         self.frames.clone()
     }
@@ -117,7 +120,8 @@ impl Connection {
         let _ = self.inbox.send(DriverInput::Command(Command::StopSpeaking));
     }
 
-    /// Events: speaking, clients joining or leaving, received audio, reconnects, the end.
+    /// Events: speaking, clients joining or leaving, received audio (DAVE-decrypted and attributed
+    /// to its sender), reconnects, DAVE transitions and readiness, the end.
     pub fn events(&self) -> &Receiver<Event> {
         &self.events
     }
