@@ -2488,9 +2488,16 @@ pub enum DaveStep {
         /// The payload.
         data: Vec<u8>,
     },
+    /// Close 4006 and a fresh handshake in which the next `early % 8` steps arrive after Ready
+    /// and IP discovery but before Session Description, i.e. before the DAVE session exists
+    /// (an op 25 is kept for it, C34).
+    Rejoin {
+        /// How many of the following steps come early.
+        early: u8,
+    },
 }
 
-const DAVE_STEP_KINDS: u8 = 19;
+const DAVE_STEP_KINDS: u8 = 20;
 
 impl DaveStep {
     fn read(r: &mut ScriptReader<'_, '_>) -> arbitrary::Result<Self> {
@@ -2555,10 +2562,11 @@ impl DaveStep {
             },
             16 => DaveStep::Resume,
             17 => DaveStep::Reconnect,
-            _ => DaveStep::Raw {
+            18 => DaveStep::Raw {
                 op: r.u8()?,
                 data: r.bytes()?,
             },
+            _ => DaveStep::Rejoin { early: r.u8()? },
         })
     }
 
@@ -2662,6 +2670,10 @@ impl DaveStep {
                 w.u8(*op);
                 w.bytes(data);
             }
+            DaveStep::Rejoin { early } => {
+                w.u8(19);
+                w.u8(*early);
+            }
         }
     }
 }
@@ -2760,6 +2772,14 @@ struct DaveRun {
     report: DaveReport,
     /// Print every step's outputs (a debugging aid).
     trace: bool,
+    /// Steps still to come before Session Description in a [`DaveStep::Rejoin`].
+    early: Option<u8>,
+    /// Op 24 started a new group while at version 0: audio is held (`Negotiating`) until a
+    /// transition executes.
+    upgrading: bool,
+    /// An op 25 arrived before Session Description: the engine keeps it and applies it when the
+    /// DAVE session starts, so a malformed one fails then (C34).
+    early_external_sender: bool,
 }
 
 /// The scripted DAVE handshake: both dispatches, Hello, Ready (AES-GCM), discovery, Session
@@ -2814,6 +2834,9 @@ impl DaveRun {
             media_sequence: 0,
             report: DaveReport::default(),
             trace: false,
+            early: None,
+            upgrading: false,
+            early_external_sender: false,
         }
     }
 
@@ -2965,7 +2988,8 @@ impl DaveRun {
                 self.send(&frame);
             }
             DaveStep::Resume => self.resume(),
-            DaveStep::Reconnect => self.reconnect(),
+            DaveStep::Reconnect => self.reconnect(None),
+            DaveStep::Rejoin { early } => self.reconnect(Some(*early % 8)),
             DaveStep::Raw { op, data } => {
                 if self.driver.ws != Ws::Open {
                     return;
@@ -3058,15 +3082,47 @@ impl DaveRun {
         self.check(&Fed::Other);
     }
 
-    fn reconnect(&mut self) {
+    /// Close 4006: the session is gone; the engine asks the main gateway again (op 4), and the
+    /// dispatches and the whole handshake follow, with the last two steps (Session Description,
+    /// the other member's op 5) held back for `early` script steps.
+    fn reconnect(&mut self, early: Option<u8>) {
         if self.driver.ws != Ws::Open {
             return;
         }
-        // 4006: the session is gone; the engine asks the main gateway again (op 4), and the
-        // dispatches and the whole handshake follow.
+        self.finish_handshake();
         self.driver.step(&Step::ServerClose(Some(4006)));
-        self.driver.run(&dave_handshake_steps());
-        self.check(&Fed::Reconnect);
+        let steps = dave_handshake_steps();
+        let (now, later) = steps.split_at(steps.len() - 2);
+        self.driver.run(now);
+        match early {
+            Some(early) if early > 0 => {
+                self.check(&Fed::Other);
+                self.early = Some(early);
+            }
+            _ => {
+                self.driver.run(later);
+                self.check(&Fed::Reconnect);
+            }
+        }
+    }
+
+    /// Counts a step against a held-back handshake and completes it when its time has come.
+    fn early_step_done(&mut self) {
+        if let Some(left) = self.early.as_mut() {
+            *left = left.saturating_sub(1);
+            if *left == 0 {
+                self.finish_handshake();
+            }
+        }
+    }
+
+    /// Session Description and op 5 of a handshake held back by [`DaveStep::Rejoin`], if any.
+    fn finish_handshake(&mut self) {
+        if self.early.take().is_some() {
+            let steps = dave_handshake_steps();
+            self.driver.run(&steps[steps.len() - 2..]);
+            self.check(&Fed::Reconnect);
+        }
     }
 
     /// Checks the outputs logged since the last check against the model, then the state.
@@ -3116,6 +3172,18 @@ impl DaveRun {
             Fed::Reconnect => true,
             _ => false,
         };
+        if new_group && dave_message {
+            // An upgrade from version 0 holds audio until it executes.
+            self.upgrading = self.version == 0;
+        }
+        if self.early.is_some()
+            && matches!(fed, Fed::Message(ServerMessage::DaveMlsExternalSender(_)))
+        {
+            self.early_external_sender = true;
+        }
+        // Session Description applies an op 25 that came before it.
+        let applies_early_external_sender =
+            matches!(fed, Fed::Reconnect) && std::mem::take(&mut self.early_external_sender);
         let mut recoveries = 0u32;
         let mut invalid = 0u32;
         let mut executed = None;
@@ -3192,7 +3260,12 @@ impl DaveRun {
                         dave_protocol_version,
                         ..
                     } => {
-                        self.fresh(*dave_protocol_version);
+                        // Session Description starts the DAVE session: nothing prepared before
+                        // it survives (frames that came early may have prepared some).
+                        self.version = *dave_protocol_version;
+                        self.prepared.clear();
+                        self.latest_ready = None;
+                        self.upgrading = false;
                         connected = true;
                     }
                     Event::Reconnecting { recovery, .. } => self.recovery = Some(*recovery),
@@ -3223,6 +3296,7 @@ impl DaveRun {
                         }
                         self.prepared.remove(&t);
                         self.version = *to;
+                        self.upgrading = false;
                         self.last_executed = t;
                         executed = Some(t);
                         self.report.transitions += 1;
@@ -3241,8 +3315,14 @@ impl DaveRun {
                         self.report.ready += 1;
                     }
                     Event::DaveRecovery { .. } => recoveries += 1,
-                    Event::DaveMessageFailed { .. } => {
-                        assert!(dave_message, "DaveMessageFailed after {}", fed_name(fed));
+                    Event::DaveMessageFailed { op, .. } => {
+                        assert!(
+                            dave_message
+                                || (applies_early_external_sender
+                                    && *op == Opcode::DaveMlsExternalSender),
+                            "DaveMessageFailed for op {op:?} after {}",
+                            fed_name(fed)
+                        );
                         self.report.message_failures += 1;
                     }
                     Event::Ignored { .. } => ignored = true,
@@ -3272,6 +3352,7 @@ impl DaveRun {
     /// A new voice connection: no DAVE state carries over.
     fn fresh(&mut self, version: u16) {
         self.version = version;
+        self.upgrading = false;
         self.prepared.clear();
         self.latest_ready = None;
         self.last_executed = 0;
@@ -3291,11 +3372,16 @@ impl DaveRun {
         );
         let status = session.dave_status();
         if session.has_media() {
-            assert_eq!(
-                status == DaveStatus::Off,
-                self.version == 0,
-                "dave_status() {status:?} with protocol version {}",
-                self.version
+            let expected = match (self.version, self.upgrading) {
+                (0, false) => Some(DaveStatus::Off),
+                (0, true) => Some(DaveStatus::Negotiating),
+                _ => None,
+            };
+            assert!(
+                expected.map_or(status != DaveStatus::Off, |expected| status == expected),
+                "dave_status() {status:?} with protocol version {} (upgrading: {})",
+                self.version,
+                self.upgrading
             );
         }
         let epoch = session.dave_epoch();
@@ -3323,6 +3409,7 @@ impl DaveRun {
     /// After the script: the receive path still delivers silence, and sending still follows the
     /// DAVE status.
     fn finish(&mut self) {
+        self.finish_handshake();
         if self.driver.media.is_some() {
             self.media(SILENCE_FRAME.to_vec());
             self.send(&[0xFC; 20]);
@@ -3538,6 +3625,10 @@ fn run_dave_script(script: &DaveScript, trace: bool) -> DaveReport {
             println!("{i:3}: {step:?}");
         }
         run.step(step);
+        // A reconnect completes a held-back handshake first and may hold back its own.
+        if !matches!(step, DaveStep::Reconnect | DaveStep::Rejoin { .. }) {
+            run.early_step_done();
+        }
     }
     run.finish();
     if trace {

@@ -179,6 +179,7 @@ fn dave_scripts_survive_their_byte_layout() {
                 op: 5,
                 data: vec![0, 9],
             },
+            D::Rejoin { early: 2 },
         ],
     };
     let bytes = script.to_bytes();
@@ -1091,6 +1092,29 @@ fn dave_seeds() -> Vec<(&'static str, DaveScript, Milestone)> {
             )),
             ("a new session after a reconnect, joined again", |r| {
                 r.key_packages == 1 && r.commits == 2 && r.ready == 2
+            }),
+        ),
+        (
+            "early-external-sender",
+            script(with(
+                join(),
+                vec![
+                    // A new connection: op 25, op 11 and an op 21 reach it before Session
+                    // Description; the session keeps the external sender.
+                    D::Rejoin { early: 3 },
+                    es(),
+                    connect(0),
+                    D::Prepare {
+                        version: 1,
+                        transition: 0,
+                    },
+                    propose(&[&add_bob]),
+                    echo(0),
+                    send.clone(),
+                ],
+            )),
+            ("joined with an external sender that came early", |r| {
+                r.key_packages == 1 && r.commits == 2 && r.ready == 2 && r.message_failures == 0
             }),
         ),
         (

@@ -127,6 +127,16 @@ proptest! {
 }
 
 proptest! {
+    // Every case builds a DAVE session (P-256 keys, a key package) and may rebuild it.
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn dave_scripts_keep_every_invariant(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+        targets::dave_binary(&bytes);
+    }
+}
+
+proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
