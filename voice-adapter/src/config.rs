@@ -1,0 +1,57 @@
+//! Adapter settings: the core's [`Config`](voice_proto::Config) plus what only real I/O needs.
+
+use core::time::Duration;
+
+/// Settings for every connection made by an adapter's `Voice` or `Connection::connect`.
+#[derive(Debug, Clone)]
+pub struct VoiceConfig {
+    /// Protocol timing and policy (timeouts, retries, mode preference, URL override).
+    pub core: voice_proto::Config,
+    /// Extra trusted root certificates, PEM encoded (e.g. a loopback server's CA).
+    pub extra_root_certificates: Vec<Vec<u8>>,
+    /// Opus frames that may wait in the `Connection::opus_send` queue before senders wait
+    /// (backpressure). 50 frames = one second.
+    pub opus_queue_frames: usize,
+    /// Events that may wait for the application before new ones are dropped (counted).
+    pub event_queue: usize,
+    /// How long to wait for the websocket close handshake when disconnecting.
+    pub close_timeout: Duration,
+}
+
+impl Default for VoiceConfig {
+    fn default() -> Self {
+        Self {
+            core: voice_proto::Config::default(),
+            extra_root_certificates: Vec::new(),
+            opus_queue_frames: 50,
+            event_queue: 1024,
+            close_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+impl VoiceConfig {
+    /// The core settings for one new connection: [`core`](Self::core) with a fresh
+    /// `rtp_seed` for the initial RTP sequence and timestamp (the core reads no entropy itself).
+    pub fn core_with_fresh_rtp_seed(&self) -> voice_proto::Config {
+        use std::hash::{BuildHasher, Hasher};
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        let mut core = self.core.clone();
+        core.rtp_seed = hasher.finish();
+        core
+    }
+}
+
+/// Per-join options.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JoinOptions {
+    /// Join muted.
+    pub self_mute: bool,
+    /// Join deafened.
+    pub self_deaf: bool,
+}

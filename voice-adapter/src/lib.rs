@@ -1,0 +1,28 @@
+//! `voice-adapter`: the code that both adapters, `voice-tokio` and `voice-std`, would otherwise
+//! write. They re-export the settings ([`VoiceConfig`], [`JoinOptions`]), the error
+//! ([`JoinError`]) and the main-gateway link ([`GatewayLink`]); the rest builds them: the
+//! runtime-independent half of `Voice` ([`SharedVoice`]: joins, dispatch routes per guild), a
+//! join's outcome ([`PendingJoin`]), the media socket's address ([`udp_bind_address`]) and the
+//! rustls client configuration ([`tls_client_config`]).
+//!
+//! No async runtime, no threads, no sockets: no I/O beyond building the TLS configuration (a new
+//! connection's first state reads the clock and std's random hasher keys). The `tokio` feature
+//! adds the impls for Tokio's channels, which the orphan rule puts here; `voice-tokio` enables it.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod config;
+mod error;
+mod gateway_link;
+mod pending_join;
+mod shared_voice;
+mod tls;
+mod udp_bind;
+
+pub use config::{JoinOptions, VoiceConfig};
+pub use error::JoinError;
+pub use gateway_link::GatewayLink;
+pub use pending_join::PendingJoin;
+pub use shared_voice::{Dispatch, DispatchRoute, SharedVoice};
+pub use tls::tls_client_config;
+pub use udp_bind::udp_bind_address;

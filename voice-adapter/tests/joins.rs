@@ -1,0 +1,55 @@
+//! `SharedVoice` allows one live join per guild and routes its dispatches to it; `PendingJoin`
+//! tells the waiting caller once.
+
+use std::sync::{mpsc, Arc, Mutex, Weak};
+
+use voice_adapter::{Dispatch, DispatchRoute, JoinError, PendingJoin, SharedVoice};
+use voice_proto::gateway::VoiceStateUpdate;
+use voice_proto::id::{ChannelId, GuildId, UserId};
+
+/// A driver's inbox; the driver has ended once the test drops the `Arc`.
+struct Route(Weak<Mutex<Vec<Dispatch>>>);
+
+impl DispatchRoute for Route {
+    fn deliver(&self, dispatch: Dispatch) -> bool {
+        let inbox = self.0.upgrade();
+        inbox.map(|i| i.lock().unwrap().push(dispatch)).is_some()
+    }
+    fn is_open(&self) -> bool {
+        self.0.strong_count() > 0
+    }
+}
+
+#[test]
+fn one_live_join_per_guild_receives_its_dispatches() {
+    let voice = SharedVoice::new(UserId(1), |_: &VoiceStateUpdate| Ok(()), Default::default());
+    let join = |inbox: &Arc<_>| {
+        let route = Route(Arc::downgrade(inbox));
+        voice.begin_join(GuildId(7), ChannelId(8), Default::default(), route)
+    };
+    let server = |d| voice.handle_dispatch("VOICE_SERVER_UPDATE", d);
+    let update = r#"{"token":"t","guild_id":"7","endpoint":"voice.example.com:443"}"#;
+    let (first, second) = (Arc::default(), Arc::default());
+    assert!(join(&first).is_ok());
+    assert!(matches!(join(&second), Err(JoinError::AlreadyConnected(_))));
+    assert_eq!(server(update), Ok(true));
+    assert_eq!(voice.handle_dispatch("MESSAGE_CREATE", "{}"), Ok(false));
+    assert!(voice.handle_dispatch("VOICE_STATE_UPDATE", "{").is_err());
+    assert!(matches!(first.lock().unwrap()[..], [Dispatch::Server(_)]));
+    // The first driver ended: the guild can be joined again, its dispatches go to the new one.
+    drop(first);
+    assert!(join(&second).is_ok() && server(update) == Ok(true));
+    assert_eq!(second.lock().unwrap().len(), 1);
+}
+
+#[test]
+fn a_refused_op_4_fails_a_pending_join_once() {
+    let (tx, told) = mpsc::channel();
+    let mut join = PendingJoin::new(move |outcome| tx.send(outcome).unwrap());
+    let refuse = |_: &VoiceStateUpdate| Err("closed".to_owned());
+    let update = VoiceStateUpdate::leave(GuildId(7));
+    assert!(join.send_voice_state_update(Some(&refuse), &update));
+    assert!(!join.send_voice_state_update(Some(&refuse), &update));
+    let told: Vec<_> = told.try_iter().collect();
+    assert!(matches!(&told[..], [Err(JoinError::Gateway(e))] if e == "closed"));
+}
