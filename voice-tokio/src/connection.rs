@@ -5,14 +5,13 @@ use std::time::Instant;
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+use tokio_tungstenite::Connector;
+use voice_adapter::{tls_client_config, Dispatch, PendingJoin};
 use voice_proto::payload::SpeakingFlags;
 use voice_proto::{AnyState, ConnectionInfo, Event, Identifying};
 
-use crate::config::VoiceConfig;
-use crate::driver::{Channels, Command, Dispatch, Driver};
-use crate::error::JoinError;
-use crate::gateway_link::GatewayLink;
-use crate::ws::tls_connector;
+use crate::driver::{Channels, Command, Driver};
+use crate::{GatewayLink, JoinError, VoiceConfig};
 
 /// Sends Opus frames (one 20 ms frame each) to a connection. Bounded: `send` waits when the queue
 /// is full, so a producer can never run ahead of real time by more than the queue.
@@ -32,9 +31,7 @@ impl Connection {
     /// without a main gateway: Lavalink-style audio nodes, tests against a local server. A fresh
     /// reconnect identifies again with the same credentials.
     pub async fn connect(info: ConnectionInfo, config: VoiceConfig) -> Result<Self, JoinError> {
-        let mut core = config.core.clone();
-        core.rtp_seed = entropy();
-        let state = Identifying::connect(Instant::now(), core, info)?;
+        let state = Identifying::connect(Instant::now(), config.core_with_fresh_rtp_seed(), info)?;
         Self::spawn(AnyState::from(state), None, None, &config).await
     }
 
@@ -45,7 +42,7 @@ impl Connection {
         dispatches: Option<mpsc::UnboundedReceiver<Dispatch>>,
         config: &VoiceConfig,
     ) -> Result<Self, JoinError> {
-        let connector = tls_connector(&config.extra_root_certificates)?;
+        let connector = Connector::Rustls(tls_client_config(&config.extra_root_certificates)?);
         let (commands_tx, commands) = mpsc::unbounded_channel();
         let (frames_tx, frames) = mpsc::channel(config.opus_queue_frames.max(1));
         let (events_tx, events) = mpsc::channel(config.event_queue.max(1));
@@ -60,7 +57,9 @@ impl Connection {
                 dispatches,
                 frames,
                 events: events_tx,
-                ready: ready_tx,
+                join: PendingJoin::new(move |outcome| {
+                    let _ = ready_tx.send(outcome);
+                }),
             },
         );
         let task = tokio::spawn(driver.run());
@@ -75,7 +74,7 @@ impl Connection {
                 let _ = task.await;
                 Err(error)
             }
-            Err(_) => Err(JoinError::TaskEnded),
+            Err(_) => Err(JoinError::DriverEnded),
         }
     }
 
@@ -126,16 +125,4 @@ impl Connection {
     pub fn is_finished(&self) -> bool {
         self.task.as_ref().is_none_or(JoinHandle::is_finished)
     }
-}
-
-/// Entropy for the initial RTP sequence and timestamp (the core reads none itself).
-pub(crate) fn entropy() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    hasher.finish()
 }

@@ -1,7 +1,7 @@
 //! The connection task: real I/O around the core's drain loop. No protocol decision lives here.
 
 use std::future::Future;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,14 +14,12 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::Connector;
-use voice_proto::gateway::{VoiceServerDispatch, VoiceStateDispatch};
+use voice_adapter::{udp_bind_address, Dispatch, GatewayLink, PendingJoin};
 use voice_proto::pacing::Pacer;
 use voice_proto::payload::SpeakingFlags;
 use voice_proto::rtp::MAX_PACKET_LEN;
 use voice_proto::{AnyState, Event, Input, Output};
 
-use crate::error::JoinError;
-use crate::gateway_link::GatewayLink;
 use crate::ws::{self, VoiceSocket};
 
 /// Receive buffer: larger than any RTP packet Discord sends.
@@ -36,13 +34,6 @@ pub(crate) enum Command {
     /// dropped meanwhile.
     Flush(oneshot::Sender<()>),
     Disconnect(oneshot::Sender<()>),
-}
-
-/// A main-gateway dispatch routed to this connection.
-#[derive(Debug)]
-pub(crate) enum Dispatch {
-    State(VoiceStateDispatch),
-    Server(VoiceServerDispatch),
 }
 
 /// An input owned by the driver (borrowed inputs are built from it when fed).
@@ -80,7 +71,7 @@ pub(crate) struct Channels {
     pub(crate) dispatches: Option<mpsc::UnboundedReceiver<Dispatch>>,
     pub(crate) frames: mpsc::Receiver<Bytes>,
     pub(crate) events: mpsc::Sender<Event>,
-    pub(crate) ready: oneshot::Sender<Result<(), JoinError>>,
+    pub(crate) join: PendingJoin,
 }
 
 pub(crate) struct Driver {
@@ -99,7 +90,7 @@ pub(crate) struct Driver {
     held: Option<Bytes>,
     events: mpsc::Sender<Event>,
     events_dropped: u64,
-    ready: Option<oneshot::Sender<Result<(), JoinError>>>,
+    join: PendingJoin,
     wake_at: Option<Instant>,
     pacer: Pacer,
     flushes: Vec<oneshot::Sender<()>>,
@@ -132,7 +123,7 @@ impl Driver {
             held: None,
             events: channels.events,
             events_dropped: 0,
-            ready: Some(channels.ready),
+            join: channels.join,
             wake_at: None,
             pacer: Pacer::new(),
             flushes: Vec::new(),
@@ -157,14 +148,7 @@ impl Driver {
             let wake = self.wait().await;
             self.on_wake(wake).await;
         }
-        if let Some(ready) = self.ready.take() {
-            let error = self
-                .state
-                .error()
-                .cloned()
-                .map_or(JoinError::TaskEnded, JoinError::Protocol);
-            let _ = ready.send(Err(error));
-        }
+        self.join.driver_stopped(&self.state);
         if self.events_dropped > 0 {
             tracing::warn!(
                 dropped = self.events_dropped,
@@ -378,18 +362,12 @@ impl Driver {
     async fn drain(&mut self) {
         loop {
             match self.state.poll_output() {
-                Output::MainGateway(update) => match &self.gateway {
-                    Some(gateway) => {
-                        if let Err(error) = gateway.send_voice_state_update(&update) {
-                            tracing::warn!(%error, "main gateway refused op 4");
-                            if let Some(ready) = self.ready.take() {
-                                let _ = ready.send(Err(JoinError::Gateway(error)));
-                                self.finished = true;
-                            }
-                        }
+                Output::MainGateway(update) => {
+                    let gateway = self.gateway.as_deref();
+                    if self.join.send_voice_state_update(gateway, &update) {
+                        self.finished = true;
                     }
-                    None => tracing::debug!("no main gateway attached; op 4 not sent"),
-                },
+                }
                 Output::OpenWebSocket { url } => {
                     self.socket = None;
                     self.opening = Some(Box::pin(ws::open(url, self.connector.clone())));
@@ -403,13 +381,7 @@ impl Driver {
                     self.close_socket(code, wait).await;
                 }
                 Output::BindUdp { remote } => {
-                    let local = match remote.ip() {
-                        IpAddr::V4(ip) if ip.is_loopback() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-                        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-                        IpAddr::V6(ip) if ip.is_loopback() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-                        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-                    };
-                    match UdpSocket::bind(SocketAddr::new(local, 0)).await {
+                    match UdpSocket::bind(udp_bind_address(remote)).await {
                         Ok(socket) => self.udp = Some(socket),
                         Err(error) => {
                             tracing::warn!(%error, "could not bind a UDP socket");
@@ -441,19 +413,9 @@ impl Driver {
     }
 
     fn on_event(&mut self, event: Event) {
-        match &event {
-            Event::Connected { .. } => {
-                if let Some(ready) = self.ready.take() {
-                    let _ = ready.send(Ok(()));
-                }
-            }
-            Event::Closed { error } => {
-                if let Some(ready) = self.ready.take() {
-                    let _ = ready.send(Err(JoinError::Protocol(error.clone())));
-                }
-                self.finished = true;
-            }
-            _ => {}
+        self.join.on_event(&event);
+        if matches!(event, Event::Closed { .. }) {
+            self.finished = true;
         }
         if self.events.try_send(event).is_err() {
             self.events_dropped += 1;
