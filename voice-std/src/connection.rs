@@ -6,14 +6,12 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use bytes::Bytes;
+use voice_adapter::{tls_client_config, PendingJoin};
 use voice_proto::payload::SpeakingFlags;
 use voice_proto::{AnyState, ConnectionInfo, Event, Identifying};
 
-use crate::config::VoiceConfig;
 use crate::driver::{Command, Driver, DriverInput};
-use crate::error::JoinError;
-use crate::gateway_link::GatewayLink;
-use crate::ws::tls_config;
+use crate::{GatewayLink, JoinError, VoiceConfig};
 
 /// Sends Opus frames (one 20 ms frame each) to a connection. Bounded: `send` blocks while the
 /// queue is full, so a producer can never run ahead of real time by more than the queue.
@@ -33,9 +31,7 @@ impl Connection {
     /// without a main gateway. A fresh reconnect identifies again with the same credentials.
     /// Blocks until the session is established or has failed.
     pub fn connect(info: ConnectionInfo, config: VoiceConfig) -> Result<Self, JoinError> {
-        let mut core = config.core.clone();
-        core.rtp_seed = entropy();
-        let state = Identifying::connect(Instant::now(), core, info)?;
+        let state = Identifying::connect(Instant::now(), config.core_with_fresh_rtp_seed(), info)?;
         let (inbox_sender, inbox) = mpsc::channel();
         Self::spawn(AnyState::from(state), None, inbox_sender, inbox, &config)
     }
@@ -48,7 +44,7 @@ impl Connection {
         inbox: Receiver<DriverInput>,
         config: &VoiceConfig,
     ) -> Result<Self, JoinError> {
-        let tls = tls_config(&config.extra_root_certificates)?;
+        let tls = tls_client_config(&config.extra_root_certificates)?;
         let (frames_tx, frames) = mpsc::sync_channel(config.opus_queue_frames.max(1));
         let (events_tx, events) = mpsc::sync_channel(config.event_queue.max(1));
         let (ready_tx, ready) = mpsc::sync_channel(1);
@@ -61,7 +57,9 @@ impl Connection {
             inbox_sender: inbox_sender.clone(),
             frames,
             events: events_tx,
-            ready: Some(ready_tx),
+            join: PendingJoin::new(move |outcome| {
+                let _ = ready_tx.send(outcome);
+            }),
         };
         let thread = std::thread::Builder::new()
             .name("voice-driver".to_owned())
@@ -80,7 +78,7 @@ impl Connection {
             }
             Err(_) => {
                 let _ = thread.join();
-                Err(JoinError::TaskEnded)
+                Err(JoinError::DriverEnded)
             }
         }
     }
@@ -158,16 +156,4 @@ impl Drop for Connection {
             self.shut_down();
         }
     }
-}
-
-/// Entropy for the initial RTP sequence and timestamp (the core reads none itself).
-pub(crate) fn entropy() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    hasher.finish()
 }

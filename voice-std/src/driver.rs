@@ -8,14 +8,12 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use voice_proto::gateway::{VoiceServerDispatch, VoiceStateDispatch};
+use voice_adapter::{Dispatch, GatewayLink, PendingJoin};
 use voice_proto::pacing::{Pacer, FRAME_DURATION};
 use voice_proto::payload::SpeakingFlags;
 use voice_proto::rtp::MAX_PACKET_LEN;
 use voice_proto::{AnyState, Event, Input, Output};
 
-use crate::error::JoinError;
-use crate::gateway_link::GatewayLink;
 use crate::udp::{self, UdpHandle};
 use crate::ws::{self, WsCommand, WsEvent, WsHandle};
 
@@ -29,13 +27,6 @@ pub(crate) enum Command {
     Flush(SyncSender<()>),
     /// Leave; the sender (if any) is told when the driver has finished.
     Disconnect(Option<SyncSender<()>>),
-}
-
-/// A main-gateway dispatch routed to this connection.
-#[derive(Debug)]
-pub(crate) enum Dispatch {
-    State(VoiceStateDispatch),
-    Server(VoiceServerDispatch),
 }
 
 /// Everything that reaches the driver thread, through one channel.
@@ -61,7 +52,7 @@ pub(crate) struct Driver {
     pub(crate) inbox_sender: Sender<DriverInput>,
     pub(crate) frames: Receiver<Bytes>,
     pub(crate) events: SyncSender<Event>,
-    pub(crate) ready: Option<SyncSender<Result<(), JoinError>>>,
+    pub(crate) join: PendingJoin,
 }
 
 struct Io {
@@ -128,14 +119,7 @@ impl Driver {
             }
             self.run_clocks(&mut io);
         }
-        if let Some(ready) = self.ready.take() {
-            let error = self
-                .state
-                .error()
-                .cloned()
-                .map_or(JoinError::TaskEnded, JoinError::Protocol);
-            let _ = ready.send(Err(error));
-        }
+        self.join.driver_stopped(&self.state);
         if io.events_dropped > 0 {
             tracing::warn!(
                 dropped = io.events_dropped,
@@ -312,18 +296,12 @@ impl Driver {
     fn drain(&mut self, io: &mut Io) {
         loop {
             match self.state.poll_output() {
-                Output::MainGateway(update) => match &self.gateway {
-                    Some(gateway) => {
-                        if let Err(error) = gateway.send_voice_state_update(&update) {
-                            tracing::warn!(%error, "main gateway refused op 4");
-                            if let Some(ready) = self.ready.take() {
-                                let _ = ready.send(Err(JoinError::Gateway(error)));
-                                io.finished = true;
-                            }
-                        }
+                Output::MainGateway(update) => {
+                    let gateway = self.gateway.as_deref();
+                    if self.join.send_voice_state_update(gateway, &update) {
+                        io.finished = true;
                     }
-                    None => tracing::debug!("no main gateway attached; op 4 not sent"),
-                },
+                }
                 Output::OpenWebSocket { url } => {
                     io.generation += 1;
                     io.ws = None;
@@ -392,19 +370,9 @@ impl Driver {
     }
 
     fn on_event(&mut self, io: &mut Io, event: Event) {
-        match &event {
-            Event::Connected { .. } => {
-                if let Some(ready) = self.ready.take() {
-                    let _ = ready.send(Ok(()));
-                }
-            }
-            Event::Closed { error } => {
-                if let Some(ready) = self.ready.take() {
-                    let _ = ready.send(Err(JoinError::Protocol(error.clone())));
-                }
-                io.finished = true;
-            }
-            _ => {}
+        self.join.on_event(&event);
+        if matches!(event, Event::Closed { .. }) {
+            io.finished = true;
         }
         if self.events.try_send(event).is_err() {
             io.events_dropped += 1;

@@ -30,19 +30,14 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-mod config;
 mod connection;
 mod driver;
-mod error;
-mod gateway_link;
 mod udp;
 mod voice;
 mod ws;
 
-pub use config::{JoinOptions, VoiceConfig};
 pub use connection::{Connection, OpusSender};
-pub use error::JoinError;
-pub use gateway_link::GatewayLink;
 pub use voice::Voice;
+pub use voice_adapter::{GatewayLink, JoinError, JoinOptions, VoiceConfig};
 pub use voice_proto::payload::SpeakingFlags;
 pub use voice_proto::{ConnectionInfo, Event};

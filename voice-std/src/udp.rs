@@ -1,11 +1,13 @@
 //! The UDP socket: sending from the driver thread, receiving on a thread of its own.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
+
+use voice_adapter::udp_bind_address;
 
 use crate::driver::DriverInput;
 
@@ -34,13 +36,7 @@ pub(crate) fn spawn(
     remote: SocketAddr,
     inbox: Sender<DriverInput>,
 ) -> std::io::Result<(UdpHandle, JoinHandle<()>)> {
-    let local = match remote.ip() {
-        IpAddr::V4(ip) if ip.is_loopback() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        IpAddr::V6(ip) if ip.is_loopback() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-    };
-    let socket = UdpSocket::bind(SocketAddr::new(local, 0))?;
+    let socket = UdpSocket::bind(udp_bind_address(remote))?;
     let reader = socket.try_clone()?;
     reader.set_read_timeout(Some(POLL_INTERVAL))?;
     let stop = Arc::new(AtomicBool::new(false));

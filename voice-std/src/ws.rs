@@ -8,8 +8,6 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::CertificateDer;
 use tungstenite::client::IntoClientRequest;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, WebSocketConfig};
@@ -17,7 +15,6 @@ use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Connector, Message, WebSocket};
 
 use crate::driver::DriverInput;
-use crate::error::JoinError;
 
 /// How often the thread stops reading to look for frames to write.
 const POLL_INTERVAL: Duration = Duration::from_millis(5);
@@ -53,27 +50,6 @@ impl WsHandle {
     pub(crate) fn send(&self, command: WsCommand) -> bool {
         self.commands.send(command).is_ok()
     }
-}
-
-/// Builds the TLS client configuration: webpki roots plus the configured extra roots.
-pub(crate) fn tls_config(extra_roots: &[Vec<u8>]) -> Result<Arc<rustls::ClientConfig>, JoinError> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    for pem in extra_roots {
-        for cert in CertificateDer::pem_slice_iter(pem) {
-            let cert = cert.map_err(|e| JoinError::Tls(format!("bad PEM certificate: {e}")))?;
-            roots
-                .add(cert)
-                .map_err(|e| JoinError::Tls(format!("unusable root certificate: {e}")))?;
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| JoinError::Tls(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
 }
 
 /// Starts the websocket thread for `url`; its events go to `inbox` tagged with `generation`.
