@@ -119,6 +119,9 @@ pub(crate) enum Incoming<'a> {
     Plain,
     /// Decrypted: deliver these bytes.
     Decrypted(&'a [u8]),
+    /// A DAVE frame whose SSRC no op 5 has mapped to a user yet: it cannot be decrypted now, and
+    /// the caller may hold it until the mapping arrives.
+    UnknownSender,
     /// Dropped: the reason and the number of consecutive failures so far.
     Failed {
         /// What went wrong.
@@ -626,6 +629,11 @@ mod imp {
             self.start_session(version, channel, out)
         }
 
+        /// Frames that failed to decrypt in a row (reset by a success or a transition).
+        pub(crate) fn consecutive_failures(&self) -> u32 {
+            self.consecutive_failures
+        }
+
         /// The outgoing DAVE stage: `frame` itself while DAVE is off, its DAVE-encrypted form
         /// while keyed, [`NotReady::E2eeNotReady`] while negotiated but not keyed (C48). Silence
         /// is never transformed (C46).
@@ -674,10 +682,7 @@ mod imp {
                 };
             };
             let Some(user) = user else {
-                return Incoming::Failed {
-                    reason: "unknown sender: no op 5 has mapped this SSRC to a user".to_owned(),
-                    consecutive: self.consecutive_failures,
-                };
+                return Incoming::UnknownSender;
             };
             self.rx.clear();
             self.rx.resize(frame.len(), 0);
@@ -782,6 +787,9 @@ mod stub {
             _out: &mut VecDeque<Output>,
         ) -> Result<(), DaveError> {
             Ok(())
+        }
+        pub(crate) fn consecutive_failures(&self) -> u32 {
+            0
         }
         pub(crate) fn encrypt<'a>(&'a mut self, frame: &'a [u8]) -> Result<&'a [u8], Error> {
             Ok(frame)

@@ -120,6 +120,23 @@ fn op_21_is_answered_with_op_23_and_transition_0_is_not() {
 
 /// An established call (engine commits), with the peer's SSRC mapped.
 fn established() -> (Harness, davey::DaveSession) {
+    let (mut h, member) = established_unmapped();
+    map_peer(&mut h);
+    (h, member)
+}
+
+/// The peer's op 5, which maps `PEER_SSRC` to `PEER`.
+fn map_peer(h: &mut Harness) -> Vec<Output> {
+    h.json(ServerMessage::Speaking(Speaking {
+        speaking: SpeakingFlags::MICROPHONE,
+        delay: 0,
+        ssrc: PEER_SSRC,
+        user_id: Some(PEER),
+    }))
+}
+
+/// An established call (engine commits) in which no op 5 has come yet.
+fn established_unmapped() -> (Harness, davey::DaveSession) {
     let mut h = dave_harness();
     let gateway = Gateway::new(CHANNEL);
     h.external_sender(&gateway);
@@ -137,12 +154,6 @@ fn established() -> (Harness, davey::DaveSession) {
     member.prepare_transition(6, 1).unwrap();
     h.execute(6);
     member.execute_transition(6).unwrap();
-    h.json(ServerMessage::Speaking(Speaking {
-        speaking: SpeakingFlags::MICROPHONE,
-        delay: 0,
-        ssrc: PEER_SSRC,
-        user_id: Some(PEER),
-    }));
     (h, member)
 }
 
@@ -208,24 +219,146 @@ fn plain_frames_are_dropped_while_dave_is_active() {
     assert_eq!(h.session().stats().dave_decrypt_failures, 1);
 }
 
+/// Feeds the peer's DAVE frames `sequences` as datagrams; returns the outputs.
+fn peer_frames(
+    h: &mut Harness,
+    member: &mut davey::DaveSession,
+    sequences: std::ops::RangeInclusive<u16>,
+) -> Vec<Output> {
+    let mut outs = Vec::new();
+    for sequence in sequences {
+        let opus = [0xfc, 0xff, sequence as u8];
+        let frame = member.encrypt_opus(&opus).unwrap().to_vec();
+        let packet = inbound(h, PEER_SSRC, sequence, &frame);
+        outs.extend(h.feed(Input::Datagram {
+            from: server_udp(),
+            data: &packet,
+        }));
+    }
+    outs
+}
+
+fn unknown_sender_failures(outs: &[Output]) -> Vec<(u32, String)> {
+    events(outs)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::DaveDecryptFailed {
+                user_id: None,
+                ssrc,
+                reason,
+                ..
+            } => Some((ssrc, reason)),
+            _ => None,
+        })
+        .collect()
+}
+
 #[test]
-fn frames_from_an_unmapped_ssrc_are_dropped_under_dave() {
-    let (mut h, mut member) = established();
-    let frame = member.encrypt_opus(&OPUS).unwrap().to_vec();
-    let packet = inbound(&h, 999, 1, &frame);
-    let outs = h.feed(Input::Datagram {
-        from: server_udp(),
-        data: &packet,
-    });
-    assert!(audio_events(&outs).is_empty());
-    assert!(events(&outs).iter().any(|e| matches!(
-        e,
-        Event::DaveDecryptFailed {
-            user_id: None,
-            ssrc: 999,
-            ..
-        }
-    )));
+fn frames_that_arrive_before_op_5_are_delivered_once_it_maps_their_ssrc() {
+    // The SFU relays the first packets of a talk spurt while op 5 is still on the websocket.
+    let (mut h, mut member) = established_unmapped();
+    let outs = peer_frames(&mut h, &mut member, 1..=3);
+    assert!(audio_events(&outs).is_empty(), "no sender known yet");
+    assert!(
+        unknown_sender_failures(&outs).is_empty(),
+        "held, not dropped"
+    );
+    let stats = h.session().stats();
+    assert_eq!(stats.dave_frames_waiting, 3);
+    assert_eq!(stats.dave_decrypt_failures, 0);
+
+    h.now += std::time::Duration::from_millis(300);
+    let outs = map_peer(&mut h);
+    let speaking = events(&outs)
+        .iter()
+        .position(|e| matches!(e, Event::Speaking { .. }));
+    let first_audio = events(&outs)
+        .iter()
+        .position(|e| matches!(e, Event::Audio(_)));
+    assert!(speaking < first_audio, "the mapping is announced first");
+    let audio = audio_events(&outs);
+    let delivered: Vec<(u16, Option<_>, Vec<u8>)> = audio
+        .iter()
+        .map(|a| (a.sequence, a.user_id, a.opus.clone()))
+        .collect();
+    assert_eq!(
+        delivered,
+        (1..=3u16)
+            .map(|s| (s, Some(PEER), vec![0xfc, 0xff, s as u8]))
+            .collect::<Vec<_>>(),
+        "in arrival order, decrypted, attributed"
+    );
+    assert!(audio
+        .iter()
+        .all(|a| a.ssrc == PEER_SSRC && a.timestamp == u32::from(a.sequence) * 960));
+    let stats = h.session().stats();
+    assert_eq!(
+        (
+            stats.dave_frames_waiting,
+            stats.packets_received,
+            stats.dave_frames_decrypted
+        ),
+        (0, 3, 3)
+    );
+    // Later frames go straight through.
+    let outs = peer_frames(&mut h, &mut member, 4..=4);
+    assert_eq!(audio_events(&outs).len(), 1);
+}
+
+#[test]
+fn frames_whose_op_5_never_comes_fail_once_after_a_second() {
+    let (mut h, mut member) = established_unmapped();
+    peer_frames(&mut h, &mut member, 1..=2);
+    let arrived = h.now;
+    // The engine asks to be woken when the wait ends.
+    let wake = wake_at(&h.collect()).expect("a wake-up");
+    assert!(wake <= arrived + std::time::Duration::from_secs(1));
+
+    let outs = h.run_until(arrived + std::time::Duration::from_millis(999));
+    assert!(unknown_sender_failures(&outs).is_empty());
+    let outs = h.run_until(arrived + std::time::Duration::from_secs(1));
+    let failures = unknown_sender_failures(&outs);
+    assert_eq!(failures.len(), 2, "each held frame is reported once");
+    assert!(failures
+        .iter()
+        .all(|(ssrc, reason)| *ssrc == PEER_SSRC && reason.starts_with("unknown sender")));
+    let stats = h.session().stats();
+    assert_eq!(
+        (stats.dave_frames_waiting, stats.dave_decrypt_failures),
+        (0, 2)
+    );
+    assert_eq!(stats.packets_received, 0);
+    // A late op 5 finds nothing left to deliver.
+    assert!(audio_events(&map_peer(&mut h)).is_empty());
+    assert!(!h.session().is_closed());
+}
+
+#[test]
+fn the_wait_is_bounded_and_the_oldest_frame_is_given_up_first() {
+    let (mut h, mut member) = established_unmapped();
+    let outs = peer_frames(&mut h, &mut member, 1..=64);
+    assert!(unknown_sender_failures(&outs).is_empty());
+    let outs = peer_frames(&mut h, &mut member, 65..=66);
+    assert_eq!(unknown_sender_failures(&outs).len(), 2);
+    assert_eq!(h.session().stats().dave_frames_waiting, 64);
+    let sequences: Vec<u16> = audio_events(&map_peer(&mut h))
+        .iter()
+        .map(|a| a.sequence)
+        .collect();
+    assert_eq!(sequences, (3..=66).collect::<Vec<_>>());
+}
+
+#[test]
+fn frames_still_waiting_when_the_connection_ends_count_as_failures() {
+    let (mut h, mut member) = established_unmapped();
+    peer_frames(&mut h, &mut member, 1..=2);
+    h.feed(Input::WebSocketClosed { code: Some(4004) });
+    assert!(h.session().is_closed());
+    let stats = h.session().stats();
+    assert_eq!(
+        (stats.dave_frames_waiting, stats.dave_decrypt_failures),
+        (0, 2)
+    );
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! DAVE through the blocking adapter, against voice-sim's DAVE role with a simulated member that
 //! decrypts what we send: playback end to end over wss, a member joining and leaving mid-stream,
-//! a downgrade for a user without DAVE and the upgrade after, receiving a member's DAVE audio,
-//! and close 4017 for a client configured without DAVE.
+//! a downgrade for a user without DAVE and the upgrade after, receiving a member's DAVE audio (also
+//! when its op 5 comes late), and close 4017 for a client configured without DAVE.
 
 mod common;
 
@@ -203,8 +203,25 @@ fn with_websocket_latency_no_plain_frame_reaches_the_upgraded_call() {
 
 #[test]
 fn a_member_s_dave_audio_is_received_byte_exact_and_attributed() {
+    receive_member_audio(Duration::ZERO);
+}
+
+/// The speaker's op 5 reaches us 100 ms after its first frames: those frames can only be decrypted
+/// once op 5 names their sender, so they wait for it instead of being lost.
+#[test]
+fn a_member_s_first_frames_before_its_op_5_are_not_lost() {
+    receive_member_audio(Duration::from_millis(100));
+}
+
+/// Hears a simulated member speak 40 DAVE frames, with every websocket frame from the server
+/// held back by `ws_delay`, and checks each arrived byte exact and attributed.
+fn receive_member_audio(ws_delay: Duration) {
     let spoken = sample_frames(40);
-    let sim = Sim::with_config(dave_server_config(false, dave_speaker(spoken.clone())));
+    let scenario = Scenario {
+        ws_delay,
+        ..dave_speaker(spoken.clone())
+    };
+    let sim = Sim::with_config(dave_server_config(false, scenario));
     let client = sim.expect_client();
     let connection =
         Connection::connect(client.connection_info(), client_config(&sim)).expect("connects");

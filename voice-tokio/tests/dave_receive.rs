@@ -1,5 +1,6 @@
 //! A simulated DAVE member speaks: its frames reach the application through the connection's
-//! events, DAVE-decrypted, byte-exact and attributed to the member.
+//! events, DAVE-decrypted, byte-exact and attributed to the member, also when they arrive before
+//! the op 5 that names their sender.
 
 mod common;
 
@@ -12,8 +13,25 @@ use voice_tokio::{Connection, Event};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_s_dave_audio_arrives_decrypted_and_attributed() {
+    receive_member_audio(Duration::ZERO).await;
+}
+
+/// The speaker's op 5 reaches us 100 ms after its first frames: those frames can only be decrypted
+/// once op 5 names their sender, so they wait for it instead of being lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_s_first_frames_before_its_op_5_are_not_lost() {
+    receive_member_audio(Duration::from_millis(100)).await;
+}
+
+/// Hears a simulated member speak 40 DAVE frames, with every websocket frame from the server
+/// held back by `ws_delay`, and checks each arrived byte exact and attributed.
+async fn receive_member_audio(ws_delay: Duration) {
     let spoken = sample_frames(40);
-    let server = start_dave_server(false, dave_speaker(spoken.clone())).await;
+    let scenario = voice_sim::Scenario {
+        ws_delay,
+        ..dave_speaker(spoken.clone())
+    };
+    let server = start_dave_server(false, scenario).await;
     let client = server.expect_client();
     let mut connection = Connection::connect(client.connection_info(), client_config(&server))
         .await

@@ -2,6 +2,7 @@
 //! handlers. The public typestates in [`crate::state`] are typed views of it.
 
 mod media;
+mod unmapped;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -28,6 +29,7 @@ use crate::rtp::{classify, PacketKind, ReceivedRtp, SILENCE_FRAME, SILENCE_FRAME
 use crate::secret::Token;
 
 pub(crate) use media::Media;
+use unmapped::{HeldFrame, UnmappedFrames};
 
 /// Close code we send when we abandon a websocket whose heartbeats went unanswered.
 const ABANDON_CLOSE_CODE: u16 = 4000;
@@ -87,10 +89,22 @@ pub struct Stats {
     /// Received audio frames dropped because DAVE decryption failed (transport decryption
     /// succeeded; these are not in `decrypt_failures`).
     pub dave_decrypt_failures: u64,
+    /// Received DAVE frames waiting now for the op 5 that names their sender (a gauge, not a
+    /// counter: each frame leaves it within a second as `packets_received` or
+    /// `dave_decrypt_failures`).
+    pub dave_frames_waiting: u64,
     /// Resumes that succeeded.
     pub resumes: u32,
     /// Fresh sessions established after the first.
     pub reconnects: u32,
+}
+
+/// Where a received frame came from in the RTP stream.
+#[derive(Debug, Clone, Copy)]
+struct PacketInfo {
+    ssrc: u32,
+    sequence: u16,
+    timestamp: u32,
 }
 
 /// Our own speaking announcement (op 5) and the trailing silence after a talk spurt.
@@ -133,6 +147,8 @@ pub(crate) struct Engine {
     pub(crate) dave: Dave,
     speaking: SpeakingState,
     ssrc_users: HashMap<u32, UserId>,
+    /// DAVE frames that arrived before their SSRC's op 5.
+    unmapped: UnmappedFrames,
     keepalive_at: Option<Instant>,
     keepalive_counter: u32,
     reconnect_attempts: u32,
@@ -171,6 +187,7 @@ impl Engine {
                 silence_remaining: 0,
             },
             ssrc_users: HashMap::new(),
+            unmapped: UnmappedFrames::default(),
             keepalive_at: None,
             keepalive_counter: 0,
             reconnect_attempts: 0,
@@ -256,6 +273,7 @@ impl Engine {
             phase,
             self.heartbeat.as_ref().map(Heartbeat::deadline),
             self.keepalive_at.filter(|_| self.media.is_some()),
+            self.unmapped.next_expiry(),
         ]
         .into_iter()
         .flatten()
@@ -301,6 +319,9 @@ impl Engine {
     // ---- timers -------------------------------------------------------------------------------
 
     fn run_timers(&mut self, now: Instant) {
+        for held in self.unmapped.take_expired(now) {
+            self.drop_unmapped(held, "no op 5 mapped its SSRC to a user in time");
+        }
         match self.phase.clone() {
             Phase::AwaitingServerUpdate { deadline, stage } if now >= deadline => {
                 let after = match stage {
@@ -688,6 +709,9 @@ impl Engine {
         self.heartbeat = None;
         self.media = None;
         self.dave.reset();
+        // Held frames can no longer be delivered; they count as failures, without an event each.
+        let held = self.unmapped.take_all().len() as u64;
+        self.stats.dave_decrypt_failures += held;
         self.keepalive_at = None;
         self.ws_open = false;
         self.out.push_back(Output::Event(Event::Closed {
@@ -775,6 +799,14 @@ impl Engine {
                     ssrc: speaking.ssrc,
                     flags: speaking.speaking,
                 }));
+                for held in self.unmapped.take_ssrc(speaking.ssrc) {
+                    let packet = PacketInfo {
+                        ssrc: held.ssrc,
+                        sequence: held.sequence,
+                        timestamp: held.timestamp,
+                    };
+                    self.deliver(now, packet, &held.frame);
+                }
             }
             ServerMessage::ClientsConnect(clients) => {
                 self.dave.add_users(&clients.user_ids);
@@ -992,11 +1024,11 @@ impl Engine {
                     }
                 }
             }
-            _ => self.on_media_datagram(from, data),
+            _ => self.on_media_datagram(now, from, data),
         }
     }
 
-    fn on_media_datagram(&mut self, from: SocketAddr, data: &[u8]) {
+    fn on_media_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
         let Some(media) = self.media.as_ref() else {
             self.stats.datagrams_ignored += 1;
             return;
@@ -1012,25 +1044,37 @@ impl Engine {
                 return;
             }
         };
-        self.rx_scratch.clear();
-        self.rx_scratch.extend_from_slice(data);
+        // Taken out (no allocation) so that `deliver` can borrow the engine mutably.
+        let mut scratch = std::mem::take(&mut self.rx_scratch);
+        scratch.clear();
+        scratch.extend_from_slice(data);
         let opus = media
             .cipher
-            .open(&mut self.rx_scratch, header.aad_len)
+            .open(&mut scratch, header.aad_len)
             .map_err(Error::from)
             .and_then(|range| {
-                let plain = self.rx_scratch.get(range).unwrap_or_default();
+                let plain = scratch.get(range).unwrap_or_default();
                 header.payload(plain).map_err(Error::from)
             });
-        let opus = match opus {
-            Ok(opus) => opus,
-            Err(_) => {
-                self.stats.decrypt_failures += 1;
-                return;
+        match opus {
+            Ok(opus) => {
+                let packet = PacketInfo {
+                    ssrc: header.ssrc,
+                    sequence: header.sequence,
+                    timestamp: header.timestamp,
+                };
+                self.deliver(now, packet, opus);
             }
-        };
-        // The DAVE stage: decrypt with the sender's user id; silence and plain frames pass.
-        let user_id = self.ssrc_users.get(&header.ssrc).copied();
+            Err(_) => self.stats.decrypt_failures += 1,
+        }
+        self.rx_scratch = scratch;
+    }
+
+    /// The DAVE stage for a transport-decrypted frame: decrypt with the sender's user id (silence
+    /// and plain frames pass), then hand the audio to the application. A DAVE frame whose SSRC is
+    /// not mapped yet waits for its op 5.
+    fn deliver(&mut self, now: Instant, packet: PacketInfo, opus: &[u8]) {
+        let user_id = self.ssrc_users.get(&packet.ssrc).copied();
         let opus = match self
             .dave
             .decrypt(user_id, opus, self.channel_id, &mut self.out)
@@ -1040,13 +1084,22 @@ impl Engine {
                 self.stats.dave_frames_decrypted += 1;
                 frame.to_vec()
             }
+            Incoming::UnknownSender => {
+                let evicted =
+                    self.unmapped
+                        .hold(now, packet.ssrc, packet.sequence, packet.timestamp, opus);
+                if let Some(evicted) = evicted {
+                    self.drop_unmapped(evicted, "too many frames were waiting for their op 5");
+                }
+                return;
+            }
             Incoming::Failed {
                 reason,
                 consecutive,
             } => {
                 self.stats.dave_decrypt_failures += 1;
                 self.out.push_back(Output::Event(Event::DaveDecryptFailed {
-                    ssrc: header.ssrc,
+                    ssrc: packet.ssrc,
                     user_id,
                     consecutive,
                     reason,
@@ -1055,14 +1108,33 @@ impl Engine {
             }
         };
         let audio = ReceivedAudio {
-            ssrc: header.ssrc,
+            ssrc: packet.ssrc,
             user_id,
-            sequence: header.sequence,
-            timestamp: header.timestamp,
+            sequence: packet.sequence,
+            timestamp: packet.timestamp,
             opus,
         };
         self.stats.packets_received += 1;
         self.out.push_back(Output::Event(Event::Audio(audio)));
+    }
+
+    /// Gives up on a frame whose sender never became known.
+    fn drop_unmapped(&mut self, held: HeldFrame, why: &str) {
+        self.stats.dave_decrypt_failures += 1;
+        self.out.push_back(Output::Event(Event::DaveDecryptFailed {
+            ssrc: held.ssrc,
+            user_id: None,
+            consecutive: self.dave.consecutive_failures(),
+            reason: format!("unknown sender: {why}"),
+        }));
+    }
+
+    /// Counters with the gauge of frames waiting for their sender filled in.
+    pub(crate) fn stats(&self) -> Stats {
+        Stats {
+            dave_frames_waiting: self.unmapped.len() as u64,
+            ..self.stats
+        }
     }
 
     // ---- sending ------------------------------------------------------------------------------

@@ -174,6 +174,6 @@ impl Session {
 
     /// Counters for monitoring.
     pub fn stats(&self) -> Stats {
-        self.engine.stats
+        self.engine.stats()
     }
 }
