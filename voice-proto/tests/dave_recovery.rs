@@ -349,6 +349,26 @@ fn the_wait_is_bounded_and_the_oldest_frame_is_given_up_first() {
 }
 
 #[test]
+fn frames_still_waiting_when_the_media_session_ends_are_not_delivered_after_it() {
+    let (mut h, mut member) = established_unmapped();
+    peer_frames(&mut h, &mut member, 1..=2);
+    // 4006: the session is gone; a fresh one brings new SSRCs and new keys.
+    let outs = h.feed(Input::WebSocketClosed { code: Some(4006) });
+    assert_eq!(unknown_sender_failures(&outs).len(), 2);
+    assert!(h.state.error().is_none());
+    // Rejoin; the new voice server's op 5 arrives before its Session Description.
+    h.feed(Input::VoiceStateUpdate(state_dispatch()));
+    h.feed(Input::VoiceServerUpdate(server_dispatch(TOKEN)));
+    h.feed(Input::WebSocketOpened);
+    assert!(audio_events(&map_peer(&mut h)).is_empty());
+    let stats = h.session().stats();
+    assert_eq!(
+        (stats.dave_frames_waiting, stats.dave_decrypt_failures),
+        (0, 2)
+    );
+}
+
+#[test]
 fn frames_still_waiting_when_the_connection_ends_count_as_failures() {
     let (mut h, mut member) = established_unmapped();
     peer_frames(&mut h, &mut member, 1..=2);

@@ -484,7 +484,7 @@ impl Engine {
                         code: NORMAL_CLOSE_CODE,
                     });
                 }
-                self.media = None;
+                self.end_media();
                 self.begin_connecting(now, Recovery::Reconnect);
             }
         }
@@ -517,7 +517,7 @@ impl Engine {
         self.ws_open = false;
         if recovery == Recovery::Reconnect {
             self.seq = None;
-            self.media = None;
+            self.end_media();
             self.keepalive_at = None;
             // A fresh Identify means a new MLS membership: a new DAVE session (C49).
             self.dave.reset();
@@ -532,7 +532,7 @@ impl Engine {
 
     /// A fresh session: through the main gateway when we have one, else with the same credentials.
     fn begin_fresh(&mut self, now: Instant) {
-        self.media = None;
+        self.end_media();
         if let Some(join) = &self.join {
             self.out.push_back(Output::MainGateway(VoiceStateUpdate {
                 guild_id: join.guild_id,
@@ -636,7 +636,7 @@ impl Engine {
                 code: NORMAL_CLOSE_CODE,
             });
         }
-        self.media = None;
+        self.end_media();
         self.keepalive_at = None;
         self.speaking.announced = false;
         // The MLS membership ends with the voice server; the next one starts a new session.
@@ -707,11 +707,8 @@ impl Engine {
     fn close(&mut self, error: Error) {
         self.phase = Phase::Closed;
         self.heartbeat = None;
-        self.media = None;
+        self.end_media();
         self.dave.reset();
-        // Held frames can no longer be delivered; they count as failures, without an event each.
-        let held = self.unmapped.take_all().len() as u64;
-        self.stats.dave_decrypt_failures += held;
         self.keepalive_at = None;
         self.ws_open = false;
         self.out.push_back(Output::Event(Event::Closed {
@@ -1116,6 +1113,15 @@ impl Engine {
         };
         self.stats.packets_received += 1;
         self.out.push_back(Output::Event(Event::Audio(audio)));
+    }
+
+    /// Forgets the media session, and with it the frames that came on it and still wait for their
+    /// sender (a new session brings new SSRCs and new DAVE keys).
+    fn end_media(&mut self) {
+        self.media = None;
+        for held in self.unmapped.take_all() {
+            self.drop_unmapped(held, "the media session it came on ended");
+        }
     }
 
     /// Gives up on a frame whose sender never became known.
