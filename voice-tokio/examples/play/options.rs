@@ -1,6 +1,6 @@
-//! What the `play` examples of voice-tokio and voice-std share: flags and environment, the input
-//! file, the raw connection info, the embedded server and its verdict. (voice-std's example
-//! includes this file by path.)
+//! What voice-tokio's `play` and voice-std's `play_blocking` examples share: flags and
+//! environment, the input file, the raw connection info, the embedded server and its verdict.
+//! (voice-std's example includes this file by path.)
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -3,8 +3,8 @@
 //! server's verdict. Same flags, environment variables and exit status as voice-tokio's `play`.
 //!
 //! ```text
-//! cargo run --release -p voice-std --example play
-//! cargo run --release -p voice-std --example play -- --endpoint HOST:PORT --guild-id G \
+//! cargo run --release -p voice-std --example play_blocking
+//! cargo run --release -p voice-std --example play_blocking -- --endpoint HOST:PORT --guild-id G \
 //!     --user-id U --session-id S --token T [--ca-file ca.pem] [--input my.ogg]
 //! ```
 
