@@ -797,12 +797,7 @@ impl Engine {
                     flags: speaking.speaking,
                 }));
                 for held in self.unmapped.take_ssrc(speaking.ssrc) {
-                    let packet = PacketInfo {
-                        ssrc: held.ssrc,
-                        sequence: held.sequence,
-                        timestamp: held.timestamp,
-                    };
-                    self.deliver(now, packet, &held.frame);
+                    self.deliver(now, held.packet, &held.frame);
                 }
             }
             ServerMessage::ClientsConnect(clients) => {
@@ -1082,10 +1077,7 @@ impl Engine {
                 frame.to_vec()
             }
             Incoming::UnknownSender => {
-                let evicted =
-                    self.unmapped
-                        .hold(now, packet.ssrc, packet.sequence, packet.timestamp, opus);
-                if let Some(evicted) = evicted {
+                if let Some(evicted) = self.unmapped.hold(now, packet, opus) {
                     self.drop_unmapped(evicted, "too many frames were waiting for their op 5");
                 }
                 return;
@@ -1128,7 +1120,7 @@ impl Engine {
     fn drop_unmapped(&mut self, held: HeldFrame, why: &str) {
         self.stats.dave_decrypt_failures += 1;
         self.out.push_back(Output::Event(Event::DaveDecryptFailed {
-            ssrc: held.ssrc,
+            ssrc: held.packet.ssrc,
             user_id: None,
             consecutive: self.dave.consecutive_failures(),
             reason: format!("unknown sender: {why}"),

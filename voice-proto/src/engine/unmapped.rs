@@ -9,6 +9,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use super::PacketInfo;
+
 /// How long a frame waits for its SSRC's op 5 before it counts as undecryptable.
 pub(crate) const HOLD_FOR: Duration = Duration::from_secs(1);
 /// Frames held at most, over all SSRCs (50 frames are one second of one speaker).
@@ -17,9 +19,7 @@ pub(crate) const CAPACITY: usize = 64;
 /// One transport-decrypted frame still waiting for its sender.
 #[derive(Debug)]
 pub(crate) struct HeldFrame {
-    pub(crate) ssrc: u32,
-    pub(crate) sequence: u16,
-    pub(crate) timestamp: u32,
+    pub(crate) packet: PacketInfo,
     /// The frame as it came out of transport decryption (still DAVE-encrypted).
     pub(crate) frame: Vec<u8>,
     expires: Instant,
@@ -37,9 +37,7 @@ impl UnmappedFrames {
     pub(crate) fn hold(
         &mut self,
         now: Instant,
-        ssrc: u32,
-        sequence: u16,
-        timestamp: u32,
+        packet: PacketInfo,
         frame: &[u8],
     ) -> Option<HeldFrame> {
         let evicted = if self.frames.len() >= CAPACITY {
@@ -48,9 +46,7 @@ impl UnmappedFrames {
             None
         };
         self.frames.push_back(HeldFrame {
-            ssrc,
-            sequence,
-            timestamp,
+            packet,
             frame: frame.to_vec(),
             expires: now + HOLD_FOR,
         });
@@ -59,12 +55,12 @@ impl UnmappedFrames {
 
     /// Removes and returns the frames of `ssrc`, in arrival order.
     pub(crate) fn take_ssrc(&mut self, ssrc: u32) -> Vec<HeldFrame> {
-        if !self.frames.iter().any(|held| held.ssrc == ssrc) {
+        if !self.frames.iter().any(|held| held.packet.ssrc == ssrc) {
             return Vec::new();
         }
         let mut taken = Vec::new();
         for held in std::mem::take(&mut self.frames) {
-            if held.ssrc == ssrc {
+            if held.packet.ssrc == ssrc {
                 taken.push(held);
             } else {
                 self.frames.push_back(held);
@@ -104,26 +100,38 @@ impl UnmappedFrames {
 mod tests {
     use super::*;
 
+    fn packet(ssrc: u32, sequence: u16) -> PacketInfo {
+        PacketInfo {
+            ssrc,
+            sequence,
+            timestamp: 0,
+        }
+    }
+
     #[test]
     fn frames_come_back_per_ssrc_in_arrival_order() {
         let now = Instant::now();
         let mut held = UnmappedFrames::default();
         for (ssrc, sequence) in [(7, 1), (8, 1), (7, 2), (7, 3)] {
-            assert!(held.hold(now, ssrc, sequence, 0, &[1, 2]).is_none());
+            assert!(held.hold(now, packet(ssrc, sequence), &[1, 2]).is_none());
         }
-        let seven: Vec<u16> = held.take_ssrc(7).iter().map(|h| h.sequence).collect();
+        let seven: Vec<u16> = held
+            .take_ssrc(7)
+            .iter()
+            .map(|h| h.packet.sequence)
+            .collect();
         assert_eq!(seven, [1, 2, 3]);
         assert!(held.take_ssrc(7).is_empty());
         assert_eq!(held.len(), 1);
-        assert_eq!(held.take_all().first().map(|h| h.ssrc), Some(8));
+        assert_eq!(held.take_all().first().map(|h| h.packet.ssrc), Some(8));
     }
 
     #[test]
     fn frames_expire_after_the_hold_time_oldest_first() {
         let start = Instant::now();
         let mut held = UnmappedFrames::default();
-        held.hold(start, 7, 1, 0, &[1]);
-        held.hold(start + Duration::from_millis(500), 7, 2, 0, &[2]);
+        held.hold(start, packet(7, 1), &[1]);
+        held.hold(start + Duration::from_millis(500), packet(7, 2), &[2]);
         assert_eq!(held.next_expiry(), Some(start + HOLD_FOR));
         assert!(held
             .take_expired(start + HOLD_FOR - Duration::from_millis(1))
@@ -142,10 +150,10 @@ mod tests {
         let now = Instant::now();
         let mut held = UnmappedFrames::default();
         for sequence in 0..CAPACITY as u16 {
-            assert!(held.hold(now, 7, sequence, 0, &[]).is_none());
+            assert!(held.hold(now, packet(7, sequence), &[]).is_none());
         }
-        let evicted = held.hold(now, 7, 999, 0, &[]);
-        assert_eq!(evicted.map(|h| h.sequence), Some(0));
+        let evicted = held.hold(now, packet(7, 999), &[]);
+        assert_eq!(evicted.map(|h| h.packet.sequence), Some(0));
         assert_eq!(held.len(), CAPACITY);
     }
 }
