@@ -238,6 +238,12 @@ fn peer_frames(
     outs
 }
 
+/// Frames waiting for their sender now, and DAVE decrypt failures so far.
+fn waiting_and_failed(h: &mut Harness) -> (u64, u64) {
+    let stats = h.session().stats();
+    (stats.dave_frames_waiting, stats.dave_decrypt_failures)
+}
+
 fn unknown_sender_failures(outs: &[Output]) -> Vec<(u32, String)> {
     events(outs)
         .into_iter()
@@ -263,9 +269,7 @@ fn frames_that_arrive_before_op_5_are_delivered_once_it_maps_their_ssrc() {
         unknown_sender_failures(&outs).is_empty(),
         "held, not dropped"
     );
-    let stats = h.session().stats();
-    assert_eq!(stats.dave_frames_waiting, 3);
-    assert_eq!(stats.dave_decrypt_failures, 0);
+    assert_eq!(waiting_and_failed(&mut h), (3, 0));
 
     h.now += std::time::Duration::from_millis(300);
     let outs = map_peer(&mut h);
@@ -322,12 +326,8 @@ fn frames_whose_op_5_never_comes_fail_once_after_a_second() {
     assert!(failures
         .iter()
         .all(|(ssrc, reason)| *ssrc == PEER_SSRC && reason.starts_with("unknown sender")));
-    let stats = h.session().stats();
-    assert_eq!(
-        (stats.dave_frames_waiting, stats.dave_decrypt_failures),
-        (0, 2)
-    );
-    assert_eq!(stats.packets_received, 0);
+    assert_eq!(waiting_and_failed(&mut h), (0, 2));
+    assert_eq!(h.session().stats().packets_received, 0);
     // A late op 5 finds nothing left to deliver.
     assert!(audio_events(&map_peer(&mut h)).is_empty());
     assert!(!h.session().is_closed());
@@ -361,11 +361,7 @@ fn frames_still_waiting_when_the_media_session_ends_are_not_delivered_after_it()
     h.feed(Input::VoiceServerUpdate(server_dispatch(TOKEN)));
     h.feed(Input::WebSocketOpened);
     assert!(audio_events(&map_peer(&mut h)).is_empty());
-    let stats = h.session().stats();
-    assert_eq!(
-        (stats.dave_frames_waiting, stats.dave_decrypt_failures),
-        (0, 2)
-    );
+    assert_eq!(waiting_and_failed(&mut h), (0, 2));
 }
 
 #[test]
@@ -374,11 +370,7 @@ fn frames_still_waiting_when_the_connection_ends_count_as_failures() {
     peer_frames(&mut h, &mut member, 1..=2);
     h.feed(Input::WebSocketClosed { code: Some(4004) });
     assert!(h.session().is_closed());
-    let stats = h.session().stats();
-    assert_eq!(
-        (stats.dave_frames_waiting, stats.dave_decrypt_failures),
-        (0, 2)
-    );
+    assert_eq!(waiting_and_failed(&mut h), (0, 2));
 }
 
 #[test]
