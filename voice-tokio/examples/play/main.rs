@@ -74,18 +74,7 @@ async fn run() -> Result<(), String> {
         .await
         .map_err(|e| format!("starting the embedded voice server failed: {e}"))?;
     let expected = server.expect_client();
-    println!(
-        "embedded voice server: wss://{}/?v=8, UDP {}",
-        server.endpoint(),
-        server.udp_addr()
-    );
-    let config = VoiceConfig {
-        extra_root_certificates: server
-            .ca_pem()
-            .map(|pem| vec![pem.as_bytes().to_vec()])
-            .unwrap_or_default(),
-        ..VoiceConfig::default()
-    };
+    let config = options::embedded_client_config(&server);
     let connection = Connection::connect(expected.connection_info(), config)
         .await
         .map_err(|e| format!("connecting to the embedded voice server failed: {e}"))?;

@@ -191,6 +191,23 @@ impl Options {
     }
 }
 
+/// Prints where the embedded server listens and returns the client configuration that trusts its
+/// certificate authority.
+pub fn embedded_client_config(server: &voice_sim::VoiceServer) -> voice_adapter::VoiceConfig {
+    println!(
+        "embedded voice server: wss://{}/?v=8, UDP {}",
+        server.endpoint(),
+        server.udp_addr()
+    );
+    voice_adapter::VoiceConfig {
+        extra_root_certificates: server
+            .ca_pem()
+            .map(|pem| vec![pem.as_bytes().to_vec()])
+            .unwrap_or_default(),
+        ..voice_adapter::VoiceConfig::default()
+    }
+}
+
 /// The embedded server's verdict: every frame arrived, decryptable, in order, no violation; and
 /// in a DAVE call (the server ran a DAVE channel), every frame DAVE-decrypted by the listener,
 /// none failed or sent plain.
