@@ -45,6 +45,10 @@ pub struct Config {
     /// `dave` feature, 0 without). Values above what the build supports are clamped to it.
     /// Discord closes non-Stage connections that offer 0 with 4017.
     pub max_dave_protocol_version: u16,
+    /// Opus frames the playout queue holds before [`Session::queue_opus`](crate::Session::queue_opus)
+    /// refuses more (backpressure). Default [`DEFAULT_QUEUE_FRAMES`](crate::playout::DEFAULT_QUEUE_FRAMES),
+    /// one second of audio.
+    pub playout_queue_frames: usize,
     /// Entropy for the initial RTP sequence number and timestamp. The core reads no randomness of
     /// its own: adapters pass a random value here.
     pub rtp_seed: u64,
@@ -68,6 +72,7 @@ impl Default for Config {
             modes: ModePreference::default(),
             gateway_url_override: None,
             max_dave_protocol_version: crate::dave::SUPPORTED_PROTOCOL_VERSION,
+            playout_queue_frames: crate::playout::DEFAULT_QUEUE_FRAMES,
             rtp_seed: 0,
         }
     }

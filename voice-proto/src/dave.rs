@@ -79,8 +79,8 @@ pub enum DaveStatus {
     /// was downgraded to version 0. Audio goes out as plain Opus under transport encryption.
     Off,
     /// DAVE is negotiated but we hold no sending key yet (joining the MLS group, re-joining
-    /// after a recovery, or upgrading from version 0 after op 24). Non-silence audio is refused
-    /// with [`NotReady::E2eeNotReady`](crate::NotReady::E2eeNotReady).
+    /// after a recovery, or upgrading from version 0 after op 24). Queued audio waits
+    /// ([`HoldReason::DaveKeysPending`](crate::playout::HoldReason::DaveKeysPending)).
     Negotiating,
     /// Audio is end-to-end encrypted.
     Active,

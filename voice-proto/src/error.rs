@@ -108,9 +108,8 @@ pub enum NotReady {
         available: usize,
     },
     /// DAVE end-to-end encryption is negotiated but we hold no sending key yet (joining the MLS
-    /// group, or re-joining after a recovery). Nothing was sent and no counter advanced: keep the
-    /// frame and retry when [`Session::is_connected`](crate::Session::is_connected) says so
-    /// (after [`Event::DaveReady`](crate::Event::DaveReady)). Silence frames are still accepted.
+    /// group, or re-joining after a recovery). Nothing was sent and no counter advanced; the
+    /// playout keeps the frame until a key is in place. Silence frames are still accepted.
     #[error("end-to-end encryption (DAVE) is negotiated but not keyed yet")]
     E2eeNotReady,
     /// The Opus frame is empty or longer than an Opus packet can be.

@@ -11,6 +11,7 @@ use crate::error::Error;
 use crate::gateway::{VoiceServerDispatch, VoiceStateDispatch, VoiceStateUpdate};
 use crate::id::UserId;
 use crate::payload::SpeakingFlags;
+use crate::playout::HoldReason;
 
 /// Something that happened, fed to `handle_input` together with the current time.
 ///
@@ -70,7 +71,7 @@ pub enum Output {
         remote: SocketAddr,
     },
     /// Send this datagram on the UDP socket (IP discovery, keepalive). Audio goes through the
-    /// allocation-free `Session::send_opus` instead.
+    /// allocation-free [`Session::poll_transmit`](crate::Session::poll_transmit) instead.
     Transmit {
         /// Destination.
         to: SocketAddr,
@@ -214,8 +215,8 @@ pub enum Event {
         reason: String,
     },
     /// A DAVE commit or welcome failed (or too many frames failed to decrypt): op 31 went out, the
-    /// DAVE session was re-initialised and a new key package sent. Audio pauses
-    /// ([`NotReady::E2eeNotReady`](crate::NotReady::E2eeNotReady)) only if no key is left.
+    /// DAVE session was re-initialised and a new key package sent. Audio waits
+    /// ([`Event::PlayoutHeld`] with [`HoldReason::DaveKeysPending`]) only if no key is left.
     DaveRecovery {
         /// The transition reported as invalid.
         transition_id: u16,
@@ -229,6 +230,19 @@ pub enum Event {
         op: crate::payload::Opcode,
         /// What went wrong.
         reason: String,
+    },
+    /// Queued audio waits instead of going out (sent once per new reason; see
+    /// [`playout`](crate::playout)). Nothing is dropped: frames stay queued and the application's
+    /// producer sees backpressure until [`Event::PlayoutResumed`].
+    PlayoutHeld {
+        /// Why.
+        reason: HoldReason,
+    },
+    /// The wait reported by [`Event::PlayoutHeld`] is over: audio flows again (or the queue was
+    /// emptied by a stop).
+    PlayoutResumed {
+        /// What it had waited for last.
+        reason: HoldReason,
     },
     /// The close code table was consulted (for logs and tests).
     CloseHandled {

@@ -15,9 +15,8 @@
 //! With the default `dave` feature, Identify offers `max_dave_protocol_version: 1` and a Session
 //! Description with version 1 starts the MLS handshake (ops 21-31) inside the engine: key
 //! packages, commits, welcomes and transitions are outputs like any other frame. Audio is
-//! DAVE-encrypted inside [`Session::send_opus`] once a sending key is in place; before that,
-//! non-silence frames are refused with [`NotReady::E2eeNotReady`] and
-//! [`Session::is_connected`] is `false`, so an adapter pauses and keeps its frames. Received
+//! DAVE-encrypted inside [`Session::poll_transmit`] once a sending key is in place; before that,
+//! queued frames wait ([`Event::PlayoutHeld`]) and [`Session::is_connected`] is `false`. Received
 //! frames are DAVE-decrypted with the sender's user id (from op 5); failures are counted and
 //! reported as [`Event::DaveDecryptFailed`], never fatal. Version 0 (Stage channels) is plain
 //! Opus. Without the feature, version 0 is offered and only Stage channels work: Discord closes
@@ -38,14 +37,20 @@
 //! # The drain rule
 //!
 //! After every `handle_input(now, input)` (and after every application call such as
-//! [`Session::speaking`], [`Session::send_opus`] or [`Session::disconnect`]), call `poll_output`
-//! until it returns [`Output::WakeAt`] or [`Output::Idle`], carrying out every other output in
-//! order. When the wake-up time comes, feed [`Input::Timer`]. That is the whole contract; both
-//! adapters and the loopback server's tests run exactly this loop.
+//! [`Session::speaking`], [`Session::queue_opus`] or [`Session::disconnect`]), call
+//! [`Session::poll_transmit`] until it returns `None`, then `poll_output` until it returns
+//! [`Output::WakeAt`] or [`Output::Idle`], carrying out every other output in order. When the
+//! wake-up time comes, feed [`Input::Timer`] (for the playout alone, polling transmits is enough).
+//! That is the whole contract; both adapters and the loopback server's tests run exactly this
+//! loop.
 //!
-//! Audio is the exception to "outputs": [`Session::send_opus`] writes the encrypted RTP datagram
-//! into a buffer the caller owns (no allocation per packet) and returns it for the caller to
-//! send to [`Session::remote`].
+//! Audio is the exception to "outputs": the application queues Opus frames
+//! ([`Session::queue_opus`]) and [`Session::poll_transmit`] writes each encrypted RTP datagram,
+//! when its 20 ms slot has come, into a buffer the caller owns (no allocation per packet). The
+//! playout rules (pacing, holding while the session cannot send, op 5 first, trailing silence)
+//! are the core's: see [`playout`]. A driver may run the playout apart from the websocket (a
+//! media worker shared by many connections): [`Session::next_transmit`] and
+//! [`Session::next_timer`] give the two halves of `WakeAt`.
 //!
 //! # A complete connection, driven by hand
 //!
@@ -112,13 +117,20 @@
 //! let mut session = discovering.into_session().expect("Session Description arrived");
 //! assert!(matches!(session.poll_output(), Output::Event(Event::Connected { ssrc: 12345, .. })));
 //!
-//! // 6. Audio: one encrypted RTP packet per 20 ms Opus frame, written into our buffer.
+//! // 6. Audio: queue 20 ms Opus frames; each comes out as one encrypted RTP packet in its slot.
+//! session.queue_opus(&[0xFC, 0xFF, 0xFE]).unwrap();
+//! session.queue_opus(&[0xFC, 0xFF, 0xFD]).unwrap();
 //! let mut buf = [0u8; voice_proto::rtp::MAX_PACKET_LEN];
-//! let packet = session.send_opus(now, &[0xFC, 0xFF, 0xFE], &mut buf)?;
-//! assert_eq!(packet.len(), 12 + 3 + 20);
-//! // It queued op 5 Speaking, which goes out before the packet.
+//! // The first poll queues op 5 Speaking, which must go out on the websocket first.
+//! assert_eq!(session.poll_transmit(now, &mut buf), None);
 //! assert!(matches!(session.poll_output(), Output::SendText(t) if t.contains(r#""op":5"#)));
-//! assert!(matches!(session.poll_output(), Output::WakeAt(_)));
+//! let packet = session.poll_transmit(now, &mut buf).expect("the first frame is due");
+//! assert_eq!((packet.destination, packet.len), (media_server, 12 + 3 + 20));
+//! // The second frame is due 20 ms later, and the next wake-up says so.
+//! assert_eq!(session.poll_transmit(now, &mut buf), None);
+//! let later = now + voice_proto::playout::FRAME_DURATION;
+//! assert_eq!(session.next_transmit(), Some(later));
+//! assert!(session.poll_transmit(later, &mut buf).is_some());
 //! # Ok::<(), voice_proto::Error>(())
 //! ```
 #![forbid(unsafe_code)]
@@ -136,8 +148,8 @@ pub mod heartbeat;
 pub mod id;
 pub mod io;
 pub mod join;
-pub mod pacing;
 pub mod payload;
+pub mod playout;
 pub mod rtp;
 pub mod secret;
 pub mod state;

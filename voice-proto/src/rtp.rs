@@ -28,7 +28,7 @@ const MAX_TRANSPORT_OVERHEAD: usize = 40;
 /// without the `dave` feature so the constant does not change with features.
 const MAX_E2EE_OVERHEAD: usize = 16;
 
-/// Largest datagram `send_opus` can produce in any mode: header + max Opus frame + the largest
+/// Largest datagram `Session::poll_transmit` can produce in any mode: header + max Opus frame + the largest
 /// DAVE trailer + the largest transport overhead (1343 bytes). Callers size buffers with it. Opus
 /// frames keep their full 1..=1275-byte range under DAVE: the margin is in the packet, not taken
 /// from the frame.

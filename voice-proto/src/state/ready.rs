@@ -7,9 +7,10 @@ use super::sans_io;
 use crate::crypto::EncryptionMode;
 use crate::dave::DaveStatus;
 use crate::engine::{Engine, Phase, Stats};
-use crate::error::Error;
 use crate::id::UserId;
 use crate::payload::SpeakingFlags;
+use crate::playout::{QueueError, Transmit};
+use crate::rtp::MAX_PACKET_LEN;
 
 /// A negotiated voice session. Resumes, reconnects and moves happen inside it at run time;
 /// [`Session::is_connected`] says whether audio can flow right now.
@@ -27,65 +28,73 @@ impl Session {
         self.engine.set_speaking(flags);
     }
 
-    /// Writes one encrypted RTP packet carrying `frame` (one 20 ms Opus frame) into `buf` and
-    /// returns the datagram to send to [`Session::remote`].
+    /// Appends one 20 ms Opus frame to the playout queue. It goes out through
+    /// [`poll_transmit`](Self::poll_transmit) in its 20 ms slot, waiting (never dropped, never
+    /// sent unencrypted into a DAVE call) while the session cannot carry it; see
+    /// [`playout`](crate::playout) for every rule. Frames are accepted while reconnecting and
+    /// sent in the next session. No allocation once the queue has reached its largest size.
     ///
-    /// No heap allocation in steady state. The first frame of a talk spurt (and the first after a
-    /// resume or reconnect) queues op 5 Speaking: drain [`poll_output`](Self::poll_output) and send
-    /// that frame before the datagram. Works during a resume (same keys, same UDP); fails with
-    /// [`NotReady::Reconnecting`](crate::NotReady::Reconnecting) while a fresh session is negotiated.
+    /// Fails, queueing nothing, when the queue is full (retry after the next packet went out),
+    /// the frame is not 1..=1275 bytes, or the connection has ended.
+    pub fn queue_opus(&mut self, frame: &[u8]) -> Result<(), QueueError> {
+        self.engine.queue_opus(frame)
+    }
+
+    /// Frames waiting in the playout queue.
+    pub fn queued_frames(&self) -> usize {
+        self.engine.queued_frames()
+    }
+
+    /// How many frames the playout queue holds
+    /// ([`Config::playout_queue_frames`](crate::Config::playout_queue_frames)).
+    pub fn queue_capacity(&self) -> usize {
+        self.engine.queue_capacity()
+    }
+
+    /// The next audio datagram, if one is due at `now`: an encrypted RTP packet written at the
+    /// start of `buf`, to send to [`Transmit::destination`] on the media UDP socket. Call it
+    /// until it returns `None`, then drain [`poll_output`](Self::poll_output) (it may have queued
+    /// op 5 Speaking, which must reach the websocket first: no datagram comes out until it was
+    /// taken) and sleep until [`next_transmit`](Self::next_transmit) (also part of
+    /// [`Output::WakeAt`](crate::Output::WakeAt)).
     ///
-    /// When DAVE is active the frame is end-to-end encrypted before the transport seal (the
-    /// datagram grows by up to [`dave::MAX_FRAME_OVERHEAD`](crate::dave::MAX_FRAME_OVERHEAD)
-    /// bytes; [`MAX_PACKET_LEN`](crate::rtp::MAX_PACKET_LEN) has room for it). While DAVE is
-    /// negotiated but not keyed yet, non-silence frames fail with
-    /// [`NotReady::E2eeNotReady`](crate::NotReady::E2eeNotReady) and nothing changes: keep the
-    /// frame and offer it again once [`is_connected`](Self::is_connected) is true (after
-    /// [`Event::DaveReady`](crate::Event::DaveReady)). Plain audio never goes out in a DAVE call
-    /// (PROTOCOL.md C48).
-    pub fn send_opus<'b>(
+    /// When DAVE is active the frame is end-to-end encrypted before the transport seal. No heap
+    /// allocation per packet.
+    pub fn poll_transmit(
         &mut self,
         now: Instant,
-        frame: &[u8],
-        buf: &'b mut [u8],
-    ) -> Result<&'b [u8], Error> {
-        self.engine.send_opus(now, frame, buf)
+        buf: &mut [u8; MAX_PACKET_LEN],
+    ) -> Option<Transmit> {
+        self.engine.poll_transmit(now, buf)
     }
 
-    /// Ends the talk spurt: the next five [`send_silence`](Self::send_silence) calls (one per
-    /// 20 ms) produce the `F8 FF FE` silence frames, the last one followed by op 5 with flags 0.
-    pub fn stop_speaking(&mut self) {
-        self.engine.stop_speaking();
+    /// When [`poll_transmit`](Self::poll_transmit) will have the next datagram: `None` while
+    /// there is nothing to send, audio is held ([`Event::PlayoutHeld`](crate::Event::PlayoutHeld)),
+    /// or an op 5 it queued still waits in [`poll_output`](Self::poll_output). An instant in the
+    /// past means now. Drivers that run the playout apart from the websocket (a shared media
+    /// worker) read this after every input; single-loop drivers can use `WakeAt` alone.
+    pub fn next_transmit(&self) -> Option<Instant> {
+        self.engine.next_transmit()
     }
 
-    /// Whether trailing silence frames are still due.
-    pub fn silence_pending(&self) -> bool {
-        self.engine.silence_pending()
+    /// The next deadline of everything but the playout clock (handshake stages, heartbeats,
+    /// keepalives): what a driver that runs the playout elsewhere waits for before feeding
+    /// [`Input::Timer`](crate::Input::Timer).
+    pub fn next_timer(&self) -> Option<Instant> {
+        self.engine.next_timer()
     }
 
-    /// The next trailing silence packet, if any are still due (see [`stop_speaking`](Self::stop_speaking)).
-    pub fn send_silence<'b>(&mut self, buf: &'b mut [u8]) -> Result<Option<&'b [u8]>, Error> {
-        self.engine.send_silence(buf)
+    /// Whether every queued frame and the trailing silence are out (or the connection ended):
+    /// what `flush` waits for.
+    pub fn playout_idle(&self) -> bool {
+        self.engine.playout_idle()
     }
 
-    /// One tick of the 20 ms audio clock (see [`Pacer`](crate::pacing::Pacer)): pass the next
-    /// Opus frame if the application had one in time, `None` on underrun. Returns the datagram to
-    /// send, or `None` when the stream has gone quiet (after the five trailing silence frames) —
-    /// then stop the pacer until frames come again. As with [`send_opus`](Self::send_opus), drain
-    /// [`poll_output`](Self::poll_output) before sending the datagram.
-    ///
-    /// A frame is never consumed by a failed tick: on any `Err` (notably
-    /// [`NotReady::E2eeNotReady`](crate::NotReady::E2eeNotReady) while DAVE keys are pending, or
-    /// [`NotReady::Reconnecting`](crate::NotReady::Reconnecting)) pause the pacer, keep the frame
-    /// queued and resume when [`is_connected`](Self::is_connected) turns true again. An underrun
-    /// tick (`None`) only produces silence frames, which DAVE never holds back.
-    pub fn tick<'b>(
-        &mut self,
-        now: Instant,
-        frame: Option<&[u8]>,
-        buf: &'b mut [u8],
-    ) -> Result<Option<&'b [u8]>, Error> {
-        self.engine.tick(now, frame, buf)
+    /// Drops the queued frames and ends the talk spurt: the five `F8 FF FE` silence frames follow
+    /// (one per 20 ms, through [`poll_transmit`](Self::poll_transmit)), then op 5 with flags 0.
+    /// A frame queued afterwards starts the next spurt. Returns how many frames were dropped.
+    pub fn stop_speaking(&mut self) -> usize {
+        self.engine.stop_speaking()
     }
 
     /// Leaves: op 4 with a null channel when a main gateway is attached, then close 1000.
@@ -95,7 +104,7 @@ impl Session {
 
     /// Whether audio can be sent now: connected (or resuming with the same keys) and, when DAVE
     /// is negotiated, holding a sending key ([`DaveStatus::Negotiating`] is `false` here).
-    /// Adapters pause their audio clock while this is `false`; queued frames wait.
+    /// Queued frames wait while this is `false`.
     pub fn is_connected(&self) -> bool {
         self.engine.media.is_some()
             && !self.engine.is_closed()

@@ -1,54 +1,42 @@
 //! The 20 ms audio clock, as pure data: when the next frame is due, drift-free.
 //!
-//! Adapters own the real timer; this decides the schedule. Deadlines advance by exactly one frame
-//! from the previous deadline (not from "now"), so jitter in wake-ups never accumulates into
-//! drift; after a long stall the schedule restarts instead of bursting to catch up.
+//! Deadlines advance by exactly one frame from the previous deadline (not from "now"), so jitter
+//! in wake-ups never accumulates into drift; after a long stall the schedule restarts instead of
+//! bursting to catch up.
 
-use core::time::Duration;
 use std::time::Instant;
 
-/// One Opus frame: 20 ms.
-pub const FRAME_DURATION: Duration = Duration::from_millis(20);
-
-/// How far behind the schedule may fall before it restarts from now instead of bursting.
-pub const MAX_LAG: Duration = Duration::from_millis(200);
+use super::{FRAME_DURATION, MAX_LAG};
 
 /// The pacing schedule of one audio stream.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Pacer {
+pub(crate) struct Pacer {
     next: Option<Instant>,
 }
 
 impl Pacer {
     /// A quiet pacer (no frame due).
-    pub const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         Self { next: None }
     }
 
     /// When the next frame is due, `None` while quiet.
-    pub fn due(&self) -> Option<Instant> {
+    pub(crate) fn due(&self) -> Option<Instant> {
         self.next
     }
 
     /// Whether the stream is quiet.
-    pub fn is_quiet(&self) -> bool {
+    pub(crate) fn is_quiet(&self) -> bool {
         self.next.is_none()
     }
 
     /// A frame was sent at `now` to start a stream: the next is due one frame later.
-    pub fn start(&mut self, now: Instant) {
+    pub(crate) fn start(&mut self, now: Instant) {
         self.next = Some(now + FRAME_DURATION);
     }
 
-    /// Makes a frame due right now (e.g. trailing silence after an explicit stop).
-    pub fn wake_now(&mut self, now: Instant) {
-        if self.next.is_none() {
-            self.next = Some(now);
-        }
-    }
-
     /// The frame due at [`Pacer::due`] was handled at `now`: schedule the next one.
-    pub fn advance(&mut self, now: Instant) {
+    pub(crate) fn advance(&mut self, now: Instant) {
         let Some(due) = self.next else {
             return;
         };
@@ -61,7 +49,7 @@ impl Pacer {
     }
 
     /// Nothing more to send: go quiet.
-    pub fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         self.next = None;
     }
 }
@@ -69,6 +57,7 @@ impl Pacer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use core::time::Duration;
 
     #[test]
     fn late_wakeups_do_not_drift() {
@@ -94,16 +83,14 @@ mod tests {
     }
 
     #[test]
-    fn quiet_until_started_and_wake_now_only_when_quiet() {
+    fn quiet_until_started() {
         let t0 = Instant::now();
         let mut p = Pacer::new();
         assert!(p.is_quiet());
         p.advance(t0);
         assert!(p.is_quiet());
-        p.wake_now(t0);
-        assert_eq!(p.due(), Some(t0));
-        p.wake_now(t0 + FRAME_DURATION);
-        assert_eq!(p.due(), Some(t0));
+        p.start(t0);
+        assert_eq!(p.due(), Some(t0 + FRAME_DURATION));
         p.stop();
         assert!(p.is_quiet());
     }
