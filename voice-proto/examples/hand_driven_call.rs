@@ -7,11 +7,9 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::time::Duration;
-
 use support::{server_dispatch, state_dispatch, test_config, Harness, TOKEN};
 use voice_proto::payload::ServerMessage;
-use voice_proto::rtp::MAX_PACKET_LEN;
+use voice_proto::rtp::SILENCE_FRAME;
 use voice_proto::{Input, Output};
 
 fn show(outputs: &[Output]) {
@@ -51,18 +49,19 @@ fn main() {
     let mut sent = 0;
     let mut bytes = 0;
     for i in 0..50u8 {
+        // The playout sends each frame in its 20 ms slot (the fake clock moves to it).
         let (outs, datagram) = h.send_frame(&[0xFC, i, i, i]);
         show(&outs);
         let (_, opus) = h.server.open_audio(&datagram);
         assert_eq!(opus, [0xFC, i, i, i]);
         sent += 1;
         bytes += datagram.len();
-        h.advance(Duration::from_millis(20));
+        show(&h.feed(Input::Timer));
     }
-    h.session().stop_speaking();
-    let mut buf = [0u8; MAX_PACKET_LEN];
-    while let Ok(Some(packet)) = h.session().send_silence(&mut buf) {
-        bytes += packet.len();
+    // The queue ran dry: the underrun policy sends the trailing silence, then Speaking 0.
+    for datagram in h.play_all() {
+        assert_eq!(h.server.open_audio(&datagram).1, SILENCE_FRAME);
+        bytes += datagram.len();
         sent += 1;
     }
     show(&h.collect());

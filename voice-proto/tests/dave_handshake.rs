@@ -11,8 +11,9 @@ use support::dave::*;
 use support::*;
 use voice_proto::dave::DaveStatus;
 use voice_proto::payload::{ClientsConnect, ServerMessage, Speaking, SpeakingFlags};
+use voice_proto::playout::HoldReason;
 use voice_proto::rtp::SILENCE_FRAME;
-use voice_proto::{Error, Event, Input, NotReady, Output};
+use voice_proto::{Event, Input, Output};
 
 const PEER: voice_proto::id::UserId = OTHER_USER;
 const PEER_SSRC: u32 = 4242;
@@ -87,7 +88,7 @@ fn establish_as_committer(transition_id: u16) -> Call {
     Call { h, gateway, peer }
 }
 
-/// Sends one frame through `send_opus`; returns the RTP payload the SFU sees (after transport).
+/// Plays one frame out; returns the RTP payload the SFU sees (after transport).
 fn send(h: &mut Harness, frame: &[u8]) -> Vec<u8> {
     let (_, datagram) = h.send_frame(frame);
     let (_, payload) = h.server.open_audio(&datagram);
@@ -95,13 +96,14 @@ fn send(h: &mut Harness, frame: &[u8]) -> Vec<u8> {
     payload
 }
 
-/// `send_opus` without expecting success: the datagram, or why not.
-fn try_send(h: &mut Harness, frame: &[u8]) -> Result<Vec<u8>, Error> {
-    let now = h.now;
-    let mut buf = [0u8; voice_proto::rtp::MAX_PACKET_LEN];
-    h.session()
-        .send_opus(now, frame, &mut buf)
-        .map(<[u8]>::to_vec)
+/// Queues one frame without expecting it to go out: the datagram, or why the playout holds it
+/// (the frame then stays queued and goes out first once the hold ends).
+fn try_send(h: &mut Harness, frame: &[u8]) -> Result<Vec<u8>, HoldReason> {
+    h.session().queue_opus(frame).unwrap();
+    match h.play_next() {
+        (_, Some(datagram)) => Ok(datagram),
+        (_, None) => Err(h.session().playout_hold().expect("held, with a reason")),
+    }
 }
 
 fn map_peer_ssrc(h: &mut Harness) {
@@ -335,7 +337,7 @@ fn downgrade_to_plain_and_upgrade_back() {
     assert_eq!(transition_ready(&outs), vec![11]);
     assert_eq!(
         try_send(&mut h, &OPUS),
-        Err(Error::NotReady(NotReady::E2eeNotReady)),
+        Err(HoldReason::DaveKeysPending),
         "held, not plain, before op 22"
     );
     member
@@ -386,16 +388,16 @@ fn an_upgrade_holds_audio_from_op_24_until_it_executes() {
     assert_eq!(h.session().dave_active_protocol_version(), 0);
     assert!(!h.session().is_connected(), "adapters pause their clock");
     let sent = h.session().stats().packets_sent;
-    assert_eq!(
-        try_send(&mut h, &OPUS),
-        Err(Error::NotReady(NotReady::E2eeNotReady))
-    );
+    assert_eq!(try_send(&mut h, &OPUS), Err(HoldReason::DaveKeysPending));
     assert_eq!(h.session().stats().packets_sent, sent, "nothing went out");
-    assert_eq!(
-        send(&mut h, &SILENCE_FRAME),
-        SILENCE_FRAME,
-        "silence is never held"
-    );
+    assert_eq!(h.session().queued_frames(), 1, "held, not dropped");
+    // Trailing silence is never held: a stop drops the held frame and ends the spurt.
+    assert_eq!(h.session().stop_speaking(), 1);
+    let silences = h.play_all();
+    assert_eq!(silences.len(), 5);
+    for datagram in &silences {
+        assert_eq!(h.server.open_audio(datagram).1, SILENCE_FRAME);
+    }
 
     // Another user without DAVE joins before the upgrade completed: down again, audio plain.
     h.prepare_transition(0, 10);

@@ -100,10 +100,11 @@ proptest! {
             apply(&mut h, step);
             prop_assert!(!h.session().is_closed(), "DAVE input closed the connection");
         }
-        // Sending still behaves: either encrypted/plain packet or a clean NotReady.
-        let now = h.now;
-        let mut buf = [0u8; voice_proto::rtp::MAX_PACKET_LEN];
-        let _ = h.session().send_opus(now, &[1, 2, 3], &mut buf);
+        // Sending still behaves: a packet, or the frame held with a reason.
+        h.session().queue_opus(&[1, 2, 3]).unwrap();
+        if h.play_next().1.is_none() {
+            prop_assert!(h.session().playout_hold().is_some());
+        }
     }
 
     #[test]

@@ -12,8 +12,8 @@ use support::dave::*;
 use support::*;
 use voice_proto::dave::{DaveError, DaveStatus};
 use voice_proto::payload::{ClientMessage, ClientsConnect, ServerMessage};
-use voice_proto::rtp::{MAX_PACKET_LEN, SILENCE_FRAME};
-use voice_proto::{Config, ConnectionInfo, Error, Event, Identifying, Input, NotReady};
+use voice_proto::playout::HoldReason;
+use voice_proto::{Config, ConnectionInfo, Error, Event, Identifying, Input};
 
 const OPUS: [u8; 6] = [0xfc, 0xff, 0xfe, 0x01, 0x02, 0x03];
 
@@ -64,29 +64,25 @@ fn no_audio_before_the_session_can_encrypt() {
     let mut h = Harness::join(test_config());
     h.server.dave_protocol_version = 1;
     h.connect();
-    let now = h.now;
     let session = h.session();
     assert_eq!(session.dave_status(), DaveStatus::Negotiating);
-    assert!(!session.is_connected(), "adapters pause their clock");
+    assert!(!session.is_connected());
     assert!(session.has_media());
-    let mut buf = [0u8; MAX_PACKET_LEN];
+    session.queue_opus(&OPUS).unwrap();
     assert_eq!(
-        session.send_opus(now, &OPUS, &mut buf).unwrap_err(),
-        Error::NotReady(NotReady::E2eeNotReady),
+        session.playout_hold(),
+        Some(HoldReason::DaveKeysPending),
         "C48"
     );
-    assert_eq!(
-        session.tick(now, Some(&OPUS), &mut buf).unwrap_err(),
-        Error::NotReady(NotReady::E2eeNotReady)
-    );
-    assert_eq!(session.stats().packets_sent, 0, "nothing counted");
-    // Nothing was announced for a refused frame.
-    assert!(client_messages(&h.collect())
+    assert_eq!(session.next_transmit(), None, "nothing due while held");
+    let (outs, datagram) = h.play_next();
+    assert_eq!(datagram, None);
+    assert_eq!(h.session().stats().packets_sent, 0, "nothing counted");
+    assert_eq!(h.session().queued_frames(), 1, "held, not dropped");
+    // Nothing was announced for a held frame.
+    assert!(client_messages(&outs)
         .iter()
         .all(|m| !matches!(m, ClientMessage::Speaking(_))));
-    // Silence is never held back, and never transformed.
-    let (_, datagram) = h.send_frame(&SILENCE_FRAME);
-    assert_eq!(h.server.open_audio(&datagram).1, SILENCE_FRAME);
 }
 
 #[test]

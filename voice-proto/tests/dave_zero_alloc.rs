@@ -12,7 +12,6 @@ use std::time::Instant;
 use support::dave::*;
 use support::*;
 use voice_proto::dave::DaveStatus;
-use voice_proto::rtp::MAX_PACKET_LEN;
 
 struct Counting;
 
@@ -48,44 +47,33 @@ fn keyed() -> Harness {
 const FRAMES: u32 = 5000;
 
 #[test]
-fn dave_send_opus_allocates_nothing_per_packet() {
+fn dave_playout_allocates_nothing_per_packet() {
     let frame = [0x55u8; 120];
-    let mut buf = [0u8; MAX_PACKET_LEN];
 
     // DAVE-encrypted.
     let mut h = keyed();
-    let now = h.now;
-    // Warm-up: op 5, the first cipher and the reused buffers.
-    for _ in 0..3 {
-        h.session().send_opus(now, &frame, &mut buf).unwrap();
-    }
-    h.collect();
-    let session = h.session();
+    h.warm_up_playout(&frame);
     let before = ALLOCATIONS.load(Ordering::SeqCst);
     let start = Instant::now();
-    for _ in 0..FRAMES {
-        let packet = session.send_opus(now, &frame, &mut buf).unwrap();
+    h.steady_playout(&frame, FRAMES, |len| {
         // Tag 8, ULEB128 nonce 1-2 bytes here, size byte, FA FA.
-        assert!((12 + 120 + 12 + 20..=12 + 120 + 13 + 20).contains(&packet.len()));
-    }
+        assert!((12 + 120 + 12 + 20..=12 + 120 + 13 + 20).contains(&len));
+    });
     let dave_time = start.elapsed() / FRAMES;
     let dave_allocations = ALLOCATIONS.load(Ordering::SeqCst) - before;
 
     // Plain (a Stage channel), for comparison.
     let mut h = Harness::join(test_config());
     h.connect();
-    h.session().send_opus(now, &frame, &mut buf).unwrap();
-    h.collect();
-    let session = h.session();
+    h.warm_up_playout(&frame);
     let start = Instant::now();
-    for _ in 0..FRAMES {
-        session.send_opus(now, &frame, &mut buf).unwrap();
-    }
+    h.steady_playout(&frame, FRAMES, |_| {});
     let plain_time = start.elapsed() / FRAMES;
 
     eprintln!(
-        "send_opus, 120-byte frame, AES-256-GCM transport: plain {plain_time:?}/packet, \
-         with DAVE {dave_time:?}/packet, {dave_allocations} allocations in {FRAMES} DAVE packets"
+        "queue_opus + poll_transmit, 120-byte frame, AES-256-GCM transport: plain \
+         {plain_time:?}/packet, with DAVE {dave_time:?}/packet, {dave_allocations} allocations \
+         in {FRAMES} DAVE packets"
     );
     assert_eq!(dave_allocations, 0, "allocations per DAVE packet");
 }

@@ -23,7 +23,7 @@ enum Step {
     ServerUpdate(bool),
     SendOpus(Vec<u8>),
     StopSpeaking,
-    Silence,
+    Poll,
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -46,7 +46,7 @@ fn step() -> impl Strategy<Value = Step> {
         any::<bool>().prop_map(Step::ServerUpdate),
         proptest::collection::vec(any::<u8>(), 0..1300).prop_map(Step::SendOpus),
         Just(Step::StopSpeaking),
-        Just(Step::Silence),
+        Just(Step::Poll),
     ]
 }
 
@@ -88,18 +88,24 @@ proptest! {
                     h.feed(Input::VoiceServerUpdate(d));
                 }
                 Step::SendOpus(frame) => {
-                    let now = h.now;
                     if let Some(s) = h.state.session() {
-                        if let Ok(packet) = s.send_opus(now, &frame, &mut buf) {
-                            // Audio only with a negotiated key: the packet is well-formed RTP.
-                            prop_assert_eq!(&packet[..2], &[0x80, 0x78]);
-                            prop_assert_eq!(packet.len(), 12 + frame.len() + 20);
-                        }
+                        let _ = s.queue_opus(&frame);
                     }
                     h.collect();
                 }
                 Step::StopSpeaking => { if let Some(s) = h.state.session() { s.stop_speaking(); } h.collect(); }
-                Step::Silence => { if let Some(s) = h.state.session() { let _ = s.send_silence(&mut buf); } h.collect(); }
+                Step::Poll => {
+                    let now = h.now;
+                    if let Some(s) = h.state.session() {
+                        while let Some(transmit) = s.poll_transmit(now, &mut buf) {
+                            // Audio only with a negotiated key: the packet is well-formed RTP.
+                            let packet = &buf[..transmit.len];
+                            prop_assert_eq!(&packet[..2], &[0x80, 0x78]);
+                            prop_assert!(packet.len() >= 12 + 1 + 20);
+                        }
+                    }
+                    h.collect();
+                }
             }
             prop_assert!(h.now >= before);
             // Once closed, closed forever.

@@ -130,8 +130,13 @@ fn join_through_every_typestate_and_send_audio() {
     // 6. Audio: op 5 first (C20), then the RTP packet the server can open.
     let mut buf = [0u8; voice_proto::rtp::MAX_PACKET_LEN];
     let frame = [0xFC, 1, 2, 3, 4, 5];
-    let datagram = session.send_opus(t0, &frame, &mut buf).unwrap().to_vec();
+    session.queue_opus(&frame).unwrap();
+    assert_eq!(session.next_transmit(), Some(t0), "due at once");
+    assert_eq!(session.poll_transmit(t0, &mut buf), None, "op 5 first");
     let sent = client_messages(&drain(&mut session));
+    let transmit = session.poll_transmit(t0, &mut buf).expect("the frame");
+    assert_eq!(transmit.destination, server_udp());
+    let datagram = buf[..transmit.len].to_vec();
     let [ClientMessage::Speaking(speaking)] = sent.as_slice() else {
         panic!("expected op 5 before audio, got {sent:?}")
     };

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use support::*;
 use voice_proto::payload::ClientMessage;
+use voice_proto::playout::HoldReason;
 use voice_proto::{ConnectionInfo, Event, Identifying, Input, Output, Recovery};
 
 #[test]
@@ -25,15 +26,10 @@ fn close_4006_rejoins_through_the_main_gateway_and_identifies_afresh() {
         panic!("expected op 4 again (C12), got {outs:?}")
     };
     assert_eq!(op4.channel_id, Some(CHANNEL));
-    // No audio while a fresh session is negotiated.
-    let mut buf = [0u8; 2048];
-    let now = h.now;
-    assert!(matches!(
-        h.session().send_opus(now, &[1], &mut buf),
-        Err(voice_proto::Error::NotReady(
-            voice_proto::NotReady::Reconnecting
-        ))
-    ));
+    // No audio while a fresh session is negotiated: a frame queued now waits for it.
+    h.session().queue_opus(&[1]).unwrap();
+    assert_eq!(h.play_next().1, None);
+    assert_eq!(h.session().playout_hold(), Some(HoldReason::Reconnecting));
 
     h.feed(Input::VoiceStateUpdate(state_dispatch()));
     let outs = h.feed(Input::VoiceServerUpdate(server_dispatch("new-token")));
@@ -53,10 +49,26 @@ fn close_4006_rejoins_through_the_main_gateway_and_identifies_afresh() {
         .iter()
         .any(|e| matches!(e, Event::Connected { ssrc: 777, .. })));
 
-    // We were talking: op 5 with the new SSRC.
-    assert!(sent
+    // The held frame goes out first on the new session, after op 5 with the new SSRC.
+    let (outs, held) = h.play_next();
+    assert!(client_messages(&outs)
         .iter()
         .any(|m| matches!(m, ClientMessage::Speaking(s) if s.ssrc == 777)));
+    let (header, opus) = h.server.open_audio(&held.expect("the held frame"));
+    assert_eq!((header.ssrc, opus.as_slice()), (777, &[1u8][..]));
+    let reason = HoldReason::Reconnecting;
+    let holds: Vec<_> = events(&h.log)
+        .into_iter()
+        .filter(|e| matches!(e, Event::PlayoutHeld { .. } | Event::PlayoutResumed { .. }))
+        .collect();
+    assert_eq!(
+        holds,
+        [
+            Event::PlayoutHeld { reason },
+            Event::PlayoutResumed { reason }
+        ],
+        "the wait is reported once, start and end"
+    );
     let (_, datagram) = h.send_frame(&[4, 5, 6]);
     let (header, opus) = h.server.open_audio(&datagram);
     assert_eq!((header.ssrc, opus.as_slice()), (777, &[4u8, 5, 6][..]));

@@ -1,5 +1,5 @@
-//! Resume after close 4015 mid-stream: op 7 with the right seq_ack, UDP keeps flowing, Speaking
-//! is sent again, counters continue.
+//! Resume after close 4015 mid-stream: op 7 with the right seq_ack, UDP and keys kept, audio
+//! held until Resumed and op 5 on the new websocket, counters continue.
 
 mod support;
 
@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use support::*;
 use voice_proto::payload::{ClientMessage, ServerMessage};
+use voice_proto::playout::HoldReason;
 use voice_proto::{Event, Input, Output, Recovery};
 
 #[test]
@@ -38,15 +39,12 @@ fn close_4015_resumes_with_seq_ack_and_audio_never_stops() {
         "UDP is kept"
     );
 
-    // While the websocket is down, audio keeps flowing with consecutive counters.
-    let (_, during) = h.send_frame(&[2, 2, 2]);
-    let (during_header, opus) = h.server.open_audio(&during);
-    assert_eq!(opus, [2, 2, 2]);
-    assert_eq!(
-        during_header.sequence,
-        first_header.sequence.wrapping_add(1)
-    );
-    assert_eq!(during_header.ssrc, SSRC);
+    // While the websocket is down audio waits: Discord drops audio that no op 5 on the current
+    // websocket announced, so nothing goes out before Resumed and our op 5.
+    h.session().queue_opus(&[2, 2, 2]).unwrap();
+    assert_eq!(h.play_next().1, None);
+    assert_eq!(h.session().playout_hold(), Some(HoldReason::Resuming));
+    assert_eq!(h.session().queued_frames(), 1, "held, not dropped");
 
     let outs = h.feed(Input::WebSocketOpened);
     let sent = client_messages(&outs);
@@ -63,16 +61,27 @@ fn close_4015_resumes_with_seq_ack_and_audio_never_stops() {
     let resumed = h.server.frame(ServerMessage::Resumed);
     let outs = h.text(&resumed);
     assert!(events(&outs).contains(&Event::Resumed));
-    // We were talking: op 5 goes out again right away (C20).
-    let sent = client_messages(&outs);
-    assert!(
-        sent.iter()
-            .any(|m| matches!(m, ClientMessage::Speaking(s) if s.ssrc == SSRC)),
-        "{sent:?}"
-    );
+    assert!(events(&outs).contains(&Event::PlayoutResumed {
+        reason: HoldReason::Resuming
+    }));
     assert_eq!(h.session().stats().resumes, 1);
 
-    // Nonce counter continues (C25): the third packet's suffix is one more than the second's.
+    // The held frame goes out now, op 5 first on this websocket (C20), with consecutive
+    // counters: same SSRC, next sequence number, next nonce (C25).
+    let (outs, during) = h.play_next();
+    let during = during.expect("the held frame goes out after Resumed");
+    let sent = client_messages(&outs);
+    assert!(
+        matches!(sent.as_slice(), [ClientMessage::Speaking(s)] if s.ssrc == SSRC),
+        "{sent:?}"
+    );
+    let (during_header, opus) = h.server.open_audio(&during);
+    assert_eq!(opus, [2, 2, 2]);
+    assert_eq!(
+        during_header.sequence,
+        first_header.sequence.wrapping_add(1)
+    );
+    assert_eq!(during_header.ssrc, SSRC);
     let (_, after) = h.send_frame(&[3, 3, 3]);
     let nonce = |p: &[u8]| u32::from_be_bytes(p[p.len() - 4..].try_into().unwrap());
     assert_eq!(nonce(&after), nonce(&during) + 1);

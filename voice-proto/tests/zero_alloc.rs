@@ -1,4 +1,5 @@
-//! `send_opus` performs no heap allocation in steady state (counted by a global allocator).
+//! The playout (`queue_opus` + `poll_transmit`) performs no heap allocation in steady state
+//! (counted by a global allocator).
 
 mod support;
 
@@ -6,7 +7,6 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use support::*;
-use voice_proto::rtp::MAX_PACKET_LEN;
 
 struct Counting;
 
@@ -22,6 +22,11 @@ unsafe impl GlobalAlloc for Counting {
         // SAFETY: forwarded unchanged to the system allocator.
         unsafe { System.dealloc(ptr, layout) }
     }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
 }
 
 #[global_allocator]
@@ -32,23 +37,15 @@ fn steady_state_allocations(mode: voice_proto::crypto::EncryptionMode) -> usize 
     h.server.modes = vec![mode.name().to_owned()];
     h.server.mode = mode;
     h.connect();
-    let mut buf = [0u8; MAX_PACKET_LEN];
     let frame = [0x55u8; 120];
-    let now = h.now;
-    // The first frame announces Speaking (allocates the op-5 frame); the rest is steady state.
-    h.session().send_opus(now, &frame, &mut buf).unwrap();
-    h.collect();
-    let session = h.session();
+    h.warm_up_playout(&frame);
     let before = ALLOCATIONS.load(Ordering::SeqCst);
-    for _ in 0..1000 {
-        let packet = session.send_opus(now, &frame, &mut buf).unwrap();
-        assert_eq!(packet.len(), 12 + 120 + 20);
-    }
+    h.steady_playout(&frame, 1000, |len| assert_eq!(len, 12 + 120 + 20));
     ALLOCATIONS.load(Ordering::SeqCst) - before
 }
 
 #[test]
-fn send_opus_allocates_nothing_per_packet() {
+fn playout_allocates_nothing_per_packet() {
     use voice_proto::crypto::EncryptionMode;
     // One test function: the counter is global and tests run on parallel threads.
     assert_eq!(

@@ -205,6 +205,7 @@ impl Engine {
                 stage: Stage::ServerUpdate,
             },
         );
+        engine.playout.observe(now);
         engine.channel_id = Some(join.channel_id);
         engine.out.push_back(Output::MainGateway(VoiceStateUpdate {
             guild_id: join.guild_id,
@@ -227,6 +228,7 @@ impl Engine {
             None => voice_gateway_url(&info.endpoint)?,
         };
         let mut engine = Self::blank(config, info.user_id, info.guild_id, Phase::Closed);
+        engine.playout.observe(now);
         engine.channel_id = info.channel_id;
         engine.session_id = Some(info.session_id);
         engine.token = Some(info.token);
@@ -292,6 +294,7 @@ impl Engine {
         if self.is_closed() {
             return Err(self.error.clone().unwrap_or(Error::ClosedByApplication));
         }
+        self.playout.observe(now);
         self.run_timers(now);
         if !self.is_closed() {
             match input {
@@ -315,6 +318,9 @@ impl Engine {
                 Input::Datagram { from, data } => self.on_datagram(now, from, data),
                 Input::Timer => {}
             }
+        }
+        if !self.is_closed() {
+            self.sync_hold();
         }
         match &self.error {
             Some(error) if self.is_closed() => Err(error.clone()),

@@ -54,6 +54,11 @@ impl Playout {
         }
     }
 
+    /// The engine was told the time: a stream ready to start is due then.
+    pub(super) fn observe(&mut self, now: Instant) {
+        self.clock = Some(self.clock.map_or(now, |clock| clock.max(now)));
+    }
+
     /// Something to send: queued frames, or a spurt whose trailing silence is not out yet.
     fn has_work(&self) -> bool {
         !self.queue.is_empty() || self.talking
@@ -117,7 +122,26 @@ impl Engine {
         if self.is_closed() {
             return Err(QueueError::Closed);
         }
-        self.playout.queue.push(frame)
+        self.playout.queue.push(frame)?;
+        self.sync_hold();
+        Ok(())
+    }
+
+    /// Reports a change of [`playout_hold`](Self::playout_hold) as an event: the wait starts,
+    /// changes reason, or ends (audio can flow again, or nothing is left to send). Called after
+    /// every input and application call that can change it.
+    pub(super) fn sync_hold(&mut self) {
+        let now_held = self.playout_hold();
+        if now_held == self.playout.held {
+            return;
+        }
+        let before = core::mem::replace(&mut self.playout.held, now_held);
+        let event = match (before, now_held) {
+            (_, Some(reason)) => Event::PlayoutHeld { reason },
+            (Some(reason), None) => Event::PlayoutResumed { reason },
+            (None, None) => return,
+        };
+        self.out.push_back(Output::Event(event));
     }
 
     pub(crate) fn queued_frames(&self) -> usize {
@@ -126,6 +150,14 @@ impl Engine {
 
     pub(crate) fn queue_capacity(&self) -> usize {
         self.playout.queue.capacity()
+    }
+
+    /// Why queued audio waits now, if it does.
+    pub(crate) fn playout_hold(&self) -> Option<HoldReason> {
+        if self.is_closed() || !self.playout.has_work() {
+            return None;
+        }
+        self.hold_reason(self.playout.next())
     }
 
     /// Every queued frame and the trailing silence are out, or nothing will ever be sent.
@@ -152,7 +184,7 @@ impl Engine {
         now: Instant,
         buf: &mut [u8; MAX_PACKET_LEN],
     ) -> Option<Transmit> {
-        self.playout.clock = Some(self.playout.clock.map_or(now, |clock| clock.max(now)));
+        self.playout.observe(now);
         if self.is_closed() || !self.playout.has_work() {
             self.playout.pacer.stop();
             return None;
@@ -161,14 +193,10 @@ impl Engine {
             return None;
         }
         let next = self.playout.next();
-        if let Some(reason) = self.hold_reason(next) {
+        if self.hold_reason(next).is_some() {
             // Paused, not lost: the clock restarts when the session can send again.
             self.playout.pacer.stop();
-            if self.playout.held != Some(reason) {
-                self.playout.held = Some(reason);
-                self.out
-                    .push_back(Output::Event(Event::PlayoutHeld { reason }));
-            }
+            self.sync_hold();
             return None;
         }
         // Op 5 precedes the first audio of every websocket and of every spurt (C20).
@@ -185,10 +213,6 @@ impl Engine {
         };
         match written {
             Ok(len) => {
-                if let Some(reason) = self.playout.held.take() {
-                    self.out
-                        .push_back(Output::Event(Event::PlayoutResumed { reason }));
-                }
                 if self.playout.pacer.is_quiet() {
                     self.playout.pacer.start(now);
                 } else {
@@ -267,12 +291,7 @@ impl Engine {
         if self.playout.talking && self.playout.silence_remaining == 0 {
             self.playout.silence_remaining = SILENCE_FRAME_COUNT;
         }
-        if !self.playout.has_work() {
-            if let Some(reason) = self.playout.held.take() {
-                self.out
-                    .push_back(Output::Event(Event::PlayoutResumed { reason }));
-            }
-        }
+        self.sync_hold();
         dropped
     }
 

@@ -42,6 +42,27 @@ impl AnyState {
         }
     }
 
+    /// The next deadline of everything but the playout clock (see
+    /// [`Session::next_timer`]): what a driver that runs the playout elsewhere waits for.
+    pub fn next_timer(&self) -> Option<Instant> {
+        self.engine().next_timer()
+    }
+
+    /// When the playout has its next datagram (see [`Session::next_transmit`]); `None` before
+    /// the session is established.
+    pub fn next_transmit(&self) -> Option<Instant> {
+        self.engine().next_transmit()
+    }
+
+    fn engine(&self) -> &crate::engine::Engine {
+        match self {
+            AnyState::AwaitingServerUpdate(s) => &s.engine,
+            AnyState::Identifying(s) => &s.engine,
+            AnyState::Discovering(s) => &s.engine,
+            AnyState::Ready(s) => &s.engine,
+        }
+    }
+
     /// The session, once established.
     pub fn session(&mut self) -> Option<&mut Session> {
         match self {

@@ -9,7 +9,7 @@ use crate::dave::DaveStatus;
 use crate::engine::{Engine, Phase, Stats};
 use crate::id::UserId;
 use crate::payload::SpeakingFlags;
-use crate::playout::{QueueError, Transmit};
+use crate::playout::{HoldReason, QueueError, Transmit};
 use crate::rtp::MAX_PACKET_LEN;
 
 /// A negotiated voice session. Resumes, reconnects and moves happen inside it at run time;
@@ -88,6 +88,12 @@ impl Session {
     /// what `flush` waits for.
     pub fn playout_idle(&self) -> bool {
         self.engine.playout_idle()
+    }
+
+    /// Why queued audio waits instead of going out, while it does (`None` when it flows or
+    /// nothing is queued).
+    pub fn playout_hold(&self) -> Option<HoldReason> {
+        self.engine.playout_hold()
     }
 
     /// Drops the queued frames and ends the talk spurt: the five `F8 FF FE` silence frames follow

@@ -354,15 +354,68 @@ impl Harness {
         self.state.session().expect("session established")
     }
 
-    /// Sends one frame and returns (outputs queued before it, the datagram).
+    /// Queues one frame and plays the next packet out: returns (the outputs that came with it,
+    /// e.g. op 5, and the datagram). Panics if the playout holds it.
     pub fn send_frame(&mut self, frame: &[u8]) -> (Vec<Output>, Vec<u8>) {
-        let now = self.now;
+        self.session().queue_opus(frame).expect("queue_opus");
+        match self.play_next() {
+            (outputs, Some(datagram)) => (outputs, datagram),
+            (outputs, None) => panic!("the playout held the frame; outputs: {outputs:?}"),
+        }
+    }
+
+    /// Plays the next packet of the playout: moves the fake clock to its slot, polls it out and
+    /// drains the outputs (an op 5 it queued first). `None` when nothing is due or it is held.
+    pub fn play_next(&mut self) -> (Vec<Output>, Option<Vec<u8>>) {
+        let mut outputs = Vec::new();
+        // At most: the poll that queues op 5, then the one that sends.
+        for _ in 0..3 {
+            let Some(at) = self.session().next_transmit() else {
+                return (outputs, None);
+            };
+            self.now = self.now.max(at);
+            let now = self.now;
+            let mut buf = [0u8; voice_proto::rtp::MAX_PACKET_LEN];
+            let transmit = self.session().poll_transmit(now, &mut buf);
+            outputs.extend(self.collect());
+            if let Some(transmit) = transmit {
+                assert_eq!(transmit.destination, server_udp());
+                return (outputs, Some(buf[..transmit.len].to_vec()));
+            }
+        }
+        (outputs, None)
+    }
+
+    /// Plays out everything queued, the trailing silence included: every datagram in order.
+    pub fn play_all(&mut self) -> Vec<Vec<u8>> {
+        let mut datagrams = Vec::new();
+        while let (_, Some(datagram)) = self.play_next() {
+            datagrams.push(datagram);
+            assert!(datagrams.len() < 100_000, "the playout never ends");
+        }
+        datagrams
+    }
+
+    /// Fills the playout queue and plays its first packet (op 5 and the queue's growth happen
+    /// here), so that [`steady_playout`](Self::steady_playout) measures the steady state.
+    pub fn warm_up_playout(&mut self, frame: &[u8]) {
+        while self.session().queue_opus(frame).is_ok() {}
+        assert!(self.play_next().1.is_some(), "the first frame goes out");
+    }
+
+    /// `packets` rounds of one `queue_opus` and one `poll_transmit` in its slot on a full queue:
+    /// the per-packet path with nothing else (no timers, no outputs). Calls `check` with each
+    /// datagram's length.
+    pub fn steady_playout(&mut self, frame: &[u8], packets: u32, mut check: impl FnMut(usize)) {
+        let session = self.state.session().expect("session established");
+        let mut now = session.next_transmit().expect("a frame is due");
         let mut buf = [0u8; voice_proto::rtp::MAX_PACKET_LEN];
-        let datagram = self
-            .session()
-            .send_opus(now, frame, &mut buf)
-            .expect("send_opus")
-            .to_vec();
-        (self.collect(), datagram)
+        for _ in 0..packets {
+            session.queue_opus(frame).expect("room for one frame");
+            let transmit = session.poll_transmit(now, &mut buf).expect("due");
+            check(transmit.len);
+            now += voice_proto::playout::FRAME_DURATION;
+        }
+        self.now = self.now.max(now);
     }
 }

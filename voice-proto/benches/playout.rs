@@ -1,8 +1,9 @@
-//! `send_opus` on a 120-byte frame per mode, beside the bare AEAD seal of the same bytes.
+//! The playout's packet path (`queue_opus` + `poll_transmit` in its slot) on a 120-byte frame per
+//! mode, beside the bare AEAD seal of the same bytes.
 //!
-//! Run: `cargo bench -p voice-proto --bench send_opus`. The goal is a per-packet cost within
-//! 1.15x of the bare seal: everything `send_opus` adds (counters, header, copy, checks) must be
-//! small next to the cipher. The `dave_*` group measures the same call with DAVE frame encryption
+//! Run: `cargo bench -p voice-proto --bench playout`. The goal is a per-packet cost within
+//! 1.15x of the bare seal: everything the playout adds (queue, clock, counters, header, copies,
+//! checks) must be small next to the cipher. The `dave_*` group measures the same call with DAVE frame encryption
 //! (the `davey` crate) in front of the transport seal.
 
 #[path = "../tests/support/mod.rs"]
@@ -44,16 +45,12 @@ fn bench(c: &mut Criterion) {
         h.server.mode = mode;
         h.connect();
         // The first frame announces Speaking; the loop measures the steady state.
-        h.send_frame(&frame);
-        let now = h.now;
-        let session = h.session();
-        group.bench_function("send_opus_120B", |b| {
+        h.warm_up_playout(&frame);
+        group.bench_function("playout_120B", |b| {
             b.iter(|| {
-                black_box(
-                    session
-                        .send_opus(now, black_box(&frame), &mut buf)
-                        .map(<[u8]>::len),
-                )
+                h.steady_playout(black_box(&frame), 1, |len| {
+                    black_box(len);
+                })
             });
         });
         group.finish();
@@ -65,17 +62,12 @@ fn bench(c: &mut Criterion) {
         let mut group = c.benchmark_group("dave_aead_aes256_gcm_rtpsize");
         group.throughput(Throughput::Elements(1));
         let (mut h, _peer) = support::dave::keyed_call();
-        h.send_frame(&frame);
-        let now = h.now;
-        let session = h.session();
-        let mut buf = [0u8; MAX_PACKET_LEN];
-        group.bench_function("send_opus_120B", |b| {
+        h.warm_up_playout(&frame);
+        group.bench_function("playout_120B", |b| {
             b.iter(|| {
-                black_box(
-                    session
-                        .send_opus(now, black_box(&frame), &mut buf)
-                        .map(<[u8]>::len),
-                )
+                h.steady_playout(black_box(&frame), 1, |len| {
+                    black_box(len);
+                })
             });
         });
         group.finish();
