@@ -9,9 +9,11 @@ pub struct VoiceConfig {
     pub core: voice_proto::Config,
     /// Extra trusted root certificates, PEM encoded (e.g. a loopback server's CA).
     pub extra_root_certificates: Vec<Vec<u8>>,
-    /// Opus frames that may wait in the `Connection::opus_send` queue before senders wait
-    /// (backpressure). 50 frames = one second.
-    pub opus_queue_frames: usize,
+    /// Media worker threads shared by every connection made with this setting (0: one per core).
+    /// Each worker sends the audio of its connections; their number does not grow with the
+    /// number of connections. (The playout queue's length is the core's
+    /// [`playout_queue_frames`](voice_proto::Config::playout_queue_frames).)
+    pub media_workers: usize,
     /// Events that may wait for the application before new ones are dropped (counted).
     pub event_queue: usize,
     /// How long to wait for the websocket close handshake when disconnecting.
@@ -23,7 +25,7 @@ impl Default for VoiceConfig {
         Self {
             core: voice_proto::Config::default(),
             extra_root_certificates: Vec::new(),
-            opus_queue_frames: 50,
+            media_workers: 0,
             event_queue: 1024,
             close_timeout: Duration::from_secs(2),
         }

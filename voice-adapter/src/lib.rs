@@ -14,6 +14,7 @@
 mod config;
 mod error;
 mod gateway_link;
+pub mod media;
 mod pending_join;
 mod shared_voice;
 mod tls;

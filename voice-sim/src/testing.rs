@@ -4,8 +4,8 @@
 //!   JSON, so a test can send anything, well-formed or not.
 //! - [`MediaSender`]: builds encrypted RTP packets with voice-proto's [`TransportCipher`].
 //! - [`EngineClient`]: voice-proto's own engine ([`AnyState`]) driven over real sockets with the
-//!   drain rule (`handle_input`, then `poll_output` until `WakeAt`/`Idle`), playing a list of Opus
-//!   frames.
+//!   drain rule (`handle_input`, `poll_transmit` until `None`, then `poll_output` until
+//!   `WakeAt`/`Idle`), playing a list of Opus frames through the core's playout.
 //!
 //! Everything here is plain `ws://` on 127.0.0.1.
 
@@ -416,19 +416,42 @@ impl EngineClient {
         .map_err(|e| fail(format!("engine: {e}")))?;
         let mut engine = AnyState::Identifying(identifying);
         let mut io = EngineIo::default();
-        let mut queue = self.frames.into_iter();
-        let mut held: Option<Vec<u8>> = None;
+        let mut queue = self.frames.into_iter().peekable();
         let mut finished_at: Option<tokio::time::Instant> = None;
-        let mut left = false;
-        let mut ticker = tokio::time::interval(Duration::from_millis(20));
-        let mut buf = vec![0u8; voice_proto::rtp::MAX_PACKET_LEN];
+        let mut buf = [0u8; voice_proto::rtp::MAX_PACKET_LEN];
         let mut udp_buf = vec![0u8; 2048];
         loop {
+            // The playout is the core's: queue what fits, send what is due, then drain (an op 5
+            // the playout queued goes out before its datagram, which the next round sends).
+            if let Some(session) = engine.session() {
+                while let Some(frame) = queue.peek() {
+                    if session.queue_opus(frame).is_err() {
+                        break;
+                    }
+                    queue.next();
+                }
+                while let Some(transmit) = session.poll_transmit(Instant::now(), &mut buf) {
+                    io.outcome.frames_sent += 1;
+                    if let Some(socket) = io.udp.as_ref() {
+                        let datagram = buf.get(..transmit.len).unwrap_or_default();
+                        let _ = socket.send_to(datagram, transmit.destination).await;
+                    }
+                }
+                if io.playing && queue.peek().is_none() && session.playout_idle() {
+                    let since = *finished_at.get_or_insert_with(tokio::time::Instant::now);
+                    if since.elapsed() >= self.linger && !session.is_closed() {
+                        session.disconnect();
+                    }
+                }
+            }
             let idle = io.drain(&mut engine).await?;
             if idle || tokio::time::Instant::now() >= deadline {
                 return Ok(io.outcome);
             }
-            let wake_at = io.wake.unwrap_or(deadline).min(deadline);
+            let mut wake_at = io.wake.unwrap_or(deadline).min(deadline);
+            if let Some(since) = finished_at {
+                wake_at = wake_at.min(since + self.linger);
+            }
             tokio::select! {
                 message = next_ws(&mut io.ws) => {
                     let now = Instant::now();
@@ -454,43 +477,6 @@ impl EngineClient {
                 }
                 _ = tokio::time::sleep_until(wake_at) => {
                     let _ = engine.handle_input(Instant::now(), Input::Timer);
-                }
-                _ = ticker.tick(), if io.playing && !left => {
-                    let now = Instant::now();
-                    let Some(session) = engine.session() else { continue };
-                    let remote = session.remote();
-                    let datagram = if let Some(frame) = held.take().or_else(|| queue.next()) {
-                        match session.send_opus(now, &frame, &mut buf) {
-                            Ok(packet) => {
-                                io.outcome.frames_sent += 1;
-                                Some(packet.to_vec())
-                            }
-                            // DAVE keys pending, or a re-establishment: keep the frame.
-                            Err(voice_proto::Error::NotReady(_)) => {
-                                held = Some(frame);
-                                None
-                            }
-                            Err(_) => None,
-                        }
-                    } else if session.silence_pending() {
-                        io.outcome.frames_sent += 1;
-                        session.send_silence(&mut buf).ok().flatten().map(<[u8]>::to_vec)
-                    } else if finished_at.is_none() {
-                        session.stop_speaking();
-                        finished_at = Some(tokio::time::Instant::now());
-                        None
-                    } else {
-                        if finished_at.is_some_and(|at| at.elapsed() >= self.linger) {
-                            session.disconnect();
-                            left = true;
-                        }
-                        None
-                    };
-                    // Op 5 (queued by the first frame of a spurt) must leave before the packet.
-                    let _ = io.drain(&mut engine).await?;
-                    if let (Some(datagram), Some(socket), Some(to)) = (datagram, io.udp.as_ref(), remote) {
-                        let _ = socket.send_to(&datagram, to).await;
-                    }
                 }
             }
         }

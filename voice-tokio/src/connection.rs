@@ -1,27 +1,124 @@
 //! The application's handle on one voice connection.
 
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::Connector;
+use voice_adapter::media::{DriverWake, MediaScheduler, SharedCore};
 use voice_adapter::{tls_client_config, Dispatch, PendingJoin};
 use voice_proto::payload::SpeakingFlags;
+use voice_proto::playout::QueueError;
 use voice_proto::{AnyState, ConnectionInfo, Event, Identifying};
 
-use crate::driver::{Channels, Command, Driver};
+use crate::driver::{Channels, Driver};
 use crate::{GatewayLink, JoinError, VoiceConfig};
 
-/// Sends Opus frames (one 20 ms frame each) to a connection. Bounded: `send` waits when the queue
-/// is full, so a producer can never run ahead of real time by more than the queue.
-pub type OpusSender = mpsc::Sender<Bytes>;
+/// How the media worker and the application wake a connection's driver task and its senders.
+#[derive(Debug, Default)]
+pub(crate) struct TokioWake {
+    /// The driver has outputs to carry out.
+    pub(crate) driver: Notify,
+    /// The playout queue has room again.
+    senders: Notify,
+}
+
+impl DriverWake for TokioWake {
+    fn wake_driver(&self) {
+        self.driver.notify_one();
+    }
+
+    fn wake_senders(&self) {
+        self.senders.notify_waiters();
+    }
+}
+
+/// The core shared by a connection's driver task, its media worker and the application.
+pub(crate) type Shared = Arc<SharedCore<TokioWake>>;
+
+/// Why [`OpusSender::send`] did not queue a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The connection has ended; nothing will be sent any more.
+    #[error("the voice connection has ended")]
+    Closed,
+    /// The frame is empty or longer than an Opus packet can be (1..=1275 bytes).
+    #[error("an Opus frame must be 1..=1275 bytes, got {len}")]
+    BadFrameLength {
+        /// The frame length given.
+        len: usize,
+    },
+}
+
+/// Queues Opus frames (one 20 ms frame each) on a connection's playout. Cheap to clone. Bounded:
+/// [`send`](Self::send) waits while the queue is full, so a producer never runs ahead of real
+/// time by more than the queue ([`Config::playout_queue_frames`](voice_proto::Config), one
+/// second by default); it is woken when the queue is half empty again, not once per frame.
+#[derive(Clone)]
+pub struct OpusSender {
+    shared: Shared,
+}
+
+impl std::fmt::Debug for OpusSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpusSender").finish_non_exhaustive()
+    }
+}
+
+impl OpusSender {
+    /// Queues one frame, waiting while the queue is full. Frames queued while the connection
+    /// resumes, reconnects or waits for DAVE keys wait in the queue; none is lost.
+    pub async fn send(&self, frame: impl AsRef<[u8]>) -> Result<(), SendError> {
+        let frame = frame.as_ref();
+        loop {
+            // Registered before looking at the queue, so a wake-up in between is not missed.
+            let room = self.shared.wake().senders.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            match self.try_queue(frame) {
+                Err(QueueError::Full { .. }) => room.await,
+                result => return result.map_err(send_error),
+            }
+        }
+    }
+
+    /// Queues one frame if there is room now.
+    pub fn try_send(&self, frame: impl AsRef<[u8]>) -> Result<bool, SendError> {
+        match self.try_queue(frame.as_ref()) {
+            Ok(()) => Ok(true),
+            Err(QueueError::Full { .. }) => Ok(false),
+            Err(error) => Err(send_error(error)),
+        }
+    }
+
+    fn try_queue(&self, frame: &[u8]) -> Result<(), QueueError> {
+        let mut core = self.shared.lock();
+        let result = match core.state.session() {
+            Some(session) => session.queue_opus(frame),
+            None => Err(QueueError::Closed),
+        };
+        if matches!(result, Err(QueueError::Full { .. })) {
+            core.wait_for_room();
+        }
+        result
+    }
+}
+
+fn send_error(error: QueueError) -> SendError {
+    match error {
+        QueueError::BadFrameLength { len } => SendError::BadFrameLength { len },
+        _ => SendError::Closed,
+    }
+}
 
 /// A joined voice channel. Dropping it leaves the channel and ends its task.
 #[derive(Debug)]
 pub struct Connection {
-    commands: mpsc::UnboundedSender<Command>,
-    frames: OpusSender,
+    shared: Shared,
+    disconnect: mpsc::UnboundedSender<oneshot::Sender<()>>,
     events: mpsc::Receiver<Event>,
     task: Option<JoinHandle<()>>,
 }
@@ -38,24 +135,25 @@ impl Connection {
     /// Starts the driver task for `state` and waits until the session is established.
     pub(crate) async fn spawn(
         state: AnyState,
-        gateway: Option<std::sync::Arc<dyn GatewayLink>>,
+        gateway: Option<Arc<dyn GatewayLink>>,
         dispatches: Option<mpsc::UnboundedReceiver<Dispatch>>,
         config: &VoiceConfig,
     ) -> Result<Self, JoinError> {
         let connector = Connector::Rustls(tls_client_config(&config.extra_root_certificates)?);
-        let (commands_tx, commands) = mpsc::unbounded_channel();
-        let (frames_tx, frames) = mpsc::channel(config.opus_queue_frames.max(1));
+        let scheduler = MediaScheduler::shared(config.media_workers);
+        let shared = SharedCore::new(state, TokioWake::default(), &scheduler)
+            .map_err(|e| JoinError::Thread(e.to_string()))?;
+        let (disconnect, disconnects) = mpsc::unbounded_channel();
         let (events_tx, events) = mpsc::channel(config.event_queue.max(1));
         let (ready_tx, ready) = oneshot::channel();
         let driver = Driver::new(
-            state,
+            Arc::clone(&shared),
             gateway,
             connector,
             config.close_timeout,
             Channels {
-                commands,
+                disconnects,
                 dispatches,
-                frames,
                 events: events_tx,
                 join: PendingJoin::new(move |outcome| {
                     let _ = ready_tx.send(outcome);
@@ -65,8 +163,8 @@ impl Connection {
         let task = tokio::spawn(driver.run());
         match ready.await {
             Ok(Ok(())) => Ok(Self {
-                commands: commands_tx,
-                frames: frames_tx,
+                shared,
+                disconnect,
                 events,
                 task: Some(task),
             }),
@@ -78,30 +176,57 @@ impl Connection {
         }
     }
 
-    /// Sets the speaking flags (op 5): Microphone, Soundshare, Priority.
+    /// Sets the speaking flags (op 5): Microphone, Soundshare, Priority. Audio announces
+    /// Microphone by itself if this is never called.
     pub fn speaking(&self, flags: SpeakingFlags) {
-        let _ = self.commands.send(Command::Speaking(flags));
+        if let Some(session) = self.shared.lock().state.session() {
+            session.speaking(flags);
+        }
     }
 
-    /// A sender of Opus frames. The driver sends one per 20 ms on a drift-free schedule; when the
-    /// queue runs dry it sends the five silence frames and goes quiet until frames come again.
+    /// A sender of Opus frames for the connection's playout: one frame per 20 ms on a drift-free
+    /// schedule; when the queue runs dry, the five silence frames follow and the stream goes
+    /// quiet until frames come again. While the session cannot send audio (reconnecting,
+    /// resuming, or DAVE keys pending) frames wait in the queue
+    /// ([`Event::PlayoutHeld`](voice_proto::Event::PlayoutHeld) says so); none is lost or sent
+    /// unencrypted into an end-to-end encrypted call.
     pub fn opus_send(&self) -> OpusSender {
-        self.frames.clone()
+        OpusSender {
+            shared: Arc::clone(&self.shared),
+        }
     }
 
-    /// Waits until every frame queued so far has been sent, followed by the five trailing silence
-    /// frames (which are skipped when the session dropped right then). Returns early if the
-    /// connection ends.
-    pub async fn flush(&self) {
+    /// Waits until every frame queued so far has been sent, followed by the five trailing
+    /// silence frames. Returns early if the connection ends.
+    pub fn flush(&self) -> impl Future<Output = ()> + Send + 'static {
         let (done, wait) = oneshot::channel();
-        if self.commands.send(Command::Flush(done)).is_ok() {
+        self.shared.lock().when_flushed(move || {
+            let _ = done.send(());
+        });
+        async move {
             let _ = wait.await;
         }
     }
 
-    /// Ends the talk spurt now: the five silence frames follow, then Speaking 0.
-    pub fn stop_speaking(&self) {
-        let _ = self.commands.send(Command::StopSpeaking);
+    /// Drops the queued frames and ends the talk spurt now: the five silence frames follow, then
+    /// Speaking 0. Returns how many frames were dropped.
+    pub fn stop_speaking(&self) -> usize {
+        self.shared
+            .lock()
+            .state
+            .session()
+            .map_or(0, |session| session.stop_speaking())
+    }
+
+    /// Counters of the connection: packets sent and received, frames queued, resumes,
+    /// reconnects, DAVE figures.
+    pub fn stats(&self) -> voice_proto::Stats {
+        self.shared
+            .lock()
+            .state
+            .session()
+            .map(|session| session.stats())
+            .unwrap_or_default()
     }
 
     /// Events: speaking, clients joining or leaving, received audio, reconnects, the end.
@@ -113,7 +238,7 @@ impl Connection {
     /// websocket with 1000 and the UDP socket, and waits for the task to end.
     pub async fn disconnect(mut self) {
         let (done, wait) = oneshot::channel();
-        if self.commands.send(Command::Disconnect(done)).is_ok() {
+        if self.disconnect.send(done).is_ok() {
             let _ = wait.await;
         }
         if let Some(task) = self.task.take() {

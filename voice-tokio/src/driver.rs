@@ -1,12 +1,15 @@
-//! The connection task: real I/O around the core's drain loop. No protocol decision lives here.
+//! The driver task: the websocket side of one connection around the core's drain loop. It is
+//! woken only by events (a websocket message, a datagram, a dispatch, a control deadline, the
+//! media worker saying the core has outputs): the audio goes out from the shared media workers,
+//! never from here. No protocol decision lives here.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
@@ -14,141 +17,104 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::Connector;
-use voice_adapter::{udp_bind_address, Dispatch, GatewayLink, PendingJoin};
-use voice_proto::pacing::Pacer;
-use voice_proto::payload::SpeakingFlags;
-use voice_proto::rtp::MAX_PACKET_LEN;
-use voice_proto::{AnyState, Event, Input, Output};
+use voice_adapter::media::bind_media_socket;
+use voice_adapter::{Dispatch, GatewayLink, PendingJoin};
+use voice_proto::{Event, Input, Output};
 
+use crate::connection::Shared;
 use crate::ws::{self, VoiceSocket};
 
 /// Receive buffer: larger than any RTP packet Discord sends.
 const RECEIVE_BUFFER: usize = 2048;
 
-/// What the application asks of a running connection.
-#[derive(Debug)]
-pub(crate) enum Command {
-    Speaking(SpeakingFlags),
-    StopSpeaking,
-    /// Answer once every queued frame went out, with the trailing silence unless the session
-    /// dropped meanwhile.
-    Flush(oneshot::Sender<()>),
-    Disconnect(oneshot::Sender<()>),
-}
-
-/// An input owned by the driver (borrowed inputs are built from it when fed).
-enum Owned {
-    Closed(Option<u16>),
-}
-
 type Opening = Pin<Box<dyn Future<Output = Result<VoiceSocket, tungstenite::Error>> + Send>>;
 
 /// What woke the driver.
 enum Wake {
-    Command(Option<Command>),
+    Disconnect(Option<oneshot::Sender<()>>),
     Dispatch(Option<Dispatch>),
     Socket(Option<Result<Message, tungstenite::Error>>),
     Opened(Box<Result<VoiceSocket, tungstenite::Error>>),
     Datagram(std::io::Result<(usize, SocketAddr)>),
     Timer,
-    FrameDue,
-    FirstFrame(Option<Bytes>),
-}
-
-/// What became of one 20 ms tick.
-enum Tick {
-    /// A datagram went out (or the frame was unusable and dropped): keep the clock running.
-    Sent,
-    /// The stream went quiet (the trailing silence is out).
-    Quiet,
-    /// The core cannot send audio right now (DAVE keys pending, reconnecting): the frame is held
-    /// and the clock pauses until [`Session::is_connected`](voice_proto::Session::is_connected).
-    Held,
+    /// The media worker or the application left outputs in the core.
+    Outputs,
 }
 
 pub(crate) struct Channels {
-    pub(crate) commands: mpsc::UnboundedReceiver<Command>,
+    pub(crate) disconnects: mpsc::UnboundedReceiver<oneshot::Sender<()>>,
     pub(crate) dispatches: Option<mpsc::UnboundedReceiver<Dispatch>>,
-    pub(crate) frames: mpsc::Receiver<Bytes>,
     pub(crate) events: mpsc::Sender<Event>,
     pub(crate) join: PendingJoin,
 }
 
 pub(crate) struct Driver {
-    state: AnyState,
+    shared: Shared,
     gateway: Option<Arc<dyn GatewayLink>>,
     connector: Connector,
     close_timeout: std::time::Duration,
     socket: Option<VoiceSocket>,
     opening: Option<Opening>,
     udp: Option<UdpSocket>,
-    commands: mpsc::UnboundedReceiver<Command>,
+    disconnects: mpsc::UnboundedReceiver<oneshot::Sender<()>>,
     dispatches: Option<mpsc::UnboundedReceiver<Dispatch>>,
-    frames: mpsc::Receiver<Bytes>,
-    frames_open: bool,
-    /// A frame taken from the queue that the core could not send yet; it goes out first.
-    held: Option<Bytes>,
     events: mpsc::Sender<Event>,
     events_dropped: u64,
     join: PendingJoin,
-    wake_at: Option<Instant>,
-    pacer: Pacer,
-    flushes: Vec<oneshot::Sender<()>>,
-    pending: Vec<Owned>,
-    packet: Box<[u8; MAX_PACKET_LEN]>,
-    receive: Vec<u8>,
+    /// The next control deadline (heartbeat, keepalive, handshake stage); not the playout's.
+    timer: Option<Instant>,
+    /// Outputs taken from the core, carried out after its lock is released.
+    outputs: VecDeque<Output>,
+    receive: Box<[u8; RECEIVE_BUFFER]>,
     finished: bool,
 }
 
 impl Driver {
     pub(crate) fn new(
-        state: AnyState,
+        shared: Shared,
         gateway: Option<Arc<dyn GatewayLink>>,
         connector: Connector,
         close_timeout: std::time::Duration,
         channels: Channels,
     ) -> Self {
         Self {
-            state,
+            shared,
             gateway,
             connector,
             close_timeout,
             socket: None,
             opening: None,
             udp: None,
-            commands: channels.commands,
+            disconnects: channels.disconnects,
             dispatches: channels.dispatches,
-            frames: channels.frames,
-            frames_open: true,
-            held: None,
             events: channels.events,
             events_dropped: 0,
             join: channels.join,
-            wake_at: None,
-            pacer: Pacer::new(),
-            flushes: Vec::new(),
-            pending: Vec::new(),
-            packet: Box::new([0; MAX_PACKET_LEN]),
-            receive: vec![0; RECEIVE_BUFFER],
+            timer: None,
+            outputs: VecDeque::new(),
+            receive: Box::new([0; RECEIVE_BUFFER]),
             finished: false,
         }
     }
 
     /// Runs until the connection ends (fatal error, disconnect, or the `Connection` is dropped).
     pub(crate) async fn run(mut self) {
-        loop {
-            self.drain().await;
-            while let Some(Owned::Closed(code)) = self.pending.pop() {
-                self.feed(Input::WebSocketClosed { code });
-                self.drain().await;
-            }
-            if self.finished {
-                break;
-            }
+        let mut done = Vec::new();
+        self.drain();
+        self.carry_out().await;
+        while !self.finished {
             let wake = self.wait().await;
+            if let Wake::Disconnect(Some(reply)) = wake {
+                done.push(reply);
+                self.disconnect().await;
+                continue;
+            }
             self.on_wake(wake).await;
         }
-        self.join.driver_stopped(&self.state);
+        {
+            let core = self.shared.lock();
+            self.join.driver_stopped(&core.state);
+        }
         if self.events_dropped > 0 {
             tracing::warn!(
                 dropped = self.events_dropped,
@@ -156,63 +122,36 @@ impl Driver {
             );
         }
         self.close_socket(1000, true).await;
+        // The worker stops sending on this connection's socket.
+        self.shared.lock().set_media_socket(None);
+        for reply in done {
+            let _ = reply.send(());
+        }
     }
 
     async fn wait(&mut self) -> Wake {
-        let connected = self.state.session().is_some_and(|s| s.is_connected());
-        if connected && self.pacer.is_quiet() {
-            if let Some(frame) = self.held.take() {
-                return Wake::FirstFrame(Some(frame));
-            }
-        }
-        let wants_first_frame = self.pacer.is_quiet() && connected && self.frames_open;
-        let wake_at = self.wake_at.map(tokio::time::Instant::from_std);
-        let frame_at = self.pacer.due().map(tokio::time::Instant::from_std);
+        let timer = self.timer.map(tokio::time::Instant::from_std);
+        let shared = Arc::clone(&self.shared);
         let socket = &mut self.socket;
         let opening = &mut self.opening;
         let udp = &self.udp;
-        let receive = &mut self.receive;
+        let receive = &mut self.receive[..];
         let dispatches = &mut self.dispatches;
         tokio::select! {
-            command = self.commands.recv() => Wake::Command(command),
+            reply = self.disconnects.recv() => Wake::Disconnect(reply),
             dispatch = next_dispatch(dispatches) => Wake::Dispatch(dispatch),
             message = next_message(socket) => Wake::Socket(message),
             opened = finish_opening(opening) => Wake::Opened(Box::new(opened)),
             datagram = receive_datagram(udp, receive) => Wake::Datagram(datagram),
-            () = sleep_until(wake_at) => Wake::Timer,
-            () = sleep_until(frame_at) => Wake::FrameDue,
-            frame = self.frames.recv(), if wants_first_frame => Wake::FirstFrame(frame),
+            () = sleep_until(timer) => Wake::Timer,
+            () = shared.wake().driver.notified() => Wake::Outputs,
         }
     }
 
     async fn on_wake(&mut self, wake: Wake) {
         match wake {
-            Wake::Command(Some(Command::Speaking(flags))) => {
-                if let Some(session) = self.state.session() {
-                    session.speaking(flags);
-                }
-            }
-            Wake::Command(Some(Command::StopSpeaking)) => {
-                if let Some(session) = self.state.session() {
-                    session.stop_speaking();
-                    if session.silence_pending() {
-                        self.pacer.wake_now(Instant::now());
-                    }
-                }
-            }
-            Wake::Command(Some(Command::Flush(done))) => {
-                self.flushes.push(done);
-                // Queued frames start the clock in `wait` once the session can send them.
-                if self.pacer.is_quiet() && self.nothing_queued() {
-                    self.flushed();
-                }
-            }
-            Wake::Command(Some(Command::Disconnect(done))) => {
-                self.disconnect().await;
-                let _ = done.send(());
-            }
             // The `Connection` was dropped: leave cleanly.
-            Wake::Command(None) => self.disconnect().await,
+            Wake::Disconnect(_) => self.disconnect().await,
             Wake::Dispatch(Some(Dispatch::State(d))) => self.feed(Input::VoiceStateUpdate(d)),
             Wake::Dispatch(Some(Dispatch::Server(d))) => self.feed(Input::VoiceServerUpdate(d)),
             Wake::Dispatch(None) => self.dispatches = None,
@@ -244,124 +183,51 @@ impl Driver {
                 }
             }
             Wake::Datagram(Ok((len, from))) => {
-                let data = self.receive.get(..len).unwrap_or_default().to_vec();
-                self.feed(Input::Datagram { from, data: &data });
+                let data = self.receive.get(..len).unwrap_or_default();
+                feed(
+                    &self.shared,
+                    Input::Datagram { from, data },
+                    &mut self.outputs,
+                    &mut self.timer,
+                );
             }
             Wake::Datagram(Err(error)) => {
                 // ICMP errors surface here on some platforms; the core's timers decide.
                 tracing::debug!(%error, "UDP receive failed");
             }
             Wake::Timer => self.feed(Input::Timer),
-            Wake::FrameDue => self.pace().await,
-            Wake::FirstFrame(Some(frame)) => {
-                self.pacer.start(Instant::now());
-                if let Tick::Held = self.send_tick(Some(frame)).await {
-                    self.pacer.stop();
-                }
-            }
-            Wake::FirstFrame(None) => self.frames_open = false,
+            Wake::Outputs => self.drain(),
         }
-    }
-
-    /// One 20 ms tick: the next queued frame, or the core's underrun policy (silence, then quiet).
-    async fn pace(&mut self) {
-        let connected = self.state.session().is_some_and(|s| s.is_connected());
-        if !connected {
-            // Paused until the session is back; queued frames wait (backpressure), none are lost.
-            self.pacer.stop();
-            if self.nothing_queued() {
-                self.flushed();
-            }
-            return;
-        }
-        let frame = self.held.take().or_else(|| self.frames.try_recv().ok());
-        match self.send_tick(frame).await {
-            Tick::Sent => self.pacer.advance(Instant::now()),
-            // Resumes from `wait` once the session can send again.
-            Tick::Held => self.pacer.stop(),
-            Tick::Quiet => {
-                // The queue was empty and the trailing silence is out.
-                self.pacer.stop();
-                self.flushed();
-            }
-        }
-    }
-
-    /// No frame waits to be sent (neither held nor queued).
-    fn nothing_queued(&self) -> bool {
-        self.held.is_none() && self.frames.is_empty()
-    }
-
-    fn flushed(&mut self) {
-        for done in self.flushes.drain(..) {
-            let _ = done.send(());
-        }
-    }
-
-    /// Hands one tick to the core and sends the datagram. A frame the core refuses because it
-    /// cannot send audio right now is held, never lost (`Session::tick`'s contract).
-    async fn send_tick(&mut self, frame: Option<Bytes>) -> Tick {
-        let Some(session) = self.state.session() else {
-            if frame.is_none() {
-                return Tick::Quiet;
-            }
-            self.held = frame;
-            return Tick::Held;
-        };
-        let len = match session.tick(Instant::now(), frame.as_deref(), &mut self.packet[..]) {
-            Ok(Some(packet)) => packet.len(),
-            Ok(None) => return Tick::Quiet,
-            Err(error) => {
-                tracing::debug!(%error, "audio tick failed");
-                if frame.is_none() {
-                    return Tick::Quiet;
-                }
-                if session.is_connected() {
-                    // Not a pause (an unusable frame): drop it rather than offer it forever.
-                    return Tick::Sent;
-                }
-                self.held = frame;
-                return Tick::Held;
-            }
-        };
-        // Op 5 queued by the first frame of a spurt goes out before the audio.
-        self.drain().await;
-        self.transmit_packet(len).await;
-        Tick::Sent
-    }
-
-    async fn transmit_packet(&mut self, len: usize) {
-        let remote = self.state.session().and_then(|s| s.remote());
-        if let (Some(udp), Some(remote), Some(packet)) =
-            (self.udp.as_ref(), remote, self.packet.get(..len))
-        {
-            if let Err(error) = udp.send_to(packet, remote).await {
-                tracing::debug!(%error, "UDP send failed");
-            }
-        }
+        self.carry_out().await;
     }
 
     fn feed(&mut self, input: Input<'_>) {
-        if let Err(error) = self.state.handle_input(Instant::now(), input) {
-            tracing::debug!(%error, "voice connection ended");
-        }
+        feed(&self.shared, input, &mut self.outputs, &mut self.timer);
+    }
+
+    /// Takes the outputs the core holds (left by the media worker or the application).
+    fn drain(&mut self) {
+        let mut core = self.shared.lock();
+        take_outputs(&mut core.state, &mut self.outputs, &mut self.timer);
     }
 
     async fn disconnect(&mut self) {
-        if let Some(session) = self.state.session() {
-            session.disconnect();
-        } else {
-            // Still in the handshake: nothing to leave on the voice server; tell the main gateway.
-            self.finished = true;
+        {
+            let mut core = self.shared.lock();
+            if let Some(session) = core.state.session() {
+                session.disconnect();
+            }
+            take_outputs(&mut core.state, &mut self.outputs, &mut self.timer);
         }
-        self.drain().await;
+        self.carry_out().await;
         self.finished = true;
     }
 
-    /// The drain rule: carry out outputs until `WakeAt` or `Idle`.
-    async fn drain(&mut self) {
-        loop {
-            match self.state.poll_output() {
+    /// Carries out the outputs taken from the core, in order, with its lock released. Outputs
+    /// that need the core again (a closed socket, a bound UDP socket) feed it and come back here.
+    async fn carry_out(&mut self) {
+        while let Some(output) = self.outputs.pop_front() {
+            match output {
                 Output::MainGateway(update) => {
                     let gateway = self.gateway.as_deref();
                     if self.join.send_voice_state_update(gateway, &update) {
@@ -377,18 +243,10 @@ impl Driver {
                 Output::CloseWebSocket { code } => {
                     self.opening = None;
                     // When leaving for good, finish the close handshake before the task ends.
-                    let wait = self.state.error().is_some();
+                    let wait = self.shared.lock().state.error().is_some();
                     self.close_socket(code, wait).await;
                 }
-                Output::BindUdp { remote } => {
-                    match UdpSocket::bind(udp_bind_address(remote)).await {
-                        Ok(socket) => self.udp = Some(socket),
-                        Err(error) => {
-                            tracing::warn!(%error, "could not bind a UDP socket");
-                            self.udp = None;
-                        }
-                    }
-                }
+                Output::BindUdp { remote } => self.bind_udp(remote),
                 Output::Transmit { to, data } => {
                     if let Some(udp) = &self.udp {
                         if let Err(error) = udp.send_to(&data, to).await {
@@ -397,19 +255,31 @@ impl Driver {
                     }
                 }
                 Output::Event(event) => self.on_event(event),
-                Output::WakeAt(at) => {
-                    self.wake_at = Some(at);
-                    return;
-                }
+                Output::WakeAt(_) => {}
                 Output::Idle => {
-                    self.wake_at = None;
-                    if self.state.error().is_some() {
+                    if self.shared.lock().state.error().is_some() {
                         self.finished = true;
                     }
-                    return;
                 }
             }
         }
+    }
+
+    fn bind_udp(&mut self, remote: SocketAddr) {
+        let bound = bind_media_socket(remote)
+            .and_then(|socket| Ok((UdpSocket::from_std(socket.receive)?, socket.send)));
+        let send = match bound {
+            Ok((receive, send)) => {
+                self.udp = Some(receive);
+                Some(send)
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not bind a UDP socket");
+                self.udp = None;
+                None
+            }
+        };
+        self.shared.lock().set_media_socket(send);
     }
 
     fn on_event(&mut self, event: Event) {
@@ -429,7 +299,16 @@ impl Driver {
         if let Err(error) = socket.send(message).await {
             tracing::debug!(%error, "voice websocket send failed");
             self.socket = None;
-            self.pending.push(Owned::Closed(None));
+            // Reported after the outputs already taken, in order.
+            let mut later = std::mem::take(&mut self.outputs);
+            feed(
+                &self.shared,
+                Input::WebSocketClosed { code: None },
+                &mut self.outputs,
+                &mut self.timer,
+            );
+            later.append(&mut self.outputs);
+            self.outputs = later;
         }
     }
 
@@ -455,6 +334,38 @@ impl Driver {
         } else {
             // Abandoning a socket for a new one: finish its close in the background.
             tokio::spawn(close);
+        }
+    }
+}
+
+/// Feeds one input to the core and takes its outputs (the drain rule), under one lock.
+fn feed(
+    shared: &Shared,
+    input: Input<'_>,
+    outputs: &mut VecDeque<Output>,
+    timer: &mut Option<Instant>,
+) {
+    let mut core = shared.lock();
+    if let Err(error) = core.state.handle_input(Instant::now(), input) {
+        tracing::debug!(%error, "voice connection ended");
+    }
+    take_outputs(&mut core.state, outputs, timer);
+}
+
+/// The drain rule: every output until `WakeAt` or `Idle`. The driver's own timer is the control
+/// deadline only; the playout's due times belong to the media worker.
+fn take_outputs(
+    state: &mut voice_proto::AnyState,
+    outputs: &mut VecDeque<Output>,
+    timer: &mut Option<Instant>,
+) {
+    loop {
+        let output = state.poll_output();
+        let last = matches!(output, Output::WakeAt(_) | Output::Idle);
+        outputs.push_back(output);
+        if last {
+            *timer = state.next_timer();
+            return;
         }
     }
 }

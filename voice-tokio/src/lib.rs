@@ -34,7 +34,7 @@ mod driver;
 mod voice;
 mod ws;
 
-pub use connection::{Connection, OpusSender};
+pub use connection::{Connection, OpusSender, SendError};
 pub use voice::Voice;
 pub use voice_adapter::{GatewayLink, JoinError, JoinOptions, VoiceConfig};
 pub use voice_proto::payload::SpeakingFlags;

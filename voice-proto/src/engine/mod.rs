@@ -250,6 +250,10 @@ impl Engine {
         self.phase == Phase::Closed
     }
 
+    pub(crate) fn has_output(&self) -> bool {
+        !self.out.is_empty()
+    }
+
     pub(crate) fn poll_output(&mut self) -> Output {
         if let Some(output) = self.out.pop_front() {
             self.outputs_taken += 1;

@@ -54,6 +54,11 @@ impl AnyState {
         self.engine().next_transmit()
     }
 
+    /// Whether `poll_output` has something other than a wake-up time to give.
+    pub fn has_output(&self) -> bool {
+        self.engine().has_output()
+    }
+
     fn engine(&self) -> &crate::engine::Engine {
         match self {
             AnyState::AwaitingServerUpdate(s) => &s.engine,

@@ -41,6 +41,14 @@ macro_rules! sans_io {
             self.engine.poll_output()
         }
 
+        /// Whether [`poll_output`](Self::poll_output) has something other than a wake-up time
+        /// to give (e.g. an op 5 queued by [`Session::poll_transmit`](crate::Session::poll_transmit)
+        /// on another thread): a driver that runs the playout apart uses it to know when the
+        /// websocket side must drain.
+        pub fn has_output(&self) -> bool {
+            self.engine.has_output()
+        }
+
         /// The error that ended the connection, if it has ended.
         pub fn error(&self) -> Option<&crate::Error> {
             self.engine.error.as_ref()

@@ -1,0 +1,244 @@
+//! One connection's core, shared by the three parties that touch it: the adapter's driver (the
+//! websocket side: inputs, outputs, control timers), a media worker (the playout: one
+//! `poll_transmit` per 20 ms), and the application (queueing frames, flushing).
+//!
+//! Every touch goes through [`SharedCore::lock`], whose guard settles the consequences when it
+//! is dropped, with the lock still held: the worker learns the connection's next due time only
+//! when it got earlier, flushes complete once the playout is idle, senders that waited for room
+//! are woken when the queue is half empty again (one wake-up per half queue, not per frame), and
+//! the driver is woken when the core has outputs for it. So no rule of the playout lives here:
+//! the core decides, this only routes the wake-ups.
+
+use std::net::UdpSocket;
+use std::ops::{Deref, DerefMut};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, TryLockError, Weak};
+use std::time::Instant;
+
+use voice_proto::rtp::MAX_PACKET_LEN;
+use voice_proto::AnyState;
+
+use super::scheduler::{MediaScheduler, Registration, Transmitted, Transmitter};
+
+/// How an adapter is woken by what other threads did to its connection's core.
+pub trait DriverWake: Send + Sync + 'static {
+    /// The core has outputs for the websocket side (an op 5 the playout queued, an event).
+    /// Called with the core locked: must not block.
+    fn wake_driver(&self);
+    /// The playout queue has room again for senders that waited
+    /// ([`CoreState::wait_for_room`]). Called with the core locked: must not block.
+    fn wake_senders(&self);
+}
+
+type Flushed = Box<dyn FnOnce() + Send>;
+
+/// The state behind the lock: the protocol state and the media socket it sends on.
+pub struct CoreState {
+    /// The connection's protocol state.
+    pub state: AnyState,
+    media_socket: Option<UdpSocket>,
+    flushes: Vec<Flushed>,
+    senders_waiting: bool,
+    /// When the worker holds an entry for this connection, and the token that entry carries.
+    scheduled: Option<Instant>,
+    token: u64,
+    send_errors: u64,
+}
+
+impl std::fmt::Debug for CoreState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CoreState")
+            .field("state", &self.state.name())
+            .field("scheduled", &self.scheduled)
+            .field("send_errors", &self.send_errors)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CoreState {
+    /// Sets (or clears) the socket audio datagrams go out on: a clone of the media socket the
+    /// driver bound for the latest `Output::BindUdp`.
+    pub fn set_media_socket(&mut self, socket: Option<UdpSocket>) {
+        self.media_socket = socket;
+    }
+
+    /// Calls `done` once every frame queued so far and the trailing silence are out, or the
+    /// connection has ended (at once if that is already so, when the guard is dropped).
+    pub fn when_flushed(&mut self, done: impl FnOnce() + Send + 'static) {
+        self.flushes.push(Box::new(done));
+    }
+
+    /// A sender found the queue full: [`DriverWake::wake_senders`] will tell when it is half
+    /// empty again (blocking senders use [`SharedCore::wait_for_room`] instead).
+    pub fn wait_for_room(&mut self) {
+        self.senders_waiting = true;
+    }
+
+    /// Audio datagrams the operating system refused to send (a full socket buffer, a network
+    /// error): they were lost, like a datagram lost on the way.
+    pub fn send_errors(&self) -> u64 {
+        self.send_errors
+    }
+
+    /// Settles the consequences of whatever was done to the core (see the module docs); returns
+    /// a new schedule entry for the worker when the next due time got earlier.
+    fn settle(&mut self, wake: &dyn DriverWake, room: &Condvar) -> Option<(Instant, u64)> {
+        let (idle, has_room) = match self.state.session() {
+            Some(session) => (
+                session.playout_idle(),
+                session.is_closed() || session.queued_frames() * 2 <= session.queue_capacity(),
+            ),
+            // Before the session nothing can be queued; after a failed join nothing will be.
+            None => (true, true),
+        };
+        if idle {
+            for done in self.flushes.drain(..) {
+                done();
+            }
+        }
+        if self.senders_waiting && (has_room || self.state.error().is_some()) {
+            self.senders_waiting = false;
+            wake.wake_senders();
+            room.notify_all();
+        }
+        if self.state.has_output() {
+            wake.wake_driver();
+        }
+        let next = self.state.next_transmit()?;
+        if self.scheduled.is_some_and(|scheduled| scheduled <= next) {
+            return None;
+        }
+        self.token = self.token.wrapping_add(1);
+        self.scheduled = Some(next);
+        Some((next, self.token))
+    }
+}
+
+/// A connection's core and the hooks that wake its driver; registered with a media worker.
+pub struct SharedCore<W: DriverWake> {
+    core: Mutex<CoreState>,
+    room: Condvar,
+    registration: OnceLock<Registration>,
+    wake: W,
+}
+
+impl<W: DriverWake> std::fmt::Debug for SharedCore<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedCore")
+            .field("registration", &self.registration.get())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<W: DriverWake> SharedCore<W> {
+    /// Shares `state` and registers the connection with one of `scheduler`'s workers (it stays
+    /// registered until the `SharedCore` is dropped).
+    pub fn new(state: AnyState, wake: W, scheduler: &MediaScheduler) -> std::io::Result<Arc<Self>> {
+        let shared = Arc::new(Self {
+            core: Mutex::new(CoreState {
+                state,
+                media_socket: None,
+                flushes: Vec::new(),
+                senders_waiting: false,
+                scheduled: None,
+                token: 0,
+                send_errors: 0,
+            }),
+            room: Condvar::new(),
+            registration: OnceLock::new(),
+            wake,
+        });
+        let as_transmitter: Arc<dyn Transmitter> = shared.clone();
+        let weak: Weak<dyn Transmitter> = Arc::downgrade(&as_transmitter);
+        drop(as_transmitter);
+        let registration = scheduler.register(weak)?;
+        let _ = shared.registration.set(registration);
+        Ok(shared)
+    }
+
+    /// Locks the core. Dropping the guard settles what was done (module docs).
+    pub fn lock(&self) -> CoreGuard<'_, W> {
+        CoreGuard {
+            guard: self.core.lock().unwrap_or_else(PoisonError::into_inner),
+            shared: self,
+        }
+    }
+
+    /// Blocks the calling thread until the playout queue is half empty again or the connection
+    /// has ended: for blocking senders that found it full (the media worker settles after every
+    /// packet, so the wait ends within a frame of there being room).
+    pub fn wait_for_room(&self) {
+        let mut core = self.core.lock().unwrap_or_else(PoisonError::into_inner);
+        core.senders_waiting = true;
+        drop(
+            self.room
+                .wait_while(core, |core| core.senders_waiting)
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+    }
+
+    /// The adapter's wake-up hooks.
+    pub fn wake(&self) -> &W {
+        &self.wake
+    }
+}
+
+impl<W: DriverWake> Transmitter for SharedCore<W> {
+    fn transmit(&self, now: Instant, token: u64, buf: &mut [u8; MAX_PACKET_LEN]) -> Transmitted {
+        let mut core = match self.core.try_lock() {
+            Ok(core) => core,
+            Err(TryLockError::WouldBlock) => return Transmitted::Busy,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+        };
+        if core.token != token {
+            return Transmitted::Stale;
+        }
+        core.scheduled = None;
+        let core = &mut *core;
+        if let Some(session) = core.state.session() {
+            while let Some(transmit) = session.poll_transmit(now, buf) {
+                let Some(socket) = &core.media_socket else {
+                    continue;
+                };
+                let datagram = buf.get(..transmit.len).unwrap_or_default();
+                if let Err(error) = socket.send_to(datagram, transmit.destination) {
+                    core.send_errors += 1;
+                    tracing::trace!(%error, "audio datagram not sent");
+                }
+            }
+        }
+        match core.settle(&self.wake, &self.room) {
+            Some((at, token)) => Transmitted::Next { at, token },
+            None => Transmitted::Idle,
+        }
+    }
+}
+
+/// The locked core of a [`SharedCore`]; settles on drop.
+pub struct CoreGuard<'a, W: DriverWake> {
+    guard: MutexGuard<'a, CoreState>,
+    shared: &'a SharedCore<W>,
+}
+
+impl<W: DriverWake> Deref for CoreGuard<'_, W> {
+    type Target = CoreState;
+
+    fn deref(&self) -> &CoreState {
+        &self.guard
+    }
+}
+
+impl<W: DriverWake> DerefMut for CoreGuard<'_, W> {
+    fn deref_mut(&mut self) -> &mut CoreState {
+        &mut self.guard
+    }
+}
+
+impl<W: DriverWake> Drop for CoreGuard<'_, W> {
+    fn drop(&mut self) {
+        if let Some((at, token)) = self.guard.settle(&self.shared.wake, &self.shared.room) {
+            if let Some(registration) = self.shared.registration.get() {
+                registration.schedule(at, token);
+            }
+        }
+    }
+}
