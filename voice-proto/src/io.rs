@@ -47,7 +47,10 @@ pub enum Input<'a> {
 
 /// Something to do, returned by `poll_output`. Drain until [`Output::WakeAt`] or
 /// [`Output::Idle`].
-#[derive(Debug, Clone, PartialEq)]
+///
+/// `Debug` never shows a secret: Identify and Resume frames are shown decoded, with the token
+/// redacted.
+#[derive(Clone, PartialEq)]
 pub enum Output {
     /// Send this op-4 payload on the application's main gateway.
     MainGateway(VoiceStateUpdate),
@@ -84,6 +87,53 @@ pub enum Output {
     WakeAt(Instant),
     /// Nothing more to do and no timer: the connection has ended.
     Idle,
+}
+
+impl core::fmt::Debug for Output {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Output::MainGateway(update) => f.debug_tuple("MainGateway").field(update).finish(),
+            Output::OpenWebSocket { url } => {
+                f.debug_struct("OpenWebSocket").field("url", url).finish()
+            }
+            Output::SendText(text) => f
+                .debug_tuple("SendText")
+                .field(&RedactedText(text))
+                .finish(),
+            Output::SendBinary(bytes) => f.debug_tuple("SendBinary").field(bytes).finish(),
+            Output::CloseWebSocket { code } => f
+                .debug_struct("CloseWebSocket")
+                .field("code", code)
+                .finish(),
+            Output::BindUdp { remote } => {
+                f.debug_struct("BindUdp").field("remote", remote).finish()
+            }
+            Output::Transmit { to, data } => f
+                .debug_struct("Transmit")
+                .field("to", to)
+                .field("data", data)
+                .finish(),
+            Output::Event(event) => f.debug_tuple("Event").field(event).finish(),
+            Output::WakeAt(at) => f.debug_tuple("WakeAt").field(at).finish(),
+            Output::Idle => f.write_str("Idle"),
+        }
+    }
+}
+
+/// A websocket text frame of ours in `Debug`: as is, unless it carries the token (Identify,
+/// Resume), which is shown decoded with the token redacted.
+struct RedactedText<'a>(&'a str);
+
+impl core::fmt::Debug for RedactedText<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        if !self.0.contains("\"token\"") {
+            return core::fmt::Debug::fmt(self.0, f);
+        }
+        match crate::payload::ClientMessage::decode_text(self.0) {
+            Ok(message) => core::fmt::Debug::fmt(&message, f),
+            Err(_) => f.write_str("<a frame with a token, redacted>"),
+        }
+    }
 }
 
 /// How the engine is coming back after the websocket closed.

@@ -330,6 +330,13 @@ impl Harness {
     /// Websocket opens, Hello, Ready, discovery, Session Description.
     pub fn handshake_on_new_socket(&mut self) -> Vec<Output> {
         let mut outs = self.feed(Input::WebSocketOpened);
+        outs.extend(self.connect_rest());
+        outs
+    }
+
+    /// The handshake after the websocket opened: Hello, Ready, discovery, Session Description.
+    pub fn connect_rest(&mut self) -> Vec<Output> {
+        let mut outs = Vec::new();
         let hello = self.server.hello();
         outs.extend(self.text(&hello));
         let ready = self.server.ready();
