@@ -133,7 +133,8 @@ fn relay(
     out
 }
 
-fn discovery(
+/// Answers an IP discovery request (or records why not); returns the answer to send.
+pub(crate) fn discovery(
     shared: &Shared,
     state: &mut State,
     at: u64,

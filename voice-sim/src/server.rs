@@ -20,6 +20,8 @@ use voice_proto::rtp::SILENCE_FRAME;
 use crate::config::ServerConfig;
 use crate::dave::{DaveChannel, Effect};
 use crate::error::SimError;
+use crate::load::counting::CountingServer;
+use crate::load::{LoadReport, LoadStatus};
 use crate::report::{ClientReport, Report, StreamReport, Violation, ViolationKind};
 use crate::stats::StreamStats;
 use crate::tls::TlsMaterial;
@@ -528,6 +530,8 @@ pub struct VoiceServer {
     temp_dir: Option<PathBuf>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// The counting thread, in counting mode.
+    counting: Option<CountingServer>,
 }
 
 impl std::fmt::Debug for VoiceServer {
@@ -544,9 +548,24 @@ impl VoiceServer {
     /// Binds the sockets on 127.0.0.1, generates the certificates when `config.tls` is set, and
     /// starts serving.
     pub async fn start(config: ServerConfig) -> Result<Self, SimError> {
+        if config.counting.is_some() && config.dave.enabled {
+            return Err(SimError::Config(
+                "counting mode runs without DAVE (ServerConfig::dave.enabled is set)".to_owned(),
+            ));
+        }
         let listener = TcpListener::bind(("127.0.0.1", config.tcp_port)).await?;
         let tcp_addr = listener.local_addr()?;
-        let udp = Arc::new(UdpSocket::bind(("127.0.0.1", config.udp_port)).await?);
+        let (udp, counting_socket) = if config.counting.is_some() {
+            // The counting thread reads a clone of the socket; the gateway side keeps a Tokio
+            // handle for what it sends.
+            let socket = std::net::UdpSocket::bind(("127.0.0.1", config.udp_port))?;
+            let reader = socket.try_clone()?;
+            socket.set_nonblocking(true)?;
+            (UdpSocket::from_std(socket)?, Some(reader))
+        } else {
+            (UdpSocket::bind(("127.0.0.1", config.udp_port)).await?, None)
+        };
+        let udp = Arc::new(udp);
         let udp_addr = udp.local_addr()?;
         let tls = if config.tls {
             Some(TlsMaterial::generate()?)
@@ -602,23 +621,33 @@ impl VoiceServer {
             }),
             config,
         });
+        let counting = match (counting_socket, shared.config.counting.clone()) {
+            (Some(socket), Some(counting)) => Some(CountingServer::start(
+                Arc::clone(&shared),
+                socket,
+                counting,
+            )?),
+            _ => None,
+        };
         let (shutdown, shutdown_rx) = watch::channel(false);
         let acceptor = tls
             .as_ref()
             .map(|m| tokio_rustls::TlsAcceptor::from(Arc::clone(&m.server_config)));
-        let tasks = vec![
+        let mut tasks = vec![
             tokio::spawn(crate::gateway::accept_loop(
                 Arc::clone(&shared),
                 listener,
                 acceptor,
                 shutdown_rx.clone(),
             )),
-            tokio::spawn(crate::media::udp_loop(
-                Arc::clone(&shared),
-                shutdown_rx.clone(),
-            )),
-            tokio::spawn(dave_deadlines(Arc::clone(&shared), shutdown_rx)),
+            tokio::spawn(dave_deadlines(Arc::clone(&shared), shutdown_rx.clone())),
         ];
+        if counting.is_none() {
+            tasks.push(tokio::spawn(crate::media::udp_loop(
+                Arc::clone(&shared),
+                shutdown_rx,
+            )));
+        }
         tracing::info!(endpoint = %shared.endpoint, udp = %udp_addr, tls = shared.tls, "voice-sim listening");
         Ok(Self {
             shared,
@@ -628,6 +657,7 @@ impl VoiceServer {
             temp_dir,
             shutdown,
             tasks,
+            counting,
         })
     }
 
@@ -789,9 +819,40 @@ impl VoiceServer {
         Arc::clone(&self.shared)
     }
 
+    /// Whether the server runs in counting mode ([`ServerConfig::counting`]).
+    pub fn is_counting(&self) -> bool {
+        self.counting.is_some()
+    }
+
+    fn counting(&self) -> Result<&CountingServer, SimError> {
+        self.counting.as_ref().ok_or(SimError::NotCounting)
+    }
+
+    /// Counting mode: opens a new measurement window (every count restarts from zero now).
+    pub fn open_window(&self) -> Result<(), SimError> {
+        self.counting()?.open_window();
+        Ok(())
+    }
+
+    /// Counting mode: the figures since the window opened, with the gateway's violations so
+    /// far. The window stays open; a later call covers the same start.
+    pub fn close_window(&self) -> Result<LoadReport, SimError> {
+        let mut report = self.counting()?.close_window();
+        report.gateway_violations = self.violations().len();
+        Ok(report)
+    }
+
+    /// Counting mode: streams described, streams sending, packets counted in the window.
+    pub fn load_status(&self) -> Result<LoadStatus, SimError> {
+        Ok(self.counting()?.status())
+    }
+
     /// Stops serving and returns the final report.
     pub async fn shutdown(mut self) -> Report {
         let _ = self.shutdown.send(true);
+        if let Some(counting) = self.counting.as_mut() {
+            counting.stop();
+        }
         for task in self.tasks.drain(..) {
             let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
         }
