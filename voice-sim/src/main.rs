@@ -97,6 +97,8 @@ Example: voice-sim --tls --heartbeat-ms 1000 --scenario close=4015@packets=100 -
 DAVE:    voice-sim --tls --dave --require-dave --scenario user=42@join=0 --report r.json";
 
 fn main() -> ExitCode {
+    // Started by `LoadServerProcess` (the load benchmarks, `voice-sim load`): serve and exit.
+    voice_sim::load::serve_if_child();
     let args = Args::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

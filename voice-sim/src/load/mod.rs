@@ -37,7 +37,41 @@
 //! | `server_cpu`, `counting_thread_cpu` | CPU time of the server process, and of its counting thread alone, over the window |
 //! | `gateway_violations` | protocol violations the gateway recorded (handshake, heartbeats, Speaking) |
 //! | `per_stream` | each stream's packets, missing, duplicates, reorders, timestamp steps, pauses, longest gap |
+//!
+//! # A load benchmark
+//!
+//! The client's CPU must be measured without the server in its process, so an example re-execs
+//! itself as the server: [`serve_if_child`] first thing in `main`, then
+//! [`LoadServerProcess::spawn`] gives the clients' credentials and the CA, and
+//! `open_window`/`close_window` measure. [`ProcessSample`] gives the client's own CPU, RSS and
+//! threads, [`raise_nofile_limit`] the sockets it needs.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use voice_sim::load::{self, LoadServerConfig, LoadServerProcess, ProcessSample};
+//!
+//! fn main() -> Result<(), voice_sim::SimError> {
+//!     load::serve_if_child(); // returns unless this process is the load server child
+//!     load::raise_nofile_limit();
+//!     let mut server = LoadServerProcess::spawn(100, &LoadServerConfig::default())?;
+//!     let ca_pem = server.ready().ca_pem.clone();
+//!     for client in &server.ready().clients {
+//!         let _info = client.connection_info(); // connect it (trust `ca_pem`), play in a loop
+//!     }
+//!     server.wait_until_sending(100, Duration::from_secs(60))?;
+//!     std::thread::sleep(Duration::from_secs(2)); // warm-up
+//!     let before = ProcessSample::now();
+//!     server.open_window()?;
+//!     std::thread::sleep(Duration::from_secs(10));
+//!     let report = server.close_window()?;
+//!     let after = ProcessSample::now();
+//!     let client_cpu = after.since(&before).cpu_per(report.totals.packets);
+//!     println!("{report}\nclient CPU per packet: {client_cpu:?}");
+//!     Ok(())
+//! }
+//! ```
 
+mod child;
 mod config;
 mod counter;
 pub(crate) mod counting;
@@ -47,6 +81,9 @@ mod report;
 mod sequence;
 mod socket;
 
+pub use child::{
+    serve_if_child, LoadServerConfig, LoadServerProcess, LoadServerReady, CHILD_MARKER,
+};
 pub use config::CountingConfig;
 pub use process::{
     cpu_time, raise_nofile_limit, rss_bytes, thread_count, ProcessSample, ProcessUsage,
