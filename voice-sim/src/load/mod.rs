@@ -44,7 +44,9 @@
 //! itself as the server: [`serve_if_child`] first thing in `main`, then
 //! [`LoadServerProcess::spawn`] gives the clients' credentials and the CA, and
 //! `open_window`/`close_window` measure. [`ProcessSample`] gives the client's own CPU, RSS and
-//! threads, [`raise_nofile_limit`] the sockets it needs.
+//! threads, [`raise_nofile_limit`] the sockets it needs. [`ReferenceLoad`] is a deliberately
+//! simple raw sender (no adapter) that proves the counting and measures the server's own cost
+//! (`voice-sim load --streams N --seconds S`).
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -75,6 +77,7 @@ mod child;
 mod config;
 mod counter;
 pub(crate) mod counting;
+mod generator;
 mod histogram;
 mod process;
 mod report;
@@ -85,6 +88,7 @@ pub use child::{
     serve_if_child, LoadServerConfig, LoadServerProcess, LoadServerReady, CHILD_MARKER,
 };
 pub use config::CountingConfig;
+pub use generator::{Fault, ReferenceLoad, ReferenceStream, SentSummary};
 pub use process::{
     cpu_time, raise_nofile_limit, rss_bytes, thread_count, ProcessSample, ProcessUsage,
 };
