@@ -223,7 +223,9 @@ pub(crate) struct State {
 pub(crate) struct Shared {
     pub(crate) config: ServerConfig,
     pub(crate) start: Instant,
-    pub(crate) udp: Arc<UdpSocket>,
+    /// The media socket as Tokio sees it (`None` in counting mode, where the counting thread
+    /// owns it).
+    pub(crate) udp: Option<Arc<UdpSocket>>,
     pub(crate) udp_addr: SocketAddr,
     pub(crate) endpoint: String,
     pub(crate) tls: bool,
@@ -553,20 +555,25 @@ impl VoiceServer {
                 "counting mode runs without DAVE (ServerConfig::dave.enabled is set)".to_owned(),
             ));
         }
+        if config.counting.is_some() && !config.scenario.users.is_empty() {
+            return Err(SimError::Config(
+                "counting mode has no simulated users (ServerConfig::scenario.users is not empty)"
+                    .to_owned(),
+            ));
+        }
         let listener = TcpListener::bind(("127.0.0.1", config.tcp_port)).await?;
         let tcp_addr = listener.local_addr()?;
-        let (udp, counting_socket) = if config.counting.is_some() {
-            // The counting thread reads a clone of the socket; the gateway side keeps a Tokio
-            // handle for what it sends.
+        let (udp, counting_socket, udp_addr) = if config.counting.is_some() {
+            // The counting thread owns the socket. It is not registered with Tokio at all:
+            // an edge-triggered registration would wake the runtime for every datagram.
             let socket = std::net::UdpSocket::bind(("127.0.0.1", config.udp_port))?;
-            let reader = socket.try_clone()?;
-            socket.set_nonblocking(true)?;
-            (UdpSocket::from_std(socket)?, Some(reader))
+            let addr = socket.local_addr()?;
+            (None, Some(socket), addr)
         } else {
-            (UdpSocket::bind(("127.0.0.1", config.udp_port)).await?, None)
+            let socket = UdpSocket::bind(("127.0.0.1", config.udp_port)).await?;
+            let addr = socket.local_addr()?;
+            (Some(Arc::new(socket)), None, addr)
         };
-        let udp = Arc::new(udp);
-        let udp_addr = udp.local_addr()?;
         let tls = if config.tls {
             Some(TlsMaterial::generate()?)
         } else {
@@ -597,7 +604,7 @@ impl VoiceServer {
         };
         let shared = Arc::new(Shared {
             start: Instant::now(),
-            udp: Arc::clone(&udp),
+            udp,
             udp_addr,
             endpoint: tcp_addr.to_string(),
             tls: tls.is_some(),
