@@ -97,8 +97,21 @@ async fn counting_accounts_each_injected_fault_exactly() {
     load.inject(5, 10, Fault::BadHeaderCopy);
     load.inject(5, 20, Fault::UnknownSsrcCopy);
     load.inject(6, 29, Fault::SwapWithNext); // the last packet: sent after the end, in order
+    let ssrcs: Vec<u32> = load.streams().iter().map(|s| s.sender.ssrc).collect();
+    // Two senders playing at once; the faults travel with their streams.
+    let mut parts = load.split(2);
+    assert_eq!(parts.iter().map(|p| p.streams().len()).sum::<usize>(), 7);
     server.open_window().expect("counting mode");
-    let sent = load.play(30).await.expect("play");
+    let (Some(mut even), Some(mut odd)) = (parts.pop(), parts.pop()) else {
+        panic!("two parts");
+    };
+    let (a, b) = tokio::join!(even.play(30), odd.play(30));
+    let (a, b) = (a.expect("play"), b.expect("play"));
+    let sent = SentSummary {
+        packets: a.packets + b.packets,
+        rejected: a.rejected + b.rejected,
+        skipped: a.skipped + b.skipped,
+    };
     assert_eq!(
         sent,
         SentSummary {
@@ -118,7 +131,7 @@ async fn counting_accounts_each_injected_fault_exactly() {
     assert_eq!(report.rejected.unknown_ssrc, 1);
     assert_eq!(report.rejected.other, 0);
     assert_eq!(report.decrypt_failed, 0);
-    let ssrc = |stream: usize| load.streams().get(stream).map(|s| s.sender.ssrc);
+    let ssrc = |stream: usize| ssrcs.get(stream).copied();
     let per = |stream: usize| {
         report
             .per_stream
@@ -140,7 +153,7 @@ async fn counting_accounts_each_injected_fault_exactly() {
         (30, 0, 0)
     );
     assert!(!report.is_clean());
-    drop(load);
+    drop((even, odd));
     server.shutdown().await;
 }
 

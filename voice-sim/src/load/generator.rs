@@ -116,6 +116,31 @@ impl ReferenceLoad {
         &self.streams
     }
 
+    /// Splits the streams into `parts` loads (stream `i` goes to part `i % parts`, injected
+    /// faults with it) that can play on separate tasks, e.g. one per core.
+    pub fn split(self, parts: usize) -> Vec<ReferenceLoad> {
+        let parts = parts.max(1);
+        let mut loads: Vec<ReferenceLoad> = (0..parts)
+            .map(|_| ReferenceLoad {
+                streams: Vec::new(),
+                faults: BTreeMap::new(),
+                foreign: None,
+                played: self.played,
+            })
+            .collect();
+        for (number, stream) in self.streams.into_iter().enumerate() {
+            if let Some(load) = loads.get_mut(number % parts) {
+                load.streams.push(stream);
+            }
+        }
+        for ((number, packet), faults) in self.faults {
+            if let Some(load) = loads.get_mut(number % parts) {
+                load.faults.insert((number / parts, packet), faults);
+            }
+        }
+        loads
+    }
+
     /// Does `fault` at packet `packet` (0-based, counted over all [`play`](Self::play) calls)
     /// of stream `stream`.
     pub fn inject(&mut self, stream: usize, packet: u64, fault: Fault) {
