@@ -246,3 +246,30 @@ fn a_load_server_child_that_dies_is_a_clear_error() {
     let text = error.to_string();
     assert!(text.contains("exited with"), "{text}");
 }
+
+#[test]
+fn voice_sim_load_command_runs_a_small_clean_load() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_voice-sim"))
+        .args([
+            "load",
+            "--streams",
+            "3",
+            "--seconds",
+            "0.5",
+            "--warmup",
+            "0.3",
+        ])
+        .args(["--json"])
+        .output()
+        .expect("voice-sim load runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: LoadReport = serde_json::from_str(&stdout).expect("a JSON report");
+    assert_eq!((report.streams, report.silent_streams), (3, 0));
+    assert!(report.is_clean(), "{report}");
+}

@@ -36,7 +36,7 @@ impl Histogram {
     pub(crate) fn record(&mut self, sample: Duration) {
         self.count += 1;
         self.max = self.max.max(sample);
-        let index = (sample.as_nanos() / BUCKET.as_nanos()) as usize;
+        let index = usize::try_from(sample.as_nanos() / BUCKET.as_nanos()).unwrap_or(usize::MAX);
         match self.buckets.get_mut(index) {
             Some(bucket) => *bucket += 1,
             None => self.overflow += 1,
