@@ -42,6 +42,10 @@ pub struct ServerConfig {
     pub dave: DaveConfig,
     /// What to do to clients on purpose.
     pub scenario: Scenario,
+    /// Counting mode for load benchmarks ([`crate::load`]): the gateway stays the same, the media
+    /// path becomes a cheap counter on a thread of its own (no per-packet report, no frames
+    /// kept, no relay). Requires DAVE off. `None`: the validating media server.
+    pub counting: Option<crate::load::CountingConfig>,
 }
 
 /// The server's DAVE role. Off by default: the server then always answers
@@ -103,6 +107,7 @@ impl Default for ServerConfig {
             replay_buffer: 512,
             dave: DaveConfig::default(),
             scenario: Scenario::default(),
+            counting: None,
         }
     }
 }

@@ -24,4 +24,13 @@ pub enum SimError {
     /// A scripted test client failed.
     #[error("test client: {0}")]
     Client(String),
+    /// The server's settings contradict each other.
+    #[error("bad server configuration: {0}")]
+    Config(String),
+    /// A counting-mode call on a server that does not run counting mode.
+    #[error("the server is not in counting mode (ServerConfig::counting is None)")]
+    NotCounting,
+    /// The load server child process failed or answered something unexpected.
+    #[error("load server process: {0}")]
+    LoadServer(String),
 }

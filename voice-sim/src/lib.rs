@@ -119,6 +119,15 @@
 //! client's handshake deadlines).
 //! The `voice-sim` binary exposes all of it (`voice-sim --help`).
 //!
+//! # Counting mode (load benchmarks)
+//!
+//! [`ServerConfig::counting`] keeps the gateway as it is and replaces the media path with a cheap
+//! counter on its own thread (header, SSRC, source address, sequence, timestamp step, kernel
+//! receive timestamps, one packet in 64 decrypted), with measurement windows
+//! ([`VoiceServer::open_window`], [`VoiceServer::close_window`] → [`load::LoadReport`]). The
+//! [`load`] module runs it as a child process for benchmarks, measures the client process, and
+//! has a reference load generator; its docs say what every figure means.
+//!
 //! # Test support
 //!
 //! [`testing`] has a raw scripted client ([`testing::RawClient`], any frame well-formed or not),
@@ -134,6 +143,7 @@ pub mod config;
 mod dave;
 pub mod error;
 mod gateway;
+pub mod load;
 mod media;
 pub mod ogg_opus;
 pub mod report;

@@ -3,6 +3,9 @@
 //! Prints one JSON line with the ports and the connection info of every expected client, runs
 //! until Ctrl-C, `--duration` or `--exit-after-clients`, then writes the report. Exits 0 when no
 //! client violated the protocol, 1 when one did, 2 on a setup error.
+//!
+//! `voice-sim load --streams N --seconds S` instead runs the reference load generator against a
+//! counting-mode server in a child process and prints the server's window report.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,6 +16,8 @@ use clap::Parser;
 use voice_sim::{
     DaveConfig, Report, Scenario, ScenarioStep, ServerConfig, VoiceServer, DEFAULT_MODES,
 };
+
+mod load_command;
 
 /// A loopback Discord voice server (voice gateway v8 + UDP media on 127.0.0.1) that validates
 /// every client message and packet against the protocol and reports what it saw.
@@ -94,9 +99,15 @@ Scenario steps (--scenario, repeatable):
   ws-delay=MS             delay every websocket frame after Hello (order kept)
   withhold=OP[+OP...]     never send these opcodes (e.g. 4: no Session Description, 6: no ACKs)
 Example: voice-sim --tls --heartbeat-ms 1000 --scenario close=4015@packets=100 --report r.json
+Load:    voice-sim load --streams 1000 --seconds 10  (counting server cost; `voice-sim load --help`)
 DAVE:    voice-sim --tls --dave --require-dave --scenario user=42@join=0 --report r.json";
 
 fn main() -> ExitCode {
+    // Started by `LoadServerProcess` (the load benchmarks, `voice-sim load`): serve and exit.
+    voice_sim::load::serve_if_child();
+    if std::env::args().nth(1).as_deref() == Some("load") {
+        return load_command::main(std::env::args().skip(1));
+    }
     let args = Args::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

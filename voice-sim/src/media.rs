@@ -21,10 +21,13 @@ const RECV_BUFFER: usize = 2048;
 
 /// Receives datagrams until shutdown.
 pub(crate) async fn udp_loop(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    let Some(udp) = shared.udp.clone() else {
+        return;
+    };
     let mut buf = vec![0u8; RECV_BUFFER];
     loop {
         tokio::select! {
-            received = shared.udp.recv_from(&mut buf) => {
+            received = udp.recv_from(&mut buf) => {
                 let (len, from) = match received {
                     Ok(received) => received,
                     // E.g. ICMP port unreachable from an earlier send: not fatal for a server.
@@ -35,7 +38,7 @@ pub(crate) async fn udp_loop(shared: Arc<Shared>, mut shutdown: watch::Receiver<
                 };
                 let datagram = buf.get(..len).unwrap_or_default().to_vec();
                 for (data, to) in handle_datagram(&shared, Instant::now(), from, datagram) {
-                    let _ = shared.udp.send_to(&data, to).await;
+                    let _ = udp.send_to(&data, to).await;
                 }
             }
             _ = shutdown.changed() => return,
@@ -133,7 +136,8 @@ fn relay(
     out
 }
 
-fn discovery(
+/// Answers an IP discovery request (or records why not); returns the answer to send.
+pub(crate) fn discovery(
     shared: &Shared,
     state: &mut State,
     at: u64,

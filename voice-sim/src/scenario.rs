@@ -209,10 +209,13 @@ async fn simulated_user(shared: Arc<Shared>, client: usize, epoch: u64, user: Si
                 continue;
             }
             let delay = shared.config.scenario.udp_delay;
+            // No Tokio socket in counting mode, which refuses simulated users anyway.
+            let Some(udp) = shared.udp.clone() else {
+                continue;
+            };
             if delay.is_zero() {
-                let _ = shared.udp.send_to(&packet, to).await;
+                let _ = udp.send_to(&packet, to).await;
             } else {
-                let udp = Arc::clone(&shared.udp);
                 tokio::spawn(async move {
                     tokio::time::sleep(delay).await;
                     let _ = udp.send_to(&packet, to).await;

@@ -20,6 +20,8 @@ use voice_proto::rtp::SILENCE_FRAME;
 use crate::config::ServerConfig;
 use crate::dave::{DaveChannel, Effect};
 use crate::error::SimError;
+use crate::load::counting::CountingServer;
+use crate::load::{LoadReport, LoadStatus};
 use crate::report::{ClientReport, Report, StreamReport, Violation, ViolationKind};
 use crate::stats::StreamStats;
 use crate::tls::TlsMaterial;
@@ -221,7 +223,9 @@ pub(crate) struct State {
 pub(crate) struct Shared {
     pub(crate) config: ServerConfig,
     pub(crate) start: Instant,
-    pub(crate) udp: Arc<UdpSocket>,
+    /// The media socket as Tokio sees it (`None` in counting mode, where the counting thread
+    /// owns it).
+    pub(crate) udp: Option<Arc<UdpSocket>>,
     pub(crate) udp_addr: SocketAddr,
     pub(crate) endpoint: String,
     pub(crate) tls: bool,
@@ -528,6 +532,8 @@ pub struct VoiceServer {
     temp_dir: Option<PathBuf>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// The counting thread, in counting mode.
+    counting: Option<CountingServer>,
 }
 
 impl std::fmt::Debug for VoiceServer {
@@ -544,10 +550,30 @@ impl VoiceServer {
     /// Binds the sockets on 127.0.0.1, generates the certificates when `config.tls` is set, and
     /// starts serving.
     pub async fn start(config: ServerConfig) -> Result<Self, SimError> {
+        if config.counting.is_some() && config.dave.enabled {
+            return Err(SimError::Config(
+                "counting mode runs without DAVE (ServerConfig::dave.enabled is set)".to_owned(),
+            ));
+        }
+        if config.counting.is_some() && !config.scenario.users.is_empty() {
+            return Err(SimError::Config(
+                "counting mode has no simulated users (ServerConfig::scenario.users is not empty)"
+                    .to_owned(),
+            ));
+        }
         let listener = TcpListener::bind(("127.0.0.1", config.tcp_port)).await?;
         let tcp_addr = listener.local_addr()?;
-        let udp = Arc::new(UdpSocket::bind(("127.0.0.1", config.udp_port)).await?);
-        let udp_addr = udp.local_addr()?;
+        let (udp, counting_socket, udp_addr) = if config.counting.is_some() {
+            // The counting thread owns the socket. It is not registered with Tokio at all:
+            // an edge-triggered registration would wake the runtime for every datagram.
+            let socket = std::net::UdpSocket::bind(("127.0.0.1", config.udp_port))?;
+            let addr = socket.local_addr()?;
+            (None, Some(socket), addr)
+        } else {
+            let socket = UdpSocket::bind(("127.0.0.1", config.udp_port)).await?;
+            let addr = socket.local_addr()?;
+            (Some(Arc::new(socket)), None, addr)
+        };
         let tls = if config.tls {
             Some(TlsMaterial::generate()?)
         } else {
@@ -578,7 +604,7 @@ impl VoiceServer {
         };
         let shared = Arc::new(Shared {
             start: Instant::now(),
-            udp: Arc::clone(&udp),
+            udp,
             udp_addr,
             endpoint: tcp_addr.to_string(),
             tls: tls.is_some(),
@@ -602,23 +628,33 @@ impl VoiceServer {
             }),
             config,
         });
+        let counting = match (counting_socket, shared.config.counting.clone()) {
+            (Some(socket), Some(counting)) => Some(CountingServer::start(
+                Arc::clone(&shared),
+                socket,
+                counting,
+            )?),
+            _ => None,
+        };
         let (shutdown, shutdown_rx) = watch::channel(false);
         let acceptor = tls
             .as_ref()
             .map(|m| tokio_rustls::TlsAcceptor::from(Arc::clone(&m.server_config)));
-        let tasks = vec![
+        let mut tasks = vec![
             tokio::spawn(crate::gateway::accept_loop(
                 Arc::clone(&shared),
                 listener,
                 acceptor,
                 shutdown_rx.clone(),
             )),
-            tokio::spawn(crate::media::udp_loop(
-                Arc::clone(&shared),
-                shutdown_rx.clone(),
-            )),
-            tokio::spawn(dave_deadlines(Arc::clone(&shared), shutdown_rx)),
+            tokio::spawn(dave_deadlines(Arc::clone(&shared), shutdown_rx.clone())),
         ];
+        if counting.is_none() {
+            tasks.push(tokio::spawn(crate::media::udp_loop(
+                Arc::clone(&shared),
+                shutdown_rx,
+            )));
+        }
         tracing::info!(endpoint = %shared.endpoint, udp = %udp_addr, tls = shared.tls, "voice-sim listening");
         Ok(Self {
             shared,
@@ -628,6 +664,7 @@ impl VoiceServer {
             temp_dir,
             shutdown,
             tasks,
+            counting,
         })
     }
 
@@ -789,9 +826,40 @@ impl VoiceServer {
         Arc::clone(&self.shared)
     }
 
+    /// Whether the server runs in counting mode ([`ServerConfig::counting`]).
+    pub fn is_counting(&self) -> bool {
+        self.counting.is_some()
+    }
+
+    fn counting(&self) -> Result<&CountingServer, SimError> {
+        self.counting.as_ref().ok_or(SimError::NotCounting)
+    }
+
+    /// Counting mode: opens a new measurement window (every count restarts from zero now).
+    pub fn open_window(&self) -> Result<(), SimError> {
+        self.counting()?.open_window();
+        Ok(())
+    }
+
+    /// Counting mode: the figures since the window opened, with the gateway's violations so
+    /// far. The window stays open; a later call covers the same start.
+    pub fn close_window(&self) -> Result<LoadReport, SimError> {
+        let mut report = self.counting()?.close_window();
+        report.gateway_violations = self.violations().len();
+        Ok(report)
+    }
+
+    /// Counting mode: streams described, streams sending, packets counted in the window.
+    pub fn load_status(&self) -> Result<LoadStatus, SimError> {
+        Ok(self.counting()?.status())
+    }
+
     /// Stops serving and returns the final report.
     pub async fn shutdown(mut self) -> Report {
         let _ = self.shutdown.send(true);
+        if let Some(counting) = self.counting.as_mut() {
+            counting.stop();
+        }
         for task in self.tasks.drain(..) {
             let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
         }

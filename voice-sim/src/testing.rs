@@ -21,6 +21,7 @@ use voice_proto::crypto::{EncryptionMode, TransportCipher};
 use voice_proto::discovery::{discovery_request, parse_discovery_response};
 use voice_proto::payload::{Hello, Ready, ServerFrame, ServerMessage, SessionDescription};
 use voice_proto::rtp::{RtpHeader, RTP_HEADER_LEN};
+use voice_proto::secret::SecretKey;
 use voice_proto::{AnyState, Config, Event, Identifying, Input, Output};
 
 use crate::error::SimError;
@@ -282,14 +283,14 @@ impl RawClient {
         let server: SocketAddr = format!("{}:{}", session.ready.ip, session.ready.port)
             .parse()
             .map_err(|_| fail("Ready has a bad address"))?;
-        Ok(MediaSender {
-            cipher: TransportCipher::new(session.mode, &session.description.secret_key),
-            ssrc: session.ready.ssrc,
+        Ok(MediaSender::new(
+            session.mode,
+            &session.description.secret_key,
+            session.ready.ssrc,
             sequence,
             timestamp,
-            nonce: 0,
             server,
-        })
+        ))
     }
 }
 
@@ -310,6 +311,26 @@ pub struct MediaSender {
 }
 
 impl MediaSender {
+    /// A packet builder for `ssrc` under `mode` and `key`, starting at `sequence`/`timestamp`,
+    /// nonce 1, sending to `server`.
+    pub fn new(
+        mode: EncryptionMode,
+        key: &SecretKey,
+        ssrc: u32,
+        sequence: u16,
+        timestamp: u32,
+        server: SocketAddr,
+    ) -> Self {
+        Self {
+            cipher: TransportCipher::new(mode, key),
+            ssrc,
+            sequence,
+            timestamp,
+            nonce: 0,
+            server,
+        }
+    }
+
     /// The next packet carrying `opus`; sequence +1, timestamp +960, nonce +1.
     pub fn packet(&mut self, opus: &[u8]) -> Vec<u8> {
         self.nonce = self.nonce.wrapping_add(1);
