@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::UdpSocket;
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -55,7 +56,9 @@ pub(crate) struct Driver {
     close_timeout: std::time::Duration,
     socket: Option<VoiceSocket>,
     opening: Option<Opening>,
-    udp: Option<UdpSocket>,
+    /// The media socket, registered for reading only: audio is sent on its clone by the media
+    /// worker, and write readiness would wake this task for every datagram sent.
+    udp: Option<AsyncFd<std::net::UdpSocket>>,
     disconnects: mpsc::UnboundedReceiver<oneshot::Sender<()>>,
     dispatches: Option<mpsc::UnboundedReceiver<Dispatch>>,
     events: mpsc::Sender<Event>,
@@ -248,8 +251,10 @@ impl Driver {
                 }
                 Output::BindUdp { remote } => self.bind_udp(remote),
                 Output::Transmit { to, data } => {
+                    // IP discovery and keepalives: rare and small; a full buffer loses one, as
+                    // the network may, and the core retries.
                     if let Some(udp) = &self.udp {
-                        if let Err(error) = udp.send_to(&data, to).await {
+                        if let Err(error) = udp.get_ref().send_to(&data, to) {
                             tracing::debug!(%error, "UDP send failed");
                         }
                     }
@@ -266,8 +271,15 @@ impl Driver {
     }
 
     fn bind_udp(&mut self, remote: SocketAddr) {
-        let bound = bind_media_socket(remote)
-            .and_then(|socket| Ok((UdpSocket::from_std(socket.receive)?, socket.send)));
+        let bound = bind_media_socket(remote).and_then(|socket| {
+            // Read interest only (tokio's UdpSocket always asks for write readiness too, and
+            // every datagram the worker sends on the clone would wake the reactor). The safe
+            // constructor is deprecated in favour of an `unsafe` one for sockets whose fd could
+            // be closed behind tokio's back; this one is owned by the `AsyncFd` until dropped.
+            #[allow(deprecated)]
+            let receive = AsyncFd::with_interest(socket.receive, Interest::READABLE)?;
+            Ok((receive, socket.send))
+        });
         let send = match bound {
             Ok((receive, send)) => {
                 self.udp = Some(receive);
@@ -396,11 +408,14 @@ async fn finish_opening(opening: &mut Option<Opening>) -> Result<VoiceSocket, tu
 }
 
 async fn receive_datagram(
-    udp: &Option<UdpSocket>,
+    udp: &Option<AsyncFd<std::net::UdpSocket>>,
     buf: &mut [u8],
 ) -> std::io::Result<(usize, SocketAddr)> {
     match udp {
-        Some(udp) => udp.recv_from(buf).await,
+        Some(udp) => {
+            udp.async_io(Interest::READABLE, |socket| socket.recv_from(buf))
+                .await
+        }
         None => std::future::pending().await,
     }
 }

@@ -73,6 +73,7 @@
 //! }
 //! ```
 
+mod bench;
 mod child;
 mod config;
 mod counter;
@@ -84,6 +85,7 @@ mod report;
 mod sequence;
 mod socket;
 
+pub use bench::{sample_frames, Bench, BenchArgs, BenchFigures};
 pub use child::{
     serve_if_child, LoadServerConfig, LoadServerProcess, LoadServerReady, CHILD_MARKER,
 };
