@@ -192,9 +192,13 @@ impl std::fmt::Debug for Registration {
 }
 
 impl Registration {
-    /// Asks the worker to serve this connection at `at` with `token`; wakes it if it sleeps
-    /// past that.
-    pub(crate) fn schedule(&self, at: Instant, token: u64) {
+    /// Asks the worker to serve this connection at `at`, passing `token` to
+    /// [`Transmitter::transmit`] (which answers [`Transmitted::Stale`] for a token it has
+    /// superseded since); wakes the worker if it sleeps past `at`. [`SharedCore`] calls this
+    /// itself; it is public for other [`Transmitter`]s.
+    ///
+    /// [`SharedCore`]: super::SharedCore
+    pub fn schedule(&self, at: Instant, token: u64) {
         let mut inbox = self.worker.lock();
         inbox.entries.push(Entry {
             at,
