@@ -67,7 +67,10 @@ impl Transmitter for Fake {
             state.stale += 1;
             return Transmitted::Stale;
         }
-        let due = state.next.take().expect("an entry with the live token has a due time");
+        let due = state
+            .next
+            .take()
+            .expect("an entry with the live token has a due time");
         assert!(now >= due, "served at {now:?}, before its due time {due:?}");
         state.served.push((due, Instant::now()));
         state.remaining -= 1;
@@ -112,7 +115,9 @@ fn media_threads(prefix: &str) -> usize {
 #[test]
 fn every_entry_is_served_once_never_early_and_in_order() {
     let scheduler = MediaScheduler::new(2);
-    let fakes: Vec<_> = (0..40).map(|_| Fake::new(10, Duration::from_millis(5))).collect();
+    let fakes: Vec<_> = (0..40)
+        .map(|_| Fake::new(10, Duration::from_millis(5)))
+        .collect();
     let registrations: Vec<_> = fakes.iter().map(|f| register(&scheduler, f)).collect();
     let start = Instant::now() + Duration::from_millis(10);
     for (i, (fake, registration)) in fakes.iter().zip(&registrations).enumerate() {
@@ -148,7 +153,11 @@ fn a_superseded_entry_is_dropped_and_a_busy_connection_is_retried() {
     eventually("the old entry found stale", || {
         fake.state.lock().unwrap().stale == 1
     });
-    assert_eq!(fake.busy_first.load(Ordering::SeqCst), 0, "both busy answers seen");
+    assert_eq!(
+        fake.busy_first.load(Ordering::SeqCst),
+        0,
+        "both busy answers seen"
+    );
     assert_eq!(fake.served()[0].0, sooner);
 }
 
@@ -156,10 +165,14 @@ fn a_superseded_entry_is_dropped_and_a_busy_connection_is_retried() {
 fn a_removed_connection_is_not_served_and_threads_end_after_the_last_one() {
     let scheduler = MediaScheduler::new(3);
     assert_eq!(scheduler.workers(), 3);
-    let fakes: Vec<_> = (0..6).map(|_| Fake::new(1000, Duration::from_millis(2))).collect();
+    let fakes: Vec<_> = (0..6)
+        .map(|_| Fake::new(1000, Duration::from_millis(2)))
+        .collect();
     let registrations: Vec<_> = fakes.iter().map(|f| register(&scheduler, f)).collect();
     // Spread by load: two connections per worker, so three threads.
-    eventually("three worker threads", || media_threads("voice-media-") >= 3);
+    eventually("three worker threads", || {
+        media_threads("voice-media-") >= 3
+    });
     let at = Instant::now();
     for (fake, registration) in fakes.iter().zip(&registrations) {
         registration.schedule(at, fake.start(at));
@@ -177,5 +190,7 @@ fn a_removed_connection_is_not_served_and_threads_end_after_the_last_one() {
         assert!(after <= &(before + 1));
     }
     drop(fakes);
-    eventually("every worker thread ended", || media_threads("voice-media-") == 0);
+    eventually("every worker thread ended", || {
+        media_threads("voice-media-") == 0
+    });
 }
