@@ -17,13 +17,16 @@
 //! - [`udp_datagram`]: any bytes as an IP discovery answer and as inbound RTP/RTCP in every
 //!   negotiated mode; the bytes are also sealed with the session key so that the decrypt path and
 //!   the extension/padding stripping behind it are reached, with the expected Opus as the oracle.
-//! - [`session`]: a [`SessionScript`] of inputs and application calls driven from
+//! - [`session`]: a [`SessionScript`] of inputs and application calls (the playout's
+//!   `queue_opus`, `poll_transmit` and `stop_speaking` among them) driven from
 //!   `AwaitingServerUpdate` through the whole flow by a model of the server and the adapter
 //!   ([`Driver`]) that checks the invariants after every step.
 //! - [`payload_roundtrip`]: decode -> encode -> decode is stable for text, binary, dispatches, and
 //!   for generated messages of every opcode.
+//! - [`dave_binary`]: a [`DaveScript`] of DAVE messages, media and audio on a connection that
+//!   negotiated DAVE, with a model of the DAVE state on top of the [`Driver`].
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -44,6 +47,7 @@ use voice_proto::payload::{
     Encoded, Heartbeat, HeartbeatAck, Hello, Identify, Opcode, ProposalsOperation, Ready, Resume,
     SelectProtocol, ServerFrame, ServerMessage, SessionDescription, Speaking, SpeakingFlags,
 };
+use voice_proto::playout::{HoldReason, QueueError, DEFAULT_QUEUE_FRAMES, FRAME_DURATION, MAX_LAG};
 use voice_proto::rtp::{
     classify, PacketKind, ReceivedRtp, MAX_OPUS_FRAME_LEN, MAX_PACKET_LEN, RTP_HEADER_LEN,
     SILENCE_FRAME, SILENCE_FRAME_COUNT,
@@ -75,6 +79,11 @@ pub const KEY: [u8; 32] = [7; 32];
 pub const MAX_STEPS: usize = 256;
 /// A drain longer than this is an endless output loop.
 const MAX_DRAIN: usize = 10_000;
+/// The playout queue of scripts with flag bit 4 (small, so that `Full` is reached).
+pub const SMALL_QUEUE: usize = 3;
+/// More datagrams than this from one poll pass is an endless playout loop (the schedule owes at
+/// most `MAX_LAG / FRAME_DURATION + 2` at once).
+const MAX_BURST: usize = 64;
 /// Heartbeat nonces are JSON-safe integers (C7).
 const MAX_NONCE: u64 = (1 << 53) - 1;
 
@@ -341,20 +350,22 @@ pub enum Step {
     AdvanceToWake,
     /// `Session::speaking(flags)`.
     Speaking(u32),
-    /// `Session::send_opus` with `len` bytes of `fill` (lengths above 1275 and 0 included) into a
-    /// full buffer, or one byte too small.
-    SendOpus {
-        /// Frame length.
+    /// `Session::queue_opus` with a frame of `len % 1400` bytes of `fill` (0 and lengths above
+    /// 1275 included; exactly `F8 FF FE` for three bytes of `F8`; from 8 bytes on the frame's
+    /// number in its last four bytes), then (unless `queue_only`) a [`Step::PollTransmit`].
+    QueueOpus {
+        /// Frame length (modulo 1400).
         len: u16,
         /// Frame byte.
         fill: u8,
-        /// Use a buffer one byte too small.
-        small_buffer: bool,
+        /// Only queue; the frame goes out at a later poll.
+        queue_only: bool,
     },
     /// `Session::stop_speaking`.
     StopSpeaking,
-    /// `Session::send_silence`.
-    SendSilence,
+    /// `Session::poll_transmit` at the current time until it has nothing more, then a drain (an
+    /// op 5 it queued is taken there; the datagram after it needs another poll).
+    PollTransmit,
     /// `Session::disconnect`.
     Disconnect,
 }
@@ -417,13 +428,13 @@ impl Step {
             10 => Step::Advance(r.u16()?),
             11 => Step::AdvanceToWake,
             12 => Step::Speaking(r.u32()?),
-            13 => Step::SendOpus {
+            13 => Step::QueueOpus {
                 len: r.u16()?,
                 fill: r.u8()?,
-                small_buffer: r.bool()?,
+                queue_only: r.bool()?,
             },
             14 => Step::StopSpeaking,
-            15 => Step::SendSilence,
+            15 => Step::PollTransmit,
             _ => Step::Disconnect,
         })
     }
@@ -519,18 +530,18 @@ impl Step {
                 w.u8(12);
                 w.u32(*flags);
             }
-            Step::SendOpus {
+            Step::QueueOpus {
                 len,
                 fill,
-                small_buffer,
+                queue_only,
             } => {
                 w.u8(13);
                 w.u16(*len);
                 w.u8(*fill);
-                w.bool(*small_buffer);
+                w.bool(*queue_only);
             }
             Step::StopSpeaking => w.u8(14),
-            Step::SendSilence => w.u8(15),
+            Step::PollTransmit => w.u8(15),
             Step::Disconnect => w.u8(16),
         }
     }
@@ -671,7 +682,8 @@ pub struct ScriptConfig {
     /// Initial RTP sequence/timestamp seed (values near the wrap points included).
     pub rtp_seed: u64,
     /// Bit 0: `max_dave_protocol_version = 1`; bit 1: heartbeat capped at 5 s; bit 2: at most one
-    /// reconnect attempt; bit 3: three missed heartbeats instead of two.
+    /// reconnect attempt; bit 3: three missed heartbeats instead of two; bit 4: a playout queue of
+    /// [`SMALL_QUEUE`] frames instead of the default.
     pub flags: u8,
 }
 
@@ -684,6 +696,11 @@ impl ScriptConfig {
             max_heartbeat_interval: (self.flags & 2 != 0).then(|| Duration::from_secs(5)),
             max_reconnect_attempts: if self.flags & 4 != 0 { 1 } else { 5 },
             max_missed_heartbeats: if self.flags & 8 != 0 { 3 } else { 2 },
+            playout_queue_frames: if self.flags & 16 != 0 {
+                SMALL_QUEUE
+            } else {
+                DEFAULT_QUEUE_FRAMES
+            },
             ..Config::default()
         }
     }
@@ -750,22 +767,139 @@ struct MediaModel {
     last: Option<(u16, u32, u32)>,
 }
 
+/// What the session reports about its playout, read in one borrow.
+struct PlayoutView {
+    queued: usize,
+    capacity: usize,
+    idle: bool,
+    hold: Option<HoldReason>,
+    next_transmit: Option<Instant>,
+}
+
+/// What the model knows about the playout: the frames queued and not yet sent, the talk spurt
+/// and its trailing silence, the 20 ms schedule, and the hold the events reported.
+#[derive(Clone, Debug)]
+struct PlayoutModel {
+    capacity: usize,
+    /// Frames `queue_opus` accepted and that have not gone out (or been dropped), oldest first.
+    queue: VecDeque<Vec<u8>>,
+    /// Audio went out and the spurt's trailing silence is not over.
+    talking: bool,
+    /// Trailing silence frames the spurt still owes (five after every audio frame; a stop does
+    /// not restart a silence that has begun).
+    silence_left: usize,
+    /// The fifth silence frame went out: op 5 with flags 0 must be taken before anything else.
+    speaking_zero_due: bool,
+    /// The earliest time of the next datagram: its slot on the running schedule, or while the
+    /// schedule is paused one frame after the last datagram (`None` before the first datagram of
+    /// a media session).
+    slot: Option<Instant>,
+    /// The schedule runs: the next datagram is due at `slot` (late polls get the overdue ones at
+    /// once, up to [`MAX_LAG`]). A hold or the end of a spurt pauses it; the datagram that ends
+    /// the pause goes when polled (not before `slot`) and starts the schedule anew from there.
+    running: bool,
+    /// The hold of the latest `PlayoutHeld`, until a `PlayoutResumed`.
+    reported: Option<HoldReason>,
+    /// `PlayoutHeld` events for DAVE keys.
+    dave_holds: u32,
+    /// Datagrams `poll_transmit` gave.
+    datagrams: u64,
+}
+
+impl PlayoutModel {
+    fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            queue: VecDeque::new(),
+            talking: false,
+            silence_left: 0,
+            speaking_zero_due: false,
+            slot: None,
+            running: false,
+            reported: None,
+            dave_holds: 0,
+            datagrams: 0,
+        }
+    }
+
+    /// Something to send: queued frames, or a spurt whose trailing silence is not out.
+    fn has_work(&self) -> bool {
+        !self.queue.is_empty() || self.talking
+    }
+
+    /// The media session ended: a spurt it cut ends without its trailing silence, and the next
+    /// session's stream (a new SSRC and RTP counters) starts a schedule of its own.
+    fn end_spurt(&mut self) {
+        self.talking = false;
+        self.silence_left = 0;
+        self.speaking_zero_due = false;
+        self.slot = None;
+        self.running = false;
+    }
+
+    /// The connection ended: nothing more will be sent, nothing is held.
+    fn close(&mut self) {
+        self.end_spurt();
+        self.queue.clear();
+        self.reported = None;
+    }
+
+    /// A slot was used at `now`: the next is one frame after it on the drift-free schedule, or
+    /// one frame from now when the schedule was paused or the poll came more than [`MAX_LAG`]
+    /// late (the schedule restarts instead of bursting on).
+    fn advance(&mut self, now: Instant) {
+        let next = match self.slot {
+            Some(slot) if self.running && now <= slot + FRAME_DURATION + MAX_LAG => {
+                slot + FRAME_DURATION
+            }
+            _ => now + FRAME_DURATION,
+        };
+        self.slot = Some(next);
+        self.running = true;
+    }
+}
+
 /// Drives one connection (an [`AnyState`]) as a correct adapter would, plays the voice server,
 /// and checks the invariants after every input and application call:
 ///
-/// - every drain ends with `WakeAt` (never in the past) or `Idle` (only once closed), and nothing
-///   but `Idle` comes out of a closed connection;
+/// - every drain ends with `WakeAt` or `Idle` (only once closed), and nothing but `Idle` comes out
+///   of a closed connection; `WakeAt` is the earlier of `next_timer()` (never in the past) and
+///   `next_transmit()`;
 /// - every frame we send decodes, goes on an open websocket, and carries the right token, session
 ///   id, SSRC and `seq_ack`; one Identify or Resume per websocket, of the kind the recovery asked
 ///   for; datagrams go to the bound server address;
-/// - audio only with a negotiated key (no audio before Session Description): packets are
-///   well-formed RTP that open with the key the server gave, with sequence, timestamp and nonce
-///   each moving forward by one step; op 5 precedes audio on a live websocket;
-/// - statistics counters never go back;
-/// - a server close is run through the close-code table and its consequence follows.
+/// - statistics counters never go back (`frames_queued` is a gauge: the model's queue length);
+/// - a server close is run through the close-code table and its consequence follows;
+///
+/// and the playout, against a model of its queue, talk spurt and 20 ms schedule
+/// (`PlayoutModel`):
+///
+/// - `queue_opus` gives exactly the result the model predicts (`Closed`, `BadFrameLength` outside
+///   1..=1275 bytes, `Full` at capacity, else `Ok`), and `stop_speaking()` drops exactly the
+///   frames the model has queued;
+/// - no datagram before Session Description, on a websocket that is not live (reconnecting,
+///   resuming), or before op 5 with non-zero flags was taken from `poll_output` on the current
+///   websocket (C20; op 5 is announced once per websocket and spurt, with the application's
+///   flags); no queued frame while DAVE keys are pending (C48);
+/// - every datagram is well-formed RTP that opens under the key the server gave, sequence,
+///   timestamp and nonce each one step on (C19, C25), counted once, and carries what comes next:
+///   the oldest queued frame (FIFO, none lost, none twice; plain, or DAVE-encrypted exactly when
+///   DAVE is active, C43), else a trailing silence frame `F8 FF FE` (never DAVE-encrypted, C46);
+///   five silence frames after the last audio of a spurt (or a stop), then op 5 with flags 0
+///   taken before anything else (C21); a cut spurt's silence is never sent on the next session;
+/// - the schedule: no datagram before its slot, so never two in one 20 ms slot; a poll late on
+///   a running schedule gets the overdue slots at once, a poll more than `MAX_LAG` late one and
+///   a new schedule; a hold or the end of a spurt pauses the schedule (nothing owed for it) and
+///   the datagram that ends the pause starts a new one; after a poll nothing due is left unsent;
+/// - `playout_hold()` is the model's (reconnecting, resuming, DAVE keys pending), every change of
+///   it comes as one `PlayoutHeld`/`PlayoutResumed` (a `Closed` ends a hold silently);
+///   `playout_idle()`, `queued_frames()`, `queue_capacity()` and `next_transmit()` (`None`
+///   exactly when nothing can be sent; else the slot, or a time not after now) agree.
 pub struct Driver {
     state: AnyState,
     config: Config,
+    /// When the script started (for traces).
+    start: Instant,
     now: Instant,
     ws: Ws,
     /// Kind of the current websocket: fresh Identify or Resume.
@@ -791,12 +925,18 @@ pub struct Driver {
     last_seq: Option<u64>,
     last_nonce: Option<u64>,
     ssrc_users: HashMap<u32, UserId>,
-    silence_left: usize,
+    /// What the playout must do next.
+    playout: PlayoutModel,
+    /// The flags of the application's latest `speaking` call (audio announces Microphone when
+    /// there was none, or it was empty).
+    app_flags: SpeakingFlags,
+    /// Frames made by `Driver::opus_frame` so far (each carries its number when long enough).
+    frames_made: u32,
     stats: Stats,
     last_wake: Option<Instant>,
     /// Outputs of the latest drain.
     outputs: Vec<Output>,
-    /// The latest audio packet `send_opus` produced.
+    /// The latest datagram that carried a queued frame.
     last_packet: Option<Vec<u8>>,
     /// Every output of every drain since the last [`Driver::take_log`], when logging.
     log: Option<Vec<Output>>,
@@ -811,9 +951,11 @@ impl Driver {
             config.clone(),
             JoinRequest::new(GUILD, CHANNEL, USER),
         ));
+        let capacity = config.playout_queue_frames;
         let mut driver = Self {
             state,
             config,
+            start: now,
             now,
             ws: Ws::None,
             socket_kind: Recovery::Reconnect,
@@ -837,7 +979,9 @@ impl Driver {
             last_seq: None,
             last_nonce: None,
             ssrc_users: HashMap::new(),
-            silence_left: 0,
+            playout: PlayoutModel::new(capacity),
+            app_flags: SpeakingFlags::NONE,
+            frames_made: 0,
             stats: Stats::default(),
             last_wake: None,
             outputs: Vec::new(),
@@ -861,6 +1005,30 @@ impl Driver {
     /// The outputs of the latest drain.
     pub fn outputs(&self) -> &[Output] {
         &self.outputs
+    }
+
+    /// Datagrams `poll_transmit` gave so far.
+    pub fn datagrams(&self) -> u64 {
+        self.playout.datagrams
+    }
+
+    /// The model's playout, for traces: time, datagrams, queue, spurt, schedule and hold.
+    pub fn playout_trace(&self) -> String {
+        let ms = |at: Instant| at.saturating_duration_since(self.start).as_millis();
+        let p = &self.playout;
+        format!(
+            "t={}ms datagrams={} queued={} talking={} silence_left={} slot={:?} running={} \
+             hold={:?} announced={}",
+            ms(self.now),
+            p.datagrams,
+            p.queue.len(),
+            p.talking,
+            p.silence_left,
+            p.slot.map(ms),
+            p.running,
+            p.reported,
+            self.announced
+        )
     }
 
     /// Runs every step in order.
@@ -956,8 +1124,9 @@ impl Driver {
 
     /// Carries out one scripted step and checks the invariants.
     pub fn step(&mut self, step: &Step) {
-        // A correct adapter feeds a timer that is due before anything else happens.
-        let due = self.last_wake.is_some_and(|at| at <= self.now);
+        // A correct adapter feeds a timer that is due before anything else happens. (A playout
+        // slot that is due waits for a poll step: the script decides how late the driver is.)
+        let due = self.state.next_timer().is_some_and(|at| at <= self.now);
         if due && !matches!(step, Step::Advance(_) | Step::AdvanceToWake) {
             self.feed(Input::Timer);
         }
@@ -1060,19 +1229,26 @@ impl Driver {
                 if let Some(at) = self.last_wake {
                     self.now = self.now.max(at);
                 }
+                // A driver with one loop: the timer input, then every datagram due.
                 self.feed(Input::Timer);
+                self.play_due();
             }
             Step::Speaking(flags) => self.speaking(SpeakingFlags::from_bits(*flags)),
-            Step::SendOpus {
+            Step::QueueOpus {
                 len,
                 fill,
-                small_buffer,
+                queue_only,
             } => {
-                let frame = vec![*fill; usize::from(*len) % 1400];
-                self.send_opus(&frame, *small_buffer);
+                let frame = self.opus_frame(usize::from(*len) % 1400, *fill);
+                self.queue_opus(&frame);
+                if !queue_only {
+                    self.poll_pass();
+                }
             }
             Step::StopSpeaking => self.stop_speaking(),
-            Step::SendSilence => self.send_silence(),
+            Step::PollTransmit => {
+                self.poll_pass();
+            }
             Step::Disconnect => self.disconnect(),
         }
     }
@@ -1462,6 +1638,7 @@ impl Driver {
             return;
         };
         session.speaking(flags);
+        self.app_flags = flags;
         self.drain();
         if self.ws == Ws::Open && self.live_on_socket && self.media.is_some() && !self.closed {
             let sent = self.outputs.iter().any(|o| match o {
@@ -1475,120 +1652,328 @@ impl Driver {
         }
     }
 
-    fn send_opus(&mut self, frame: &[u8], small_buffer: bool) {
-        let now = self.now;
-        let had_media = self.media.is_some() && !self.closed;
-        let mut buf = [0u8; MAX_PACKET_LEN];
-        let needed = RTP_HEADER_LEN + frame.len() + 20;
-        let size = if small_buffer {
-            needed.saturating_sub(1)
-        } else {
-            MAX_PACKET_LEN
-        };
+    /// A frame of `len` bytes of `fill` for `queue_opus`: exactly `F8 FF FE` for length 3 and
+    /// fill `F8` (a queued frame that looks like silence), and from 8 bytes on its number in its
+    /// last four bytes, so that a frame lost, sent twice or out of order shows.
+    fn opus_frame(&mut self, len: usize, fill: u8) -> Vec<u8> {
+        self.frames_made = self.frames_made.wrapping_add(1);
+        let mut frame = vec![fill; len];
+        if len == SILENCE_FRAME.len() && fill == SILENCE_FRAME[0] {
+            frame.copy_from_slice(&SILENCE_FRAME);
+        }
+        if len >= 8 {
+            frame[len - 4..].copy_from_slice(&self.frames_made.to_be_bytes());
+        }
+        frame
+    }
+
+    /// `queue_opus`, whose result the model predicts exactly: `Closed` once the connection has
+    /// ended, else `BadFrameLength` outside 1..=1275 bytes, else `Full` at capacity, else `Ok`.
+    fn queue_opus(&mut self, frame: &[u8]) {
+        let closed = self.closed;
+        let queued = self.playout.queue.len();
+        let capacity = self.playout.capacity;
         let Some(session) = self.state.session() else {
             return;
         };
-        let before = session.stats();
-        let negotiating = session.dave_status() == DaveStatus::Negotiating;
-        let result = session
-            .send_opus(now, frame, &mut buf[..size.min(MAX_PACKET_LEN)])
-            .map(<[u8]>::to_vec);
-        let after = session.stats();
-        let dave_encrypted = after.dave_frames_encrypted > before.dave_frames_encrypted;
-        let valid = (1..=MAX_OPUS_FRAME_LEN).contains(&frame.len()) && !small_buffer;
-        // A frame refused for want of DAVE keys leaves the talk spurt as it was.
-        let refused = matches!(
+        let result = session.queue_opus(frame);
+        let expected = if closed {
+            Err(QueueError::Closed)
+        } else if !(1..=MAX_OPUS_FRAME_LEN).contains(&frame.len()) {
+            Err(QueueError::BadFrameLength { len: frame.len() })
+        } else if queued >= capacity {
+            Err(QueueError::Full { capacity })
+        } else {
+            Ok(())
+        };
+        assert_eq!(
             result,
-            Err(Error::NotReady(voice_proto::NotReady::E2eeNotReady))
+            expected,
+            "queue_opus of {} bytes with {queued} of {capacity} frames queued",
+            frame.len()
         );
-        if had_media && !refused {
-            self.silence_left = 0;
+        if result.is_ok() {
+            self.playout.queue.push_back(frame.to_vec());
         }
-        let result_ok = result.is_ok();
-        match result {
-            Ok(packet) => {
-                assert!(
-                    had_media,
-                    "audio without a negotiated key (before Session Description)"
-                );
-                assert!(valid, "send_opus accepted a bad frame or buffer");
-                assert_eq!(after.packets_sent, before.packets_sent + 1);
-                assert!(
-                    !negotiating || frame == SILENCE_FRAME,
-                    "audio before the DAVE keys are in place (C48)"
-                );
-                // A DAVE frame is the Opus frame end-to-end encrypted: only its envelope is checked.
-                self.check_packet(&packet, (!dave_encrypted).then_some(frame));
-                self.last_packet = Some(packet);
-            }
-            Err(error) => {
-                assert_eq!(
-                    after.packets_sent, before.packets_sent,
-                    "a failed send counted"
-                );
-                let refused_for_dave =
-                    negotiating && error == Error::NotReady(voice_proto::NotReady::E2eeNotReady);
-                assert!(
-                    !(had_media && valid) || refused_for_dave,
-                    "send_opus failed with a live key, a valid frame and a big buffer: {error}"
-                );
-            }
-        }
-        let sent = result_ok;
         self.drain();
-        if sent
-            && self.ws == Ws::Open
-            && self.live_on_socket
-            && !self.closed
-            && self.media.is_some()
-        {
+    }
+
+    fn stop_speaking(&mut self) {
+        let queued = self.playout.queue.len();
+        let Some(session) = self.state.session() else {
+            return;
+        };
+        let dropped = session.stop_speaking();
+        assert_eq!(
+            dropped, queued,
+            "stop_speaking() dropped another number of frames than were queued"
+        );
+        // The spurt, if one is on, ends with its trailing silence (five frames from the last
+        // audio frame, fewer when it had begun).
+        self.playout.queue.clear();
+        self.drain();
+    }
+
+    /// The clock moves to `at` (never back) and the timer input follows.
+    fn advance_to(&mut self, at: Instant) {
+        self.now = self.now.max(at);
+        self.feed(Input::Timer);
+    }
+
+    /// A driver's playout wake-up: poll passes until no op 5 stands before the datagram (the
+    /// pass that queues op 5 ends with the drain that takes it).
+    fn play_due(&mut self) {
+        for _ in 0..3 {
+            if !self.poll_pass() {
+                break;
+            }
+        }
+    }
+
+    /// `poll_transmit` at the current time until it returns nothing, every datagram checked
+    /// against the model, then a drain. Returns whether the polls queued op 5 announcing audio
+    /// (the datagram it precedes needs another pass). Afterwards nothing the schedule owes at
+    /// this time is left unsent.
+    fn poll_pass(&mut self) -> bool {
+        let now = self.now;
+        let was_announced = self.announced;
+        let mut handled = 0usize;
+        loop {
+            let Some(session) = self.state.session() else {
+                return false;
+            };
+            let before = session.stats();
+            let mut buf = [0u8; MAX_PACKET_LEN];
+            let transmit = session.poll_transmit(now, &mut buf);
+            let after = session.stats();
+            let dropped = after.frames_dropped - before.frames_dropped;
+            match transmit {
+                Some(transmit) => {
+                    assert_eq!(
+                        dropped, 0,
+                        "a frame dropped and a datagram sent by one poll"
+                    );
+                    self.check_datagram(
+                        now,
+                        transmit.destination,
+                        &buf[..transmit.len],
+                        before,
+                        after,
+                    );
+                }
+                None if dropped > 0 => {
+                    // A frame DAVE cannot encrypt at all is dropped, and its slot passes.
+                    assert_eq!(dropped, 1, "one poll dropped {dropped} frames");
+                    assert_eq!(after.packets_sent, before.packets_sent);
+                    self.check_send_allowed(now, true);
+                    assert!(
+                        self.playout.queue.pop_front().is_some(),
+                        "a frame dropped from an empty queue"
+                    );
+                    self.playout.advance(now);
+                }
+                None => {
+                    assert_eq!(
+                        after.packets_sent, before.packets_sent,
+                        "a datagram counted but not returned"
+                    );
+                    break;
+                }
+            }
+            handled += 1;
             assert!(
-                self.announced,
-                "audio on a live websocket without op 5 Speaking first (C20)"
+                handled <= MAX_BURST,
+                "poll_transmit at one instant gave more than {MAX_BURST} datagrams"
+            );
+        }
+        self.drain();
+        let expected_flags = if self.app_flags.is_empty() {
+            SpeakingFlags::MICROPHONE
+        } else {
+            self.app_flags
+        };
+        let mut announced = false;
+        for output in &self.outputs {
+            if let Output::SendText(text) = output {
+                if let Ok(ClientMessage::Speaking(speaking)) = ClientMessage::decode_text(text) {
+                    if !speaking.speaking.is_empty() {
+                        assert_eq!(
+                            speaking.speaking, expected_flags,
+                            "op 5 before audio with other flags than the application's"
+                        );
+                        announced = true;
+                    }
+                }
+            }
+        }
+        if self.closed {
+            return false;
+        }
+        assert!(
+            !(announced && was_announced),
+            "op 5 announced audio again on a websocket where it had been"
+        );
+        assert!(
+            !self.playout.speaking_zero_due,
+            "no op 5 with flags 0 right after the fifth silence frame (C21)"
+        );
+        if !announced {
+            let due = self.expected_next_transmit();
+            assert!(
+                due.is_none_or(|at| at > now),
+                "poll_transmit left a datagram the schedule owes (due {due:?}, polled at {now:?})"
+            );
+        }
+        announced
+    }
+
+    /// A datagram (or a dropped frame) may be sent now: not closed, a media session on a live
+    /// websocket that op 5 announced audio on, no op 5 with flags 0 owed, its slot has come, and
+    /// for queued audio no DAVE keys pending.
+    fn check_send_allowed(&mut self, now: Instant, audio: bool) {
+        assert!(!self.closed, "a datagram from a closed connection");
+        assert!(
+            self.media.is_some(),
+            "a datagram without a media session (before Session Description)"
+        );
+        assert!(
+            self.ws == Ws::Open && self.live_on_socket,
+            "a datagram while the websocket is not live (resuming or reconnecting)"
+        );
+        assert!(
+            self.announced,
+            "a datagram before op 5 Speaking was taken on this websocket (C20)"
+        );
+        assert!(
+            !self.playout.speaking_zero_due,
+            "a datagram after the fifth silence frame before op 5 with flags 0 (C21)"
+        );
+        if let Some(slot) = self.playout.slot {
+            assert!(
+                slot <= now,
+                "a datagram before its slot (two for one 20 ms slot): due {slot:?}, polled at \
+                 {now:?}"
+            );
+        }
+        if audio {
+            let status = self.state.session().map(|s| s.dave_status());
+            assert_ne!(
+                status,
+                Some(DaveStatus::Negotiating),
+                "a queued frame went out while DAVE keys are pending (C48)"
             );
         }
     }
 
-    fn stop_speaking(&mut self) {
-        let Some(session) = self.state.session() else {
-            return;
-        };
-        session.stop_speaking();
-        if session.silence_pending() {
-            self.silence_left = SILENCE_FRAME_COUNT;
+    /// One datagram from `poll_transmit`: allowed now, to the server's media address, counted
+    /// once, and carrying what the model says comes next: the oldest queued frame (plain, or
+    /// DAVE-encrypted while DAVE is active), else a trailing silence frame of the spurt.
+    fn check_datagram(
+        &mut self,
+        now: Instant,
+        destination: SocketAddr,
+        packet: &[u8],
+        before: Stats,
+        after: Stats,
+    ) {
+        let audio = !self.playout.queue.is_empty();
+        self.check_send_allowed(now, audio);
+        let remote = self.media.as_ref().map(|m| m.remote);
+        assert_eq!(
+            Some(destination),
+            remote,
+            "a datagram to another address than Ready's"
+        );
+        assert_eq!(
+            Some(destination),
+            self.udp,
+            "a datagram to an unbound address"
+        );
+        assert_eq!(
+            after.packets_sent,
+            before.packets_sent + 1,
+            "a datagram not counted exactly once"
+        );
+        let encrypted = after.dave_frames_encrypted - before.dave_frames_encrypted;
+        let status = self.state.session().map(|s| s.dave_status());
+        match self.playout.queue.pop_front() {
+            Some(frame) => {
+                let dave = status == Some(DaveStatus::Active) && frame != SILENCE_FRAME;
+                assert_eq!(
+                    encrypted,
+                    u64::from(dave),
+                    "DAVE frames counted for one frame in status {status:?}"
+                );
+                let payload = self.check_packet(packet, (!dave).then_some(&frame[..]));
+                if dave {
+                    // C43: ciphertext (as long as the frame) ‖ tag ‖ nonce ‖ size ‖ FA FA.
+                    let supplemental = usize::from(payload[payload.len() - 3]);
+                    assert!(
+                        (12..=16).contains(&supplemental)
+                            && payload.len() == frame.len() + supplemental,
+                        "a DAVE frame of {} bytes (supplemental {supplemental}) for a {}-byte \
+                         frame",
+                        payload.len(),
+                        frame.len()
+                    );
+                }
+                self.playout.talking = true;
+                self.playout.silence_left = SILENCE_FRAME_COUNT;
+                self.last_packet = Some(packet.to_vec());
+            }
+            None => {
+                assert!(
+                    self.playout.talking && self.playout.silence_left > 0,
+                    "a silence frame outside the trailing silence of a spurt (C21)"
+                );
+                assert_eq!(encrypted, 0, "a silence frame DAVE-encrypted (C46)");
+                self.check_packet(packet, Some(&SILENCE_FRAME));
+                self.playout.silence_left -= 1;
+                if self.playout.silence_left == 0 {
+                    self.playout.talking = false;
+                    self.playout.speaking_zero_due = true;
+                }
+            }
         }
-        self.drain();
+        self.playout.advance(now);
+        self.playout.datagrams += 1;
     }
 
-    fn send_silence(&mut self) {
-        let had_media = self.media.is_some() && !self.closed;
-        let mut buf = [0u8; MAX_PACKET_LEN];
-        let Some(session) = self.state.session() else {
-            return;
-        };
-        let result = session
-            .send_silence(&mut buf)
-            .map(|p| p.map(<[u8]>::to_vec));
-        let pending = session.silence_pending();
-        match result {
-            Ok(Some(packet)) => {
-                assert!(had_media, "silence without a negotiated key");
-                assert!(
-                    self.silence_left > 0,
-                    "more than five silence frames after a stop (C21)"
-                );
-                self.silence_left -= 1;
-                self.check_packet(&packet, Some(&SILENCE_FRAME));
-            }
-            Ok(None) => assert_eq!(self.silence_left, 0, "silence frames stopped early"),
-            Err(_) => assert!(!had_media, "send_silence failed with a live key"),
+    /// Why the model says queued audio waits now: no media session (reconnecting), a websocket
+    /// not live (resuming, or a reconnect's backoff), DAVE keys pending for a queued frame.
+    fn expected_hold(&mut self) -> Option<HoldReason> {
+        if self.closed || !self.playout.has_work() {
+            return None;
         }
-        assert_eq!(
-            pending,
-            self.silence_left > 0,
-            "silence_pending() disagrees with the count"
-        );
-        self.drain();
+        if self.media.is_none() {
+            return Some(HoldReason::Reconnecting);
+        }
+        if !(self.live_on_socket && self.ws == Ws::Open) {
+            let recovery = self.pending_recovery.unwrap_or(self.socket_kind);
+            return Some(match recovery {
+                Recovery::Resume => HoldReason::Resuming,
+                Recovery::Reconnect => HoldReason::Reconnecting,
+            });
+        }
+        let negotiating = self
+            .state
+            .session()
+            .is_some_and(|s| s.dave_status() == DaveStatus::Negotiating);
+        (negotiating && !self.playout.queue.is_empty()).then_some(HoldReason::DaveKeysPending)
+    }
+
+    /// When the model says `poll_transmit` has the next datagram: `None` while idle or held,
+    /// else its slot (now, when the schedule is paused and its slot has passed).
+    fn expected_next_transmit(&mut self) -> Option<Instant> {
+        if self.closed || !self.playout.has_work() || self.expected_hold().is_some() {
+            return None;
+        }
+        let slot = self.playout.slot.unwrap_or(self.now);
+        Some(if self.playout.running {
+            slot
+        } else {
+            slot.max(self.now)
+        })
     }
 
     fn disconnect(&mut self) {
@@ -1615,7 +2000,8 @@ impl Driver {
     }
 
     /// One of our audio packets: well-formed, opens under the server's key, counters step by one.
-    fn check_packet(&mut self, packet: &[u8], frame: Option<&[u8]>) {
+    /// Returns the RTP payload (the frame, or its DAVE frame when `frame` is `None`).
+    fn check_packet(&mut self, packet: &[u8], frame: Option<&[u8]>) -> Vec<u8> {
         let media = self
             .media
             .as_mut()
@@ -1638,10 +2024,11 @@ impl Driver {
         let range = cipher
             .open(&mut copy, header.aad_len)
             .expect("our packet opens with the key the server gave");
+        let payload = copy[range].to_vec();
         match frame {
-            Some(frame) => assert_eq!(&copy[range], frame, "the packet does not carry the frame"),
+            Some(frame) => assert_eq!(payload, frame, "the packet does not carry the frame"),
             None => assert!(
-                copy[range].ends_with(&[0xFA, 0xFA]),
+                payload.ends_with(&[0xFA, 0xFA]),
                 "a DAVE frame without its marker"
             ),
         }
@@ -1663,6 +2050,7 @@ impl Driver {
             );
         }
         media.last = Some(now);
+        payload
     }
 
     /// Drains per the drain rule and checks every output.
@@ -1701,7 +2089,7 @@ impl Driver {
                 if update.channel_id.is_some() {
                     assert_eq!(update.channel_id, Some(CHANNEL));
                 }
-                self.media = None;
+                self.end_media();
             }
             Output::OpenWebSocket { url } => {
                 assert!(
@@ -1711,7 +2099,7 @@ impl Driver {
                 self.ws = Ws::Opening;
                 self.socket_kind = self.pending_recovery.take().unwrap_or(Recovery::Reconnect);
                 if self.socket_kind == Recovery::Reconnect {
-                    self.media = None;
+                    self.end_media();
                     self.last_seq = None;
                 }
                 self.handshakes_on_socket = 0;
@@ -1789,11 +2177,20 @@ impl Driver {
             }
             Output::Event(event) => self.observe_event(event),
             Output::WakeAt(at) => {
-                assert!(
-                    *at >= self.now,
-                    "WakeAt in the past: a due timer was not run"
-                );
                 assert!(!self.closed, "WakeAt from a closed connection");
+                // The control deadlines never lie in the past; the playout's slot may (a driver
+                // that has not polled yet): WakeAt is the earlier of the two.
+                let timer = self.state.next_timer();
+                let transmit = self.state.next_transmit();
+                assert!(
+                    timer.is_none_or(|at| at >= self.now),
+                    "a control deadline in the past: a due timer was not run"
+                );
+                assert_eq!(
+                    Some(*at),
+                    [timer, transmit].into_iter().flatten().min(),
+                    "WakeAt is not the earlier of next_timer() and next_transmit()"
+                );
                 self.last_wake = Some(*at);
             }
             Output::Idle => {
@@ -1903,6 +2300,9 @@ impl Driver {
                 assert_eq!(ssrc, media.ssrc, "op 5 with the wrong SSRC");
                 assert_eq!((delay, user_id), (0, None));
                 self.announced = !speaking.is_empty();
+                if speaking.is_empty() {
+                    self.playout.speaking_zero_due = false;
+                }
             }
             ClientMessage::DaveTransitionReady(_)
             | ClientMessage::DaveMlsInvalidCommitWelcome(_) => {
@@ -1977,7 +2377,7 @@ impl Driver {
                 self.last_nonce = None;
             }
             Event::Disconnected { .. } => {
-                self.media = None;
+                self.end_media();
                 self.ws = Ws::None;
                 self.pending_recovery = None;
                 self.live_on_socket = false;
@@ -1985,7 +2385,8 @@ impl Driver {
             }
             Event::Closed { .. } => {
                 self.closed = true;
-                self.media = None;
+                self.end_media();
+                self.playout.close();
                 self.ws = Ws::None;
                 self.live_on_socket = false;
             }
@@ -2002,8 +2403,34 @@ impl Driver {
                     "audio received without a media session"
                 );
             }
+            Event::PlayoutHeld { reason } => {
+                assert_ne!(
+                    self.playout.reported,
+                    Some(*reason),
+                    "PlayoutHeld again without a new reason"
+                );
+                self.playout.reported = Some(*reason);
+                if *reason == HoldReason::DaveKeysPending {
+                    self.playout.dave_holds += 1;
+                }
+            }
+            Event::PlayoutResumed { reason } => {
+                assert_eq!(
+                    self.playout.reported,
+                    Some(*reason),
+                    "PlayoutResumed for another hold than the one reported"
+                );
+                self.playout.reported = None;
+            }
             _ => {}
         }
+    }
+
+    /// The media session ends (fresh reconnect, move, end): a spurt it cut is over, its trailing
+    /// silence never sent; queued frames wait for the next session.
+    fn end_media(&mut self) {
+        self.media = None;
+        self.playout.end_spurt();
     }
 
     fn check_state(&mut self) {
@@ -2041,7 +2468,8 @@ impl Driver {
                         && stats.reconnects >= old.reconnects
                         && stats.dave_frames_encrypted >= old.dave_frames_encrypted
                         && stats.dave_frames_decrypted >= old.dave_frames_decrypted
-                        && stats.dave_decrypt_failures >= old.dave_decrypt_failures,
+                        && stats.dave_decrypt_failures >= old.dave_decrypt_failures
+                        && stats.frames_dropped >= old.frames_dropped,
                     "a counter went back: {old:?} -> {stats:?}"
                 );
                 // A frame waiting for its sender leaves the gauge only into another total.
@@ -2050,8 +2478,68 @@ impl Driver {
                     "a datagram was forgotten: {old:?} -> {stats:?}"
                 );
                 self.stats = stats;
+                let playout = PlayoutView {
+                    queued: session.queued_frames(),
+                    capacity: session.queue_capacity(),
+                    idle: session.playout_idle(),
+                    hold: session.playout_hold(),
+                    next_transmit: session.next_transmit(),
+                };
+                self.check_playout(&playout);
             }
             None => assert!(media.is_none(), "a media session before the Session state"),
+        }
+    }
+
+    /// The playout as the session reports it agrees with the model: the queue (length and
+    /// gauge), idle, the hold (and the events that reported it), and when the next datagram is
+    /// due. A hold or an idle stream stops the schedule: the next datagram starts a new one.
+    fn check_playout(&mut self, seen: &PlayoutView) {
+        let queued = self.playout.queue.len();
+        assert_eq!(
+            seen.queued, queued,
+            "queued_frames() disagrees with the model"
+        );
+        assert_eq!(
+            self.stats.frames_queued, queued as u64,
+            "the frames_queued gauge"
+        );
+        assert_eq!(seen.capacity, self.playout.capacity, "queue_capacity()");
+        assert_eq!(
+            seen.idle,
+            self.closed || !self.playout.has_work(),
+            "playout_idle() with {queued} frames queued, talking {}",
+            self.playout.talking
+        );
+        let hold = self.expected_hold();
+        assert_eq!(
+            seen.hold, hold,
+            "playout_hold() is not what the model expects"
+        );
+        assert_eq!(
+            self.playout.reported, hold,
+            "PlayoutHeld/PlayoutResumed did not report the change of playout_hold()"
+        );
+        if hold.is_some() || !self.playout.has_work() || self.closed {
+            // The clock pauses while held and at the end of a spurt.
+            self.playout.running = false;
+        }
+        let now = self.now;
+        match (seen.next_transmit, self.expected_next_transmit()) {
+            (None, None) => {}
+            (Some(at), Some(due)) if due > now => assert_eq!(
+                at, due,
+                "next_transmit() is off the 20 ms schedule the model keeps"
+            ),
+            (Some(at), Some(_)) => assert!(
+                at <= now,
+                "next_transmit() {at:?} in the future for a datagram due now ({now:?})"
+            ),
+            (seen, expected) => panic!(
+                "next_transmit() {seen:?}, the model expects {expected:?} (hold {hold:?}, \
+                 {queued} queued, talking {})",
+                self.playout.talking
+            ),
         }
     }
 }
@@ -2102,8 +2590,9 @@ pub fn handshake_steps(mode_bits: u8) -> Vec<Step> {
 
 /// Scripts that leave a connection in each state a frame or datagram can meet: waiting for the
 /// dispatches, websocket opening, open, after Hello, discovering, selecting the protocol,
-/// connected (AES and XChaCha), resuming, backing off, waiting for a move, closed, and connected
-/// with DAVE negotiated and the MLS external sender set.
+/// connected (AES and XChaCha), resuming, backing off, waiting for a move, closed, connected
+/// with audio playing and queued, and connected with DAVE negotiated and the MLS external sender
+/// set.
 pub fn state_scripts() -> Vec<(ScriptConfig, Vec<Step>)> {
     let plain = ScriptConfig {
         rtp_seed: 0,
@@ -2179,7 +2668,22 @@ fn plain_state_scripts() -> Vec<Vec<Step>> {
             ],
         ),
         with(handshake.clone(), &[Step::ServerClose(Some(4014))]),
-        with(handshake, &[Step::Disconnect]),
+        with(handshake.clone(), &[Step::Disconnect]),
+        // Audio playing: the first frame out, two more queued.
+        with(handshake, &{
+            let frame = |fill| Step::QueueOpus {
+                len: 20,
+                fill,
+                queue_only: true,
+            };
+            [
+                frame(1),
+                frame(2),
+                frame(3),
+                Step::PollTransmit,
+                Step::PollTransmit,
+            ]
+        }),
     ]
 }
 
@@ -2480,7 +2984,8 @@ pub enum DaveStep {
         /// The change.
         tamper: Tamper,
     },
-    /// `send_opus` with `len % 1400` bytes of `fill`.
+    /// `queue_opus` with a frame of `len % 1400` bytes of `fill`, then the playout's next slot
+    /// (held while DAVE keys are pending).
     Send {
         /// Frame length.
         len: u16,
@@ -2746,6 +3251,8 @@ pub struct DaveReport {
     pub dave_frames_sent: u64,
     /// Received frames that failed DAVE decryption.
     pub dave_decrypt_failures: u64,
+    /// `PlayoutHeld` events for DAVE keys (queued audio waiting for them).
+    pub dave_holds: u32,
 }
 
 /// What the input fed to the connection, for deciding which DAVE outputs may follow.
@@ -2993,10 +3500,7 @@ impl DaveRun {
                     self.media(frame);
                 }
             }
-            DaveStep::Send { len, fill } => {
-                let frame = vec![*fill; usize::from(*len) % 1400];
-                self.send(&frame);
-            }
+            DaveStep::Send { len, fill } => self.send(usize::from(*len) % 1400, *fill),
             DaveStep::Resume => self.resume(),
             DaveStep::Reconnect => self.reconnect(None),
             DaveStep::Rejoin { early } => self.reconnect(Some(*early % 8)),
@@ -3047,35 +3551,67 @@ impl DaveRun {
         copy.get(range).map(<[u8]>::to_vec)
     }
 
-    /// `send_opus`: refused while negotiating (C48), DAVE-encrypted while active, plain while off.
-    fn send(&mut self, frame: &[u8]) {
+    /// `queue_opus`, then the playout wakes at its next slot (at most one frame later) and sends
+    /// what is due: nothing while DAVE keys are pending (the frame is held, C48), the oldest
+    /// queued frame DAVE-encrypted while DAVE is active, plain while it is off. Frames held for
+    /// keys go out first, in order, once the keys are in (the [`Driver`] checks every datagram
+    /// against its queue).
+    fn send(&mut self, len: usize, fill: u8) {
+        if self.driver.state.session().is_none() {
+            return;
+        }
+        let frame = self.driver.opus_frame(len, fill);
+        self.driver.queue_opus(&frame);
+        self.check(&Fed::Other);
+        if let Some(at) = self.driver.state.next_transmit() {
+            if at > self.driver.now {
+                self.driver.advance_to(at);
+                self.check(&Fed::Other);
+            }
+        }
+        let Some(front) = self.driver.playout.queue.front().cloned() else {
+            return;
+        };
+        let hold = self.driver.expected_hold();
         let Some(session) = self.driver.state.session() else {
             return;
         };
         let status = session.dave_status();
         let before = session.stats();
-        let live = self.driver.media.is_some() && !self.driver.closed;
-        self.driver.send_opus(frame, false);
+        if status == DaveStatus::Negotiating && self.driver.media.is_some() {
+            assert!(
+                hold.is_some(),
+                "a queued frame not held while DAVE keys are pending (C48)"
+            );
+        }
+        self.driver.play_due();
         let Some(session) = self.driver.state.session() else {
             return;
         };
         let after = session.stats();
-        let valid = (1..=MAX_OPUS_FRAME_LEN).contains(&frame.len());
-        if live && valid && frame != SILENCE_FRAME {
-            let sent = after.packets_sent - before.packets_sent;
-            let encrypted = after.dave_frames_encrypted - before.dave_frames_encrypted;
-            let expected = match status {
-                DaveStatus::Negotiating => (0, 0),
-                DaveStatus::Active => (1, 1),
-                _ => (1, 0),
-            };
-            assert_eq!(
-                (sent, encrypted),
-                expected,
-                "send_opus in DAVE status {status:?}: (packets, DAVE frames) sent"
-            );
-        }
+        let sent = after.packets_sent - before.packets_sent;
+        let dropped = after.frames_dropped - before.frames_dropped;
+        let encrypted = after.dave_frames_encrypted - before.dave_frames_encrypted;
+        let expected = match (hold, status) {
+            (Some(_), _) => (0, 0),
+            (None, DaveStatus::Active) if front != SILENCE_FRAME => (1, 1),
+            (None, _) => (1, 0),
+        };
+        assert_eq!(
+            (sent + dropped, encrypted + dropped),
+            expected,
+            "the next slot in DAVE status {status:?} (hold {hold:?}): (packets, DAVE frames) sent"
+        );
         self.check(&Fed::Other);
+    }
+
+    /// A driver polls its playout after every input: what is due now goes out (frames held for
+    /// DAVE keys as soon as the keys are in).
+    fn play(&mut self) {
+        if self.driver.state.session().is_some() {
+            self.driver.play_due();
+            self.check(&Fed::Other);
+        }
     }
 
     fn resume(&mut self) {
@@ -3414,6 +3950,7 @@ impl DaveRun {
         self.report.max_epoch = self.report.max_epoch.max(epoch.unwrap_or_default());
         self.report.dave_frames_sent = stats.dave_frames_encrypted;
         self.report.dave_decrypt_failures = stats.dave_decrypt_failures;
+        self.report.dave_holds = self.driver.playout.dave_holds;
     }
 
     /// After the script: the receive path still delivers silence, and sending still follows the
@@ -3422,7 +3959,7 @@ impl DaveRun {
         self.finish_handshake();
         if self.driver.media.is_some() {
             self.media(SILENCE_FRAME.to_vec());
-            self.send(&[0xFC; 20]);
+            self.send(20, 0xFC);
         }
     }
 }
@@ -3639,6 +4176,7 @@ fn run_dave_script(script: &DaveScript, trace: bool) -> DaveReport {
         if !matches!(step, DaveStep::Reconnect | DaveStep::Rejoin { .. }) {
             run.early_step_done();
         }
+        run.play();
     }
     run.finish();
     if trace {

@@ -201,6 +201,35 @@ fn the_scripted_handshake_reaches_a_live_media_session() {
     // And a whole call on top of it: audio, silence, resume, more audio, leave.
     driver.run(&call_steps());
     assert!(driver.is_closed());
+    // One frame, five silence frames, one frame after the resume (then its silence was cut by
+    // the end).
+    assert_eq!(driver.datagrams(), 7);
+}
+
+/// The playout seeds play what they were written for (the model checks each datagram; these are
+/// the totals).
+#[test]
+fn playout_seeds_play_what_they_were_written_for() {
+    let expected = [
+        ("call-with-resume", 7),
+        ("playout-schedule", 9),
+        ("playout-new-spurt-after-a-pause", 8),
+        ("playout-resume-mid-spurt", 3),
+        ("playout-reconnect-keeps-the-queue", 4),
+        ("playout-backoff-before-a-reconnect", 1),
+        ("playout-small-queue", 2),
+        ("playout-dave-keys-pending", 0),
+    ];
+    let seeds = session_seeds();
+    for (name, datagrams) in expected {
+        let (_, script) = seeds
+            .iter()
+            .find(|(seed, _)| *seed == name)
+            .unwrap_or_else(|| panic!("no seed {name}"));
+        let mut driver = Driver::join(script.config.config());
+        driver.run(&script.steps);
+        assert_eq!(driver.datagrams(), datagrams, "datagrams of seed {name}");
+    }
 }
 
 #[test]
@@ -513,11 +542,12 @@ fn text(message: ServerText) -> Step {
     }
 }
 
+/// Queues a frame of `len` bytes and polls the playout at once.
 fn opus(len: u16) -> Step {
-    Step::SendOpus {
+    Step::QueueOpus {
         len,
         fill: 0xFC,
-        small_buffer: false,
+        queue_only: false,
     }
 }
 
@@ -533,20 +563,18 @@ fn audio(sequence: u16, extension_words: Option<u8>, padding: Option<u8>) -> Ste
     })
 }
 
-/// Audio, silence, a resume after 4015 with buffered seq, more audio, then leave.
-fn call_steps() -> Vec<Step> {
+/// Queues a frame of `len` bytes of `fill` without polling.
+fn queued(len: u16, fill: u8) -> Step {
+    Step::QueueOpus {
+        len,
+        fill,
+        queue_only: true,
+    }
+}
+
+/// A resume after 4015: close, the new websocket opens, Hello, op 9.
+fn resume_steps() -> Vec<Step> {
     vec![
-        Step::Speaking(5),
-        opus(3),
-        opus(1275),
-        Step::StopSpeaking,
-        Step::SendSilence,
-        Step::SendSilence,
-        Step::SendSilence,
-        Step::SendSilence,
-        Step::SendSilence,
-        Step::SendSilence,
-        Step::AdvanceToWake,
         Step::ServerClose(Some(4015)),
         Step::Opened,
         Step::Text {
@@ -554,9 +582,33 @@ fn call_steps() -> Vec<Step> {
             numbered: false,
         },
         text(ServerText::Resumed),
-        opus(20),
-        Step::Disconnect,
     ]
+}
+
+/// Audio, silence, a resume after 4015 with buffered seq, more audio, then leave.
+fn call_steps() -> Vec<Step> {
+    let mut steps = vec![
+        Step::Speaking(5),
+        opus(3),
+        opus(1275),
+        // The second frame is queued, then dropped by the stop: five silence frames follow,
+        // one per slot, then op 5 with flags 0 (the sixth wake-up is the next timer).
+        Step::StopSpeaking,
+        Step::AdvanceToWake,
+        Step::AdvanceToWake,
+        Step::AdvanceToWake,
+        Step::AdvanceToWake,
+        Step::AdvanceToWake,
+        Step::AdvanceToWake,
+        Step::AdvanceToWake,
+    ];
+    steps.extend(resume_steps());
+    steps.extend([
+        opus(20),           // op 5 again on the new websocket
+        Step::PollTransmit, // the frame
+        Step::Disconnect,
+    ]);
+    steps
 }
 
 fn session_seeds() -> Vec<(&'static str, SessionScript)> {
@@ -728,10 +780,10 @@ fn session_seeds() -> Vec<(&'static str, SessionScript)> {
                 text(ServerText::HeartbeatRequest),
                 text(ServerText::ClientsConnect { first: 1, count: 3 }),
                 opus(0),
-                Step::SendOpus {
+                Step::QueueOpus {
                     len: 100,
                     fill: 1,
-                    small_buffer: true,
+                    queue_only: true,
                 },
                 opus(1300),
                 opus(100),
@@ -789,6 +841,175 @@ fn session_seeds() -> Vec<(&'static str, SessionScript)> {
                     numbered: false,
                 },
             ]),
+        ),
+        (
+            "playout-schedule",
+            script(with(vec![
+                queued(40, 1),
+                queued(60, 2),
+                queued(3, 0xF8), // F8 FF FE queued as audio
+                queued(1275, 4),
+                Step::PollTransmit, // op 5
+                Step::PollTransmit, // the first frame
+                Step::PollTransmit, // nothing: its slot is 20 ms on
+                Step::Advance(19),
+                Step::PollTransmit,
+                Step::Advance(1),
+                Step::PollTransmit, // the second frame
+                Step::Advance(100),
+                Step::PollTransmit, // late: the rest at once, then silence on the same grid
+                Step::Advance(1000),
+                Step::PollTransmit, // a stall: one silence frame, then the schedule restarts
+                Step::AdvanceToWake,
+                Step::AdvanceToWake,
+                Step::AdvanceToWake,
+                Step::AdvanceToWake,
+            ])),
+        ),
+        (
+            "playout-new-spurt-after-a-pause",
+            script(with(vec![
+                opus(30),            // op 5 (the frame waits for the next poll)
+                Step::AdvanceToWake, // the frame
+                Step::AdvanceToWake,
+                Step::AdvanceToWake,
+                Step::AdvanceToWake,
+                Step::AdvanceToWake,
+                Step::AdvanceToWake, // the fifth silence frame and op 5 with flags 0
+                Step::Advance(100),
+                queued(30, 5),
+                queued(30, 6),
+                queued(30, 7),
+                Step::PollTransmit, // op 5 for the new spurt
+                Step::PollTransmit, // one frame: nothing was owed while quiet
+                Step::StopSpeaking,
+                Step::Advance(5),
+                opus(10), // during the trailing silence: not before its slot
+                Step::AdvanceToWake,
+            ])),
+        ),
+        (
+            "playout-resume-mid-spurt",
+            script(with({
+                let mut steps = vec![
+                    queued(20, 1),
+                    queued(20, 2),
+                    queued(20, 3),
+                    queued(20, 4),
+                    Step::PollTransmit,
+                    Step::PollTransmit,
+                    Step::Advance(100),
+                ];
+                steps.extend(resume_steps());
+                steps.extend([
+                    Step::PollTransmit, // op 5 again on the new websocket
+                    Step::PollTransmit, // one frame: nothing owed for the hold
+                    Step::PollTransmit,
+                    Step::AdvanceToWake,
+                    Step::ServerClose(Some(4015)),
+                    Step::PollTransmit, // held, the clock paused
+                    Step::Opened,
+                ]);
+                steps
+            })),
+        ),
+        (
+            "playout-reconnect-keeps-the-queue",
+            script(with(vec![
+                queued(20, 1),
+                queued(20, 2),
+                Step::PollTransmit,
+                Step::PollTransmit,
+                Step::ServerClose(Some(4006)),
+                queued(20, 3),
+                Step::PollTransmit, // held: reconnecting
+                Step::StateUpdate(StateUpdate::Joined(2)),
+                Step::ServerUpdate(ServerUpdate::Endpoint(2)),
+                Step::Opened,
+                text(ServerText::Ready {
+                    ssrc: 0,
+                    modes: 0b0011,
+                    bad_ip: false,
+                    port: 0,
+                }),
+                Step::DiscoveryAnswer(0),
+                text(ServerText::SessionDescription {
+                    mode: 0,
+                    key_byte: 5,
+                    dave: 0,
+                }),
+                Step::PollTransmit,
+                Step::PollTransmit, // the queued frames on the new session, in order
+                Step::AdvanceToWake,
+                Step::AdvanceToWake,
+            ])),
+        ),
+        (
+            "playout-backoff-before-a-reconnect",
+            script(with({
+                vec![
+                    queued(20, 1),
+                    Step::PollTransmit,
+                    Step::PollTransmit,
+                    Step::ServerClose(Some(4015)),
+                    queued(20, 2),
+                    // The resume's websocket never opens: after the handshake timeout a fresh
+                    // reconnect follows a backoff, the media session still there meanwhile
+                    // (held as reconnecting, not resuming).
+                    Step::Advance(10_000),
+                    Step::PollTransmit,
+                    Step::AdvanceToWake, // the backoff ends: op 4 for a fresh session
+                ]
+            })),
+        ),
+        (
+            "playout-small-queue",
+            SessionScript {
+                config: ScriptConfig {
+                    rtp_seed: 7,
+                    flags: 0b1_0000,
+                },
+                steps: {
+                    let mut steps = handshake.clone();
+                    steps.extend([
+                        queued(0, 1),
+                        queued(1276, 1),
+                        queued(1, 1),
+                        queued(2, 2),
+                        queued(3, 3),
+                        queued(4, 4), // full
+                        Step::PollTransmit,
+                        Step::PollTransmit,
+                        queued(4, 4),
+                        Step::StopSpeaking, // drops three
+                        Step::AdvanceToWake,
+                        Step::Disconnect,
+                        queued(4, 4), // closed
+                    ]);
+                    steps
+                },
+            },
+        ),
+        (
+            "playout-dave-keys-pending",
+            SessionScript {
+                config: ScriptConfig {
+                    rtp_seed: 0,
+                    flags: 1,
+                },
+                steps: {
+                    let mut steps = targets::dave_handshake_steps();
+                    steps.extend([
+                        queued(20, 1),
+                        Step::PollTransmit, // held for the keys
+                        Step::StopSpeaking,
+                        queued(20, 2),
+                    ]);
+                    steps.extend(resume_steps());
+                    steps.push(Step::PollTransmit);
+                    steps
+                },
+            },
         ),
     ]
 }
@@ -888,6 +1109,22 @@ fn dave_seeds() -> Vec<(&'static str, DaveScript, Milestone)> {
     let script = |steps: Vec<D>| DaveScript { steps };
 
     vec![
+        (
+            "held-until-keyed",
+            script(vec![
+                es(),
+                connect(0),
+                send.clone(),
+                send.clone(),
+                propose(&[&add_bob]),
+                echo(0),
+                send.clone(),
+                send.clone(),
+            ]),
+            ("frames held for the keys, then sent DAVE-encrypted", |r| {
+                r.dave_holds == 1 && r.ready == 1 && r.dave_frames_sent >= 4
+            }),
+        ),
         (
             "join",
             script(with(
@@ -1239,6 +1476,7 @@ fn show_session_script() {
         println!("{i:3}: {step:?}");
         driver.step(step);
         println!("     -> {:?}", driver.outputs());
+        println!("     playout: {}", driver.playout_trace());
     }
     driver.run_timers(2);
 }

@@ -4,7 +4,8 @@
 //! libFuzzer: scripted sessions that first complete a handshake and then do anything (the
 //! [`targets::Driver`] checks, after every step, that nothing panics, counters only move forward,
 //! no audio goes out before Session Description, every output is well-formed and the close-code
-//! table is respected); frames in every connection state; datagrams in every negotiated mode; and
+//! table is respected); playout scripts (queue, polls, time, holds) against the model's playout
+//! rules; frames in every connection state; datagrams in every negotiated mode; and
 //! decode -> encode -> decode stability. `engine_properties.rs` covers raw input sequences without
 //! a model; these add the model's oracles.
 
@@ -13,7 +14,7 @@
 mod targets;
 
 use proptest::prelude::*;
-use targets::{ScriptConfig, ServerUpdate, SessionScript, StateUpdate, Step};
+use targets::{ScriptConfig, ServerText, ServerUpdate, SessionScript, StateUpdate, Step};
 
 /// A script's bytes: settings, a scripted prefix (nothing, the first dispatches, or a whole
 /// handshake in one of the modes), then arbitrary steps. Every byte string is a valid script.
@@ -42,6 +43,57 @@ fn script_bytes() -> impl Strategy<Value = Vec<u8>> {
             .to_bytes();
             bytes.extend(tail);
             bytes
+        })
+}
+
+/// Playout scripts: a handshake (default or small queue), then steps that are mostly
+/// `queue_opus`, polls and time, with stops, speaking flags, resumes (whole or cut short) and fresh
+/// reconnects among them, so that the model's playout invariants meet late polls, holds and
+/// spurt ends far more often than in byte-level scripts.
+fn playout_script() -> impl Strategy<Value = SessionScript> {
+    let hello = || Step::Text {
+        message: ServerText::Hello { quarter_ms: 4000 },
+        numbered: false,
+    };
+    let numbered = |message| Step::Text {
+        message,
+        numbered: true,
+    };
+    let chunk = prop_oneof![
+        6 => (0u16..1400, any::<u8>(), any::<bool>()).prop_map(|(len, fill, queue_only)| {
+            vec![Step::QueueOpus { len, fill, queue_only }]
+        }),
+        5 => Just(vec![Step::PollTransmit]),
+        3 => (0u16..260).prop_map(|ms| vec![Step::Advance(ms)]),
+        3 => Just(vec![Step::AdvanceToWake]),
+        1 => Just(vec![Step::StopSpeaking]),
+        1 => (0u32..8).prop_map(|flags| vec![Step::Speaking(flags)]),
+        1 => Just(vec![Step::ServerClose(Some(4015))]),
+        1 => Just(vec![
+            Step::ServerClose(Some(4015)),
+            Step::Opened,
+            hello(),
+            numbered(ServerText::Resumed),
+        ]),
+        1 => Just({
+            let mut steps = vec![Step::ServerClose(Some(4006))];
+            steps.extend(targets::handshake_steps(0b0011));
+            steps
+        }),
+    ];
+    (
+        any::<u64>(),
+        prop_oneof![Just(0u8), Just(0b1_0000)],
+        proptest::collection::vec(chunk, 0..60),
+    )
+        .prop_map(|(rtp_seed, flags, chunks)| {
+            let mut steps = targets::handshake_steps(0b0011);
+            steps.extend(chunks.into_iter().flatten());
+            steps.truncate(targets::MAX_STEPS);
+            SessionScript {
+                config: ScriptConfig { rtp_seed, flags },
+                steps,
+            }
         })
 }
 
@@ -106,6 +158,11 @@ proptest! {
     #[test]
     fn scripted_sessions_keep_every_invariant(bytes in script_bytes()) {
         targets::session_bytes(&bytes);
+    }
+
+    #[test]
+    fn playout_scripts_keep_every_invariant(script in playout_script()) {
+        targets::session(script);
     }
 
     #[test]

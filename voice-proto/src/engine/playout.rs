@@ -6,7 +6,7 @@ use std::time::Instant;
 use super::{Engine, Phase};
 use crate::dave::DaveStatus;
 use crate::error::{Error, NotReady};
-use crate::io::{Event, Output};
+use crate::io::{Event, Output, Recovery};
 use crate::payload::{ClientMessage, Speaking, SpeakingFlags};
 use crate::playout::{FrameQueue, HoldReason, Pacer, QueueError, Transmit};
 use crate::rtp::{MAX_PACKET_LEN, SILENCE_FRAME, SILENCE_FRAME_COUNT};
@@ -101,8 +101,17 @@ impl Engine {
             return Some(HoldReason::Reconnecting);
         }
         if self.phase != Phase::Connected || !self.ws_open {
+            // The backoff before a fresh reconnect still has the media session: that is no
+            // resume.
             return Some(match self.phase {
-                Phase::Connecting { .. } | Phase::Backoff { .. } => HoldReason::Resuming,
+                Phase::Connecting {
+                    recovery: Recovery::Resume,
+                    ..
+                }
+                | Phase::Backoff {
+                    recovery: Recovery::Resume,
+                    ..
+                } => HoldReason::Resuming,
                 _ => HoldReason::Reconnecting,
             });
         }
@@ -132,6 +141,10 @@ impl Engine {
     /// every input and application call that can change it.
     pub(super) fn sync_hold(&mut self) {
         let now_held = self.playout_hold();
+        if now_held.is_some() || !self.playout.has_work() {
+            // The clock pauses: nothing is owed for the time audio waits or the stream is idle.
+            self.playout.pacer.pause();
+        }
         if now_held == self.playout.held {
             return;
         }
@@ -186,7 +199,7 @@ impl Engine {
     ) -> Option<Transmit> {
         self.playout.observe(now);
         if self.is_closed() || !self.playout.has_work() {
-            self.playout.pacer.stop();
+            self.playout.pacer.pause();
             return None;
         }
         if self.playout.pacer.due().is_some_and(|due| now < due) {
@@ -195,7 +208,7 @@ impl Engine {
         let next = self.playout.next();
         if self.hold_reason(next).is_some() {
             // Paused, not lost: the clock restarts when the session can send again.
-            self.playout.pacer.stop();
+            self.playout.pacer.pause();
             self.sync_hold();
             return None;
         }
@@ -213,11 +226,7 @@ impl Engine {
         };
         match written {
             Ok(len) => {
-                if self.playout.pacer.is_quiet() {
-                    self.playout.pacer.start(now);
-                } else {
-                    self.playout.pacer.advance(now);
-                }
+                self.next_slot(now);
                 let destination = self.media.as_ref()?.remote;
                 Some(Transmit { destination, len })
             }
@@ -233,13 +242,23 @@ impl Engine {
                 self.stats.frames_dropped += 1;
                 let reason = format!("an audio frame could not be sent: {error}");
                 self.out.push_back(Output::Event(Event::Ignored { reason }));
-                if self.playout.pacer.is_quiet() {
-                    self.playout.pacer.start(now);
-                } else {
-                    self.playout.pacer.advance(now);
-                }
+                self.next_slot(now);
                 None
             }
+        }
+    }
+
+    /// A slot was used at `now`: the schedule moves on (or starts), and pauses when the stream
+    /// has nothing more (the spurt's last silence frame went out).
+    fn next_slot(&mut self, now: Instant) {
+        let pacer = &mut self.playout.pacer;
+        if pacer.is_quiet() {
+            pacer.start(now);
+        } else {
+            pacer.advance(now);
+        }
+        if !self.playout.has_work() {
+            self.playout.pacer.pause();
         }
     }
 
