@@ -5,34 +5,12 @@
 
 mod support;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
+use support::counting_alloc::{allocations, Counting};
 use support::dave::*;
 use support::*;
 use voice_proto::dave::DaveStatus;
-
-struct Counting;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -53,14 +31,14 @@ fn dave_playout_allocates_nothing_per_packet() {
     // DAVE-encrypted.
     let mut h = keyed();
     h.warm_up_playout(&frame);
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    let before = allocations();
     let start = Instant::now();
     h.steady_playout(&frame, FRAMES, |len| {
         // Tag 8, ULEB128 nonce 1-2 bytes here, size byte, FA FA.
         assert!((12 + 120 + 12 + 20..=12 + 120 + 13 + 20).contains(&len));
     });
     let dave_time = start.elapsed() / FRAMES;
-    let dave_allocations = ALLOCATIONS.load(Ordering::SeqCst) - before;
+    let dave_allocations = allocations() - before;
 
     // Plain (a Stage channel), for comparison.
     let mut h = Harness::join(test_config());

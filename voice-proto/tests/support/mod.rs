@@ -4,6 +4,7 @@
 //! tests exercise both directions of the wire format.
 #![allow(dead_code)]
 
+pub mod counting_alloc;
 #[cfg(feature = "dave")]
 pub mod dave;
 
