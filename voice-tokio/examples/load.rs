@@ -99,6 +99,7 @@ fn run() -> Result<(), String> {
     })?;
     let figures = bench.measure().map_err(|e| e.to_string())?;
     println!("{figures}");
+    let verdict = figures.verdict();
     let leaving = Instant::now();
     runtime.block_on(async {
         for connection in connections {
@@ -106,5 +107,10 @@ fn run() -> Result<(), String> {
         }
     });
     println!("disconnected in {:.1} s", leaving.elapsed().as_secs_f64());
-    bench.finish().map_err(|e| e.to_string())
+    bench.finish().map_err(|e| e.to_string())?;
+    // Late packets ("degraded") are the machine's business; lost or wrong ones are a failure.
+    match verdict {
+        "failed" => Err("the server counted lost, rejected or undecryptable packets".to_owned()),
+        _ => Ok(()),
+    }
 }

@@ -2,7 +2,19 @@
 //!
 //! A thin adapter around [`voice_proto`]: it owns the websocket (TLS through rustls), the UDP
 //! socket and the timers, and runs the core's drain loop. Every protocol decision (handshake,
-//! heartbeats, resume or reconnect, close codes) is made by `voice-proto`.
+//! heartbeats, resume or reconnect, close codes, the playout) is made by `voice-proto`.
+//!
+//! # Tasks and threads
+//!
+//! Each connection has one driver task on the application's runtime for its websocket side; it
+//! runs only when something happens (a websocket message, a datagram, a dispatch, a heartbeat or
+//! other control deadline). The audio goes out from a small fixed set of media worker threads
+//! (`voice-media-N`, one per core by default, [`VoiceConfig::media_workers`]) shared by every
+//! connection of the process: a worker wakes at most once per millisecond, sends every datagram
+//! due, and sleeps, so there is no timer, task wake-up or channel hop per packet and the threads
+//! do not grow with the number of connections. [`OpusSender`] queues frames straight into the
+//! connection's playout queue (in the core) and waits only when it is full, woken when it is half
+//! empty again. Any runtime flavour works, `current_thread` included.
 //!
 //! ```no_run
 //! # async fn run(gateway: tokio::sync::mpsc::UnboundedSender<String>, opus_frames: Vec<bytes::Bytes>) -> Result<(), voice_tokio::JoinError> {
