@@ -2,12 +2,15 @@
 //! write. They re-export the settings ([`VoiceConfig`], [`JoinOptions`]), the error
 //! ([`JoinError`]) and the main-gateway link ([`GatewayLink`]); the rest builds them: the
 //! runtime-independent half of `Voice` ([`SharedVoice`]: joins, dispatch routes per guild), a
-//! join's outcome ([`PendingJoin`]), the media socket's address ([`udp_bind_address`]) and the
-//! rustls client configuration ([`tls_client_config`]).
+//! join's outcome ([`PendingJoin`]), the media socket's address ([`udp_bind_address`]), the
+//! rustls client configuration ([`tls_client_config`]), and the media side of every connection
+//! ([`media`]: the shared worker threads that send the audio of all connections, and the core
+//! shared by a connection's driver, its worker and the application).
 //!
-//! No async runtime, no threads, no sockets: no I/O beyond building the TLS configuration (a new
-//! connection's first state reads the clock and std's random hasher keys). The `tokio` feature
-//! adds the impls for Tokio's channels, which the orphan rule puts here; `voice-tokio` enables it.
+//! No async runtime. The [`media`] workers are the only threads, and the media socket and TLS
+//! configuration the only I/O (a new connection's first state reads the clock and std's random
+//! hasher keys). The `tokio` feature adds the impls for Tokio's channels, which the orphan rule
+//! puts here; `voice-tokio` enables it.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
