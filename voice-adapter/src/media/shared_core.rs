@@ -79,23 +79,30 @@ impl CoreState {
         self.send_errors
     }
 
+    /// Whether a sender that found the queue full may try again: it is half empty, or the
+    /// connection has ended (before the session nothing can be queued; after a failed join
+    /// nothing will be).
+    fn room_for_senders(&mut self) -> bool {
+        let room = self.state.session().is_none_or(|session| {
+            session.is_closed() || session.queued_frames() * 2 <= session.queue_capacity()
+        });
+        room || self.state.error().is_some()
+    }
+
     /// Settles the consequences of whatever was done to the core (see the module docs); returns
     /// a new schedule entry for the worker when the next due time got earlier.
     fn settle(&mut self, wake: &dyn DriverWake, room: &Condvar) -> Option<(Instant, u64)> {
-        let (idle, has_room) = match self.state.session() {
-            Some(session) => (
-                session.playout_idle(),
-                session.is_closed() || session.queued_frames() * 2 <= session.queue_capacity(),
-            ),
-            // Before the session nothing can be queued; after a failed join nothing will be.
-            None => (true, true),
-        };
+        // Before the session nothing can be queued; after a failed join nothing will be.
+        let idle = self
+            .state
+            .session()
+            .is_none_or(|session| session.playout_idle());
         if idle {
             for done in self.flushes.drain(..) {
                 done();
             }
         }
-        if self.senders_waiting && (has_room || self.state.error().is_some()) {
+        if self.senders_waiting && self.room_for_senders() {
             self.senders_waiting = false;
             wake.wake_senders();
             room.notify_all();
@@ -168,6 +175,11 @@ impl<W: DriverWake> SharedCore<W> {
     /// packet, so the wait ends within a frame of there being room).
     pub fn wait_for_room(&self) {
         let mut core = self.core.lock().unwrap_or_else(PoisonError::into_inner);
+        // The room (or the end) may have come between the caller finding the queue full and
+        // this call, its wake-up spent on nobody: look before waiting.
+        if core.room_for_senders() {
+            return;
+        }
         core.senders_waiting = true;
         drop(
             self.room
