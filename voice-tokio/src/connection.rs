@@ -10,11 +10,10 @@ use tokio_tungstenite::Connector;
 use voice_adapter::media::{DriverWake, MediaScheduler, SharedCore};
 use voice_adapter::{tls_client_config, Dispatch, PendingJoin};
 use voice_proto::payload::SpeakingFlags;
-use voice_proto::playout::QueueError;
 use voice_proto::{AnyState, ConnectionInfo, Event, Identifying};
 
 use crate::driver::{Channels, Driver};
-use crate::{GatewayLink, JoinError, VoiceConfig};
+use crate::{GatewayLink, JoinError, SendError, VoiceConfig};
 
 /// How the media worker and the application wake a connection's driver task and its senders.
 #[derive(Debug, Default)]
@@ -37,21 +36,6 @@ impl DriverWake for TokioWake {
 
 /// The core shared by a connection's driver task, its media worker and the application.
 pub(crate) type Shared = Arc<SharedCore<TokioWake>>;
-
-/// Why [`OpusSender::send`] did not queue a frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum SendError {
-    /// The connection has ended; nothing will be sent any more.
-    #[error("the voice connection has ended")]
-    Closed,
-    /// The frame is empty or longer than an Opus packet can be (1..=1275 bytes).
-    #[error("an Opus frame must be 1..=1275 bytes, got {len}")]
-    BadFrameLength {
-        /// The frame length given.
-        len: usize,
-    },
-}
 
 /// Queues Opus frames (one 20 ms frame each) on a connection's playout. Cheap to clone. Bounded:
 /// [`send`](Self::send) waits while the queue is full, so a producer never runs ahead of real
@@ -78,39 +62,16 @@ impl OpusSender {
             let room = self.shared.wake().senders.notified();
             tokio::pin!(room);
             room.as_mut().enable();
-            match self.try_queue(frame) {
-                Err(QueueError::Full { .. }) => room.await,
-                result => return result.map_err(send_error),
+            if self.shared.try_queue_opus(frame)? {
+                return Ok(());
             }
+            room.await;
         }
     }
 
     /// Queues one frame if there is room now.
     pub fn try_send(&self, frame: impl AsRef<[u8]>) -> Result<bool, SendError> {
-        match self.try_queue(frame.as_ref()) {
-            Ok(()) => Ok(true),
-            Err(QueueError::Full { .. }) => Ok(false),
-            Err(error) => Err(send_error(error)),
-        }
-    }
-
-    fn try_queue(&self, frame: &[u8]) -> Result<(), QueueError> {
-        let mut core = self.shared.lock();
-        let result = match core.state.session() {
-            Some(session) => session.queue_opus(frame),
-            None => Err(QueueError::Closed),
-        };
-        if matches!(result, Err(QueueError::Full { .. })) {
-            core.wait_for_room();
-        }
-        result
-    }
-}
-
-fn send_error(error: QueueError) -> SendError {
-    match error {
-        QueueError::BadFrameLength { len } => SendError::BadFrameLength { len },
-        _ => SendError::Closed,
+        self.shared.try_queue_opus(frame.as_ref())
     }
 }
 
@@ -179,9 +140,7 @@ impl Connection {
     /// Sets the speaking flags (op 5): Microphone, Soundshare, Priority. Audio announces
     /// Microphone by itself if this is never called.
     pub fn speaking(&self, flags: SpeakingFlags) {
-        if let Some(session) = self.shared.lock().state.session() {
-            session.speaking(flags);
-        }
+        self.shared.speaking(flags);
     }
 
     /// A sender of Opus frames for the connection's playout: one frame per 20 ms on a drift-free
@@ -211,22 +170,13 @@ impl Connection {
     /// Drops the queued frames and ends the talk spurt now: the five silence frames follow, then
     /// Speaking 0. Returns how many frames were dropped.
     pub fn stop_speaking(&self) -> usize {
-        self.shared
-            .lock()
-            .state
-            .session()
-            .map_or(0, |session| session.stop_speaking())
+        self.shared.stop_speaking()
     }
 
     /// Counters of the connection: packets sent and received, frames queued, resumes,
     /// reconnects, DAVE figures.
     pub fn stats(&self) -> voice_proto::Stats {
-        self.shared
-            .lock()
-            .state
-            .session()
-            .map(|session| session.stats())
-            .unwrap_or_default()
+        self.shared.stats()
     }
 
     /// Events: speaking, clients joining or leaving, received audio, reconnects, the end.

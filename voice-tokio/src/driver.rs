@@ -18,7 +18,6 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::Connector;
-use voice_adapter::media::bind_media_socket;
 use voice_adapter::{Dispatch, GatewayLink, PendingJoin};
 use voice_proto::{Event, Input, Output};
 
@@ -210,8 +209,7 @@ impl Driver {
 
     /// Takes the outputs the core holds (left by the media worker or the application).
     fn drain(&mut self) {
-        let mut core = self.shared.lock();
-        take_outputs(&mut core.state, &mut self.outputs, &mut self.timer);
+        self.timer = self.shared.lock().take_outputs(&mut self.outputs);
     }
 
     async fn disconnect(&mut self) {
@@ -220,7 +218,7 @@ impl Driver {
             if let Some(session) = core.state.session() {
                 session.disconnect();
             }
-            take_outputs(&mut core.state, &mut self.outputs, &mut self.timer);
+            self.timer = core.take_outputs(&mut self.outputs);
         }
         self.carry_out().await;
         self.finished = true;
@@ -271,27 +269,14 @@ impl Driver {
     }
 
     fn bind_udp(&mut self, remote: SocketAddr) {
-        let bound = bind_media_socket(remote).and_then(|socket| {
+        self.udp = self.shared.bind_media(remote, |receive| {
             // Read interest only (tokio's UdpSocket always asks for write readiness too, and
             // every datagram the worker sends on the clone would wake the reactor). The safe
             // constructor is deprecated in favour of an `unsafe` one for sockets whose fd could
             // be closed behind tokio's back; this one is owned by the `AsyncFd` until dropped.
             #[allow(deprecated)]
-            let receive = AsyncFd::with_interest(socket.receive, Interest::READABLE)?;
-            Ok((receive, socket.send))
+            AsyncFd::with_interest(receive, Interest::READABLE)
         });
-        let send = match bound {
-            Ok((receive, send)) => {
-                self.udp = Some(receive);
-                Some(send)
-            }
-            Err(error) => {
-                tracing::warn!(%error, "could not bind a UDP socket");
-                self.udp = None;
-                None
-            }
-        };
-        self.shared.lock().set_media_socket(send);
     }
 
     fn on_event(&mut self, event: Event) {
@@ -357,29 +342,7 @@ fn feed(
     outputs: &mut VecDeque<Output>,
     timer: &mut Option<Instant>,
 ) {
-    let mut core = shared.lock();
-    if let Err(error) = core.state.handle_input(Instant::now(), input) {
-        tracing::debug!(%error, "voice connection ended");
-    }
-    take_outputs(&mut core.state, outputs, timer);
-}
-
-/// The drain rule: every output until `WakeAt` or `Idle`. The driver's own timer is the control
-/// deadline only; the playout's due times belong to the media worker.
-fn take_outputs(
-    state: &mut voice_proto::AnyState,
-    outputs: &mut VecDeque<Output>,
-    timer: &mut Option<Instant>,
-) {
-    loop {
-        let output = state.poll_output();
-        let last = matches!(output, Output::WakeAt(_) | Output::Idle);
-        outputs.push_back(output);
-        if last {
-            *timer = state.next_timer();
-            return;
-        }
-    }
+    *timer = shared.lock().feed(input, outputs);
 }
 
 async fn next_dispatch(

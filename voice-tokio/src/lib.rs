@@ -46,8 +46,8 @@ mod driver;
 mod voice;
 mod ws;
 
-pub use connection::{Connection, OpusSender, SendError};
+pub use connection::{Connection, OpusSender};
 pub use voice::Voice;
-pub use voice_adapter::{GatewayLink, JoinError, JoinOptions, VoiceConfig};
+pub use voice_adapter::{GatewayLink, JoinError, JoinOptions, SendError, VoiceConfig};
 pub use voice_proto::payload::SpeakingFlags;
 pub use voice_proto::{ConnectionInfo, Event};

@@ -9,15 +9,20 @@
 //! the driver is woken when the core has outputs for it. So no rule of the playout lives here:
 //! the core decides, this only routes the wake-ups.
 
-use std::net::UdpSocket;
+use std::collections::VecDeque;
+use std::net::{SocketAddr, UdpSocket};
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, TryLockError, Weak};
 use std::time::Instant;
 
+use voice_proto::payload::SpeakingFlags;
+use voice_proto::playout::QueueError;
 use voice_proto::rtp::MAX_PACKET_LEN;
-use voice_proto::AnyState;
+use voice_proto::{AnyState, Input, Output, Stats};
 
 use super::scheduler::{MediaScheduler, Registration, Transmitted, Transmitter};
+use super::socket::bind_media_socket;
+use crate::SendError;
 
 /// How an adapter is woken by what other threads did to its connection's core.
 pub trait DriverWake: Send + Sync + 'static {
@@ -71,6 +76,31 @@ impl CoreState {
     /// empty again (blocking senders use [`SharedCore::wait_for_room`] instead).
     pub fn wait_for_room(&mut self) {
         self.senders_waiting = true;
+    }
+
+    /// Feeds one input to the core (at the current time) and takes its outputs by the drain
+    /// rule ([`take_outputs`](Self::take_outputs)). An input that ends the connection is only
+    /// logged here: the outputs carry its `Closed` event.
+    pub fn feed(&mut self, input: Input<'_>, outputs: &mut VecDeque<Output>) -> Option<Instant> {
+        if let Err(error) = self.state.handle_input(Instant::now(), input) {
+            tracing::debug!(%error, "voice connection ended");
+        }
+        self.take_outputs(outputs)
+    }
+
+    /// The drain rule: moves every output up to and including `WakeAt` or `Idle` into
+    /// `outputs`, to be carried out once the lock is released. Returns the driver's next
+    /// control deadline ([`AnyState::next_timer`]: heartbeats, keepalives, handshake stages);
+    /// the playout's due times belong to the media worker.
+    pub fn take_outputs(&mut self, outputs: &mut VecDeque<Output>) -> Option<Instant> {
+        loop {
+            let output = self.state.poll_output();
+            let last = matches!(output, Output::WakeAt(_) | Output::Idle);
+            outputs.push_back(output);
+            if last {
+                return self.state.next_timer();
+            }
+        }
     }
 
     /// Audio datagrams the operating system refused to send (a full socket buffer, a network
@@ -168,6 +198,74 @@ impl<W: DriverWake> SharedCore<W> {
             guard: self.core.lock().unwrap_or_else(PoisonError::into_inner),
             shared: self,
         }
+    }
+
+    /// Queues one Opus frame on the playout if there is room: `Ok(false)` when the queue is
+    /// full, and the caller is then marked as waiting for room: [`DriverWake::wake_senders`]
+    /// (or [`wait_for_room`](Self::wait_for_room) for a blocking sender) tells when to try
+    /// again.
+    pub fn try_queue_opus(&self, frame: &[u8]) -> Result<bool, SendError> {
+        let mut core = self.lock();
+        let result = match core.state.session() {
+            Some(session) => session.queue_opus(frame),
+            None => Err(QueueError::Closed),
+        };
+        match result {
+            Ok(()) => Ok(true),
+            Err(QueueError::Full { .. }) => {
+                core.wait_for_room();
+                Ok(false)
+            }
+            Err(error) => Err(SendError::from(error)),
+        }
+    }
+
+    /// Sets the session's speaking flags (op 5); nothing before the session is established.
+    pub fn speaking(&self, flags: SpeakingFlags) {
+        if let Some(session) = self.lock().state.session() {
+            session.speaking(flags);
+        }
+    }
+
+    /// Drops the queued frames and ends the talk spurt (the silence frames follow, then
+    /// Speaking 0); returns how many frames were dropped.
+    pub fn stop_speaking(&self) -> usize {
+        self.lock()
+            .state
+            .session()
+            .map_or(0, |session| session.stop_speaking())
+    }
+
+    /// The session's counters (zero before it is established).
+    pub fn stats(&self) -> Stats {
+        self.lock()
+            .state
+            .session()
+            .map(|session| session.stats())
+            .unwrap_or_default()
+    }
+
+    /// Carries out `Output::BindUdp`: binds a media socket for `remote`, makes its receive
+    /// handle the driver's with `receive` (e.g. into a runtime's socket, registered with an event
+    /// loop) and gives the core the send handle, dropping the previous one. When a step fails
+    /// the core is left without a socket (audio is lost until the next bind; the core's timers
+    /// decide what follows) and the error is logged.
+    pub fn bind_media<R>(
+        &self,
+        remote: SocketAddr,
+        receive: impl FnOnce(UdpSocket) -> std::io::Result<R>,
+    ) -> Option<R> {
+        let bound = bind_media_socket(remote)
+            .and_then(|socket| Ok((receive(socket.receive)?, socket.send)));
+        let (receive, send) = match bound {
+            Ok((receive, send)) => (Some(receive), Some(send)),
+            Err(error) => {
+                tracing::warn!(%error, "could not bind a UDP socket");
+                (None, None)
+            }
+        };
+        self.lock().set_media_socket(send);
+        receive
     }
 
     /// Blocks the calling thread until the playout queue is half empty again or the connection
