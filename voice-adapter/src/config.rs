@@ -11,7 +11,8 @@ pub struct VoiceConfig {
     pub extra_root_certificates: Vec<Vec<u8>>,
     /// Media worker threads shared by every connection made with this setting (0: one per core).
     /// Each worker sends the audio of its connections; their number does not grow with the
-    /// number of connections. (The playout queue's length is the core's
+    /// number of connections. `voice-std` runs as many event-loop threads (websockets, media
+    /// receive, control timers) beside them. (The playout queue's length is the core's
     /// [`playout_queue_frames`](voice_proto::Config::playout_queue_frames).)
     pub media_workers: usize,
     /// Events that may wait for the application before new ones are dropped (counted).

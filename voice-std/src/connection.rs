@@ -1,159 +1,184 @@
 //! The application's handle on one voice connection.
 
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Instant;
 
-use bytes::Bytes;
-use voice_adapter::{tls_client_config, PendingJoin};
+use voice_adapter::media::SharedCore;
+use voice_adapter::{tls_client_config, Dispatch, PendingJoin};
 use voice_proto::payload::SpeakingFlags;
 use voice_proto::{AnyState, ConnectionInfo, Event, Identifying};
 
-use crate::driver::{Command, Driver, DriverInput};
-use crate::{GatewayLink, JoinError, VoiceConfig};
+use crate::driver::{Driver, Setup};
+use crate::event_loop::Reservation;
+use crate::link::{Shared, StdWake};
+use crate::{GatewayLink, JoinError, SendError, VoiceConfig};
 
-/// Sends Opus frames (one 20 ms frame each) to a connection. Bounded: `send` blocks while the
-/// queue is full, so a producer can never run ahead of real time by more than the queue.
-pub type OpusSender = SyncSender<Bytes>;
+/// Queues Opus frames (one 20 ms frame each) on a connection's playout. Cheap to clone. Bounded:
+/// [`send`](Self::send) blocks while the queue is full, so a producer never runs ahead of real
+/// time by more than the queue ([`Config::playout_queue_frames`](voice_proto::Config), one
+/// second by default); it wakes when the queue is half empty again, not once per frame.
+#[derive(Clone, Debug)]
+pub struct OpusSender {
+    shared: Shared,
+}
 
-/// A joined voice channel. Dropping it leaves the channel and ends its threads.
+impl OpusSender {
+    /// Queues one frame, blocking while the queue is full. Frames queued while the connection
+    /// resumes, reconnects or waits for DAVE keys wait in the queue; none is lost.
+    pub fn send(&self, frame: impl AsRef<[u8]>) -> Result<(), SendError> {
+        let frame = frame.as_ref();
+        while !self.shared.try_queue_opus(frame)? {
+            self.shared.wait_for_room();
+        }
+        Ok(())
+    }
+
+    /// Queues one frame if there is room now: `Ok(false)` when the queue is full.
+    pub fn try_send(&self, frame: impl AsRef<[u8]>) -> Result<bool, SendError> {
+        self.shared.try_queue_opus(frame.as_ref())
+    }
+}
+
+/// A joined voice channel. Dropping it leaves the channel (blocking until its sockets are
+/// closed, like [`disconnect`](Self::disconnect)).
 #[derive(Debug)]
 pub struct Connection {
-    inbox: Sender<DriverInput>,
-    frames: OpusSender,
+    shared: Shared,
     events: Receiver<Event>,
-    thread: Option<JoinHandle<()>>,
+    left: bool,
 }
 
 impl Connection {
     /// Connects with connection info the caller already holds (endpoint, token, session id),
-    /// without a main gateway. A fresh reconnect identifies again with the same credentials.
-    /// Blocks until the session is established or has failed.
+    /// without a main gateway: Lavalink-style audio nodes, tests against a local server. A fresh
+    /// reconnect identifies again with the same credentials. Blocks until the session is
+    /// established or has failed.
     pub fn connect(info: ConnectionInfo, config: VoiceConfig) -> Result<Self, JoinError> {
         let state = Identifying::connect(Instant::now(), config.core_with_fresh_rtp_seed(), info)?;
-        let (inbox_sender, inbox) = mpsc::channel();
-        Self::spawn(AnyState::from(state), None, inbox_sender, inbox, &config)
+        let reservation = Reservation::new(&config)?;
+        Self::start(AnyState::from(state), None, None, reservation, &config)
     }
 
-    /// Starts the driver thread for `state` and blocks until the session is established.
-    pub(crate) fn spawn(
+    /// Hands the driver for `state` to the event loop `reservation` holds a place on, and
+    /// blocks until the session is established.
+    pub(crate) fn start(
         state: AnyState,
         gateway: Option<Arc<dyn GatewayLink>>,
-        inbox_sender: Sender<DriverInput>,
-        inbox: Receiver<DriverInput>,
+        dispatches: Option<Receiver<Dispatch>>,
+        reservation: Reservation,
         config: &VoiceConfig,
     ) -> Result<Self, JoinError> {
         let tls = tls_client_config(&config.extra_root_certificates)?;
-        let (frames_tx, frames) = mpsc::sync_channel(config.opus_queue_frames.max(1));
+        let link = Arc::clone(reservation.link());
+        let shared = SharedCore::new(state, StdWake(Arc::clone(&link)), reservation.scheduler())
+            .map_err(|e| JoinError::Thread(e.to_string()))?;
         let (events_tx, events) = mpsc::sync_channel(config.event_queue.max(1));
         let (ready_tx, ready) = mpsc::sync_channel(1);
-        let driver = Driver {
-            state,
+        let driver = Driver::new(Setup {
+            link: Arc::clone(&link),
+            shared: Arc::clone(&shared),
             gateway,
+            dispatches,
             tls,
             connect_timeout: config.core.handshake_timeout,
-            inbox,
-            inbox_sender: inbox_sender.clone(),
-            frames,
+            close_timeout: config.close_timeout,
             events: events_tx,
             join: PendingJoin::new(move |outcome| {
                 let _ = ready_tx.send(outcome);
             }),
-        };
-        let thread = std::thread::Builder::new()
-            .name("voice-driver".to_owned())
-            .spawn(move || driver.run())
-            .map_err(|e| JoinError::Thread(e.to_string()))?;
+        });
+        reservation.start(driver)?;
         match ready.recv() {
             Ok(Ok(())) => Ok(Self {
-                inbox: inbox_sender,
-                frames: frames_tx,
+                shared,
                 events,
-                thread: Some(thread),
+                left: false,
             }),
             Ok(Err(error)) => {
-                let _ = thread.join();
+                link.wait_ended();
                 Err(error)
             }
             Err(_) => {
-                let _ = thread.join();
+                link.wait_ended();
                 Err(JoinError::DriverEnded)
             }
         }
     }
 
-    /// Sets the speaking flags (op 5): Microphone, Soundshare, Priority.
+    /// Sets the speaking flags (op 5): Microphone, Soundshare, Priority. Audio announces
+    /// Microphone by itself if this is never called.
     pub fn speaking(&self, flags: SpeakingFlags) {
-        let _ = self
-            .inbox
-            .send(DriverInput::Command(Command::Speaking(flags)));
+        self.shared.speaking(flags);
     }
 
-    /// A sender of Opus frames. The driver sends one per 20 ms on a drift-free schedule; when the
-    /// queue runs dry it sends the five silence frames and goes quiet until frames come again.
-    /// While the session cannot send audio (reconnecting, or DAVE keys pending: joining the MLS
-    /// group, or an upgrade after a downgrade) frames wait in the queue; none is lost or sent
-    /// unencrypted into an end-to-end encrypted call.
+    /// A sender of Opus frames for the connection's playout: one frame per 20 ms on a drift-free
+    /// schedule; when the queue runs dry, the five silence frames follow and the stream goes
+    /// quiet until frames come again. While the session cannot send audio (reconnecting,
+    /// resuming, or DAVE keys pending: joining the MLS group, or an upgrade after a downgrade)
+    /// frames wait in the queue ([`Event::PlayoutHeld`](voice_proto::Event::PlayoutHeld) says
+    /// so); none is lost or sent unencrypted into an end-to-end encrypted call.
     pub fn opus_send(&self) -> OpusSender {
-        self.frames.clone()
-    }
-
-    /// Blocks until every frame queued so far has been sent, followed by the five trailing silence
-    /// frames (which are skipped when the session dropped right then). Returns early if the
-    /// connection ends.
-    pub fn flush(&self) {
-        let (done, wait) = mpsc::sync_channel(1);
-        if self
-            .inbox
-            .send(DriverInput::Command(Command::Flush(done)))
-            .is_ok()
-        {
-            let _ = wait.recv();
+        OpusSender {
+            shared: Arc::clone(&self.shared),
         }
     }
 
-    /// Ends the talk spurt now: the five silence frames follow, then Speaking 0.
-    pub fn stop_speaking(&self) {
-        let _ = self.inbox.send(DriverInput::Command(Command::StopSpeaking));
+    /// Blocks until every frame queued so far has been sent, followed by the five trailing
+    /// silence frames. Returns early if the connection ends.
+    pub fn flush(&self) {
+        let (done, wait) = mpsc::sync_channel(1);
+        self.shared.lock().when_flushed(move || {
+            let _ = done.send(());
+        });
+        let _ = wait.recv();
     }
 
-    /// Events: speaking, clients joining or leaving, received audio (DAVE-decrypted and attributed
-    /// to its sender), reconnects, DAVE transitions and readiness, the end.
+    /// Drops the queued frames and ends the talk spurt now: the five silence frames follow, then
+    /// Speaking 0. Returns how many frames were dropped.
+    pub fn stop_speaking(&self) -> usize {
+        self.shared.stop_speaking()
+    }
+
+    /// Counters of the connection: packets sent and received, frames queued, resumes,
+    /// reconnects, DAVE figures.
+    pub fn stats(&self) -> voice_proto::Stats {
+        self.shared.stats()
+    }
+
+    /// Events: speaking, clients joining or leaving, received audio (DAVE-decrypted and
+    /// attributed to its sender), reconnects, DAVE transitions and readiness, the end. Bounded
+    /// ([`VoiceConfig::event_queue`]): events that find it full are dropped and counted in a
+    /// warning.
     pub fn events(&self) -> &Receiver<Event> {
         &self.events
     }
 
-    /// Leaves the channel (op 4 with a null channel when joined through a main gateway), closes the
-    /// websocket with 1000 and the UDP socket, and waits until every thread has ended.
+    /// Leaves the channel (op 4 with a null channel when joined through a main gateway), closes
+    /// the websocket with 1000 (waiting for the close handshake up to
+    /// [`VoiceConfig::close_timeout`]) and the UDP socket, and blocks until they are closed.
     pub fn disconnect(mut self) {
-        self.shut_down();
+        self.leave();
     }
 
-    /// Whether the connection's threads have ended (after a fatal error or a disconnect).
+    /// Whether the connection has ended (after a fatal error or a disconnect) and its sockets
+    /// are closed.
     pub fn is_finished(&self) -> bool {
-        self.thread.as_ref().is_none_or(JoinHandle::is_finished)
+        self.shared.wake().0.is_ended()
     }
 
-    fn shut_down(&mut self) {
-        let (done, wait) = mpsc::sync_channel(1);
-        if self
-            .inbox
-            .send(DriverInput::Command(Command::Disconnect(Some(done))))
-            .is_ok()
-        {
-            let _ = wait.recv();
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+    fn leave(&mut self) {
+        if !self.left {
+            self.left = true;
+            let link = &self.shared.wake().0;
+            link.leave();
+            link.wait_ended();
         }
     }
 }
 
 impl Drop for Connection {
     fn drop(&mut self) {
-        if self.thread.is_some() {
-            self.shut_down();
-        }
+        self.leave();
     }
 }

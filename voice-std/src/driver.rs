@@ -1,381 +1,494 @@
-//! The driver thread: the core's drain loop, timers and the 20 ms audio clock. No protocol
-//! decision lives here.
+//! One connection's websocket side, run by an event loop: the core's drain loop around a
+//! non-blocking websocket, the receive half of the media socket and the control timers. It runs
+//! only when something happened (readiness, a deadline, a wake-up from its link); the audio goes
+//! out from the shared media workers, never from here. No protocol decision lives here.
 
+use std::collections::VecDeque;
+use std::io::ErrorKind;
 use std::net::SocketAddr;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender};
+use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use mio::net::UdpSocket;
+use mio::Interest;
+use tungstenite::Message;
 use voice_adapter::{Dispatch, GatewayLink, PendingJoin};
-use voice_proto::pacing::{Pacer, FRAME_DURATION};
-use voice_proto::payload::SpeakingFlags;
-use voice_proto::rtp::MAX_PACKET_LEN;
-use voice_proto::{AnyState, Event, Input, Output};
+use voice_proto::{Event, Input, Output};
 
-use crate::udp::{self, UdpHandle};
-use crate::ws::{self, WsCommand, WsEvent, WsHandle};
+use crate::event_loop::{tcp_token, udp_token, Io, News};
+use crate::link::{Link, Shared};
+use crate::resolver;
+use crate::ws::{Closing, Open, Opening, Started, Step, READS_PER_EVENT};
 
-/// What the application asks of a running connection.
-#[derive(Debug)]
-pub(crate) enum Command {
-    Speaking(SpeakingFlags),
-    StopSpeaking,
-    /// Answer once every queued frame went out, with the trailing silence unless the session
-    /// dropped meanwhile.
-    Flush(SyncSender<()>),
-    /// Leave; the sender (if any) is told when the driver has finished.
-    Disconnect(Option<SyncSender<()>>),
+/// The voice websocket of a connection.
+enum Websocket {
+    None,
+    Opening(Opening),
+    Open(Open),
 }
 
-/// Everything that reaches the driver thread, through one channel.
-#[derive(Debug)]
-pub(crate) enum DriverInput {
-    Command(Command),
-    Dispatch(Dispatch),
-    /// From the websocket thread of that generation.
-    Ws(u64, WsEvent),
-    /// From the UDP receive thread of that generation.
-    Udp(u64, SocketAddr, Vec<u8>),
-    /// Ignored: lets `Voice` tell a live route from one whose driver has ended.
-    Probe,
-}
-
-pub(crate) struct Driver {
-    pub(crate) state: AnyState,
+/// What a driver is made of; the connection builds it, its loop runs it.
+pub(crate) struct Setup {
+    pub(crate) link: Arc<Link>,
+    pub(crate) shared: Shared,
     pub(crate) gateway: Option<Arc<dyn GatewayLink>>,
+    pub(crate) dispatches: Option<Receiver<Dispatch>>,
     pub(crate) tls: Arc<rustls::ClientConfig>,
     pub(crate) connect_timeout: Duration,
-    pub(crate) inbox: Receiver<DriverInput>,
-    /// Handed to each websocket and UDP thread.
-    pub(crate) inbox_sender: Sender<DriverInput>,
-    pub(crate) frames: Receiver<Bytes>,
+    pub(crate) close_timeout: Duration,
     pub(crate) events: SyncSender<Event>,
     pub(crate) join: PendingJoin,
 }
 
-struct Io {
-    ws: Option<WsHandle>,
-    udp: Option<UdpHandle>,
-    generation: u64,
-    threads: Vec<JoinHandle<()>>,
-    wake_at: Option<Instant>,
-    pacer: Pacer,
-    /// A frame taken from the queue to see whether it was empty.
-    peeked: Option<Bytes>,
-    flushes: Vec<SyncSender<()>>,
-    frames_open: bool,
-    packet: Box<[u8; MAX_PACKET_LEN]>,
-    finished: bool,
+pub(crate) struct Driver {
+    setup: Setup,
+    /// Where the loop keeps it: its sockets' tokens.
+    slot: usize,
+    websocket: Websocket,
+    /// Counts websocket openings, so that a late resolver answer for an abandoned one is
+    /// ignored.
+    attempt: u64,
+    /// Websockets whose close handshake is under way (registered under the same token).
+    closing: Vec<Closing>,
+    udp: Option<UdpSocket>,
     events_dropped: u64,
-    done: Vec<SyncSender<()>>,
+    /// The next control deadline (heartbeat, keepalive, handshake stage); not the playout's.
+    timer: Option<Instant>,
+    /// Outputs taken from the core, carried out after its lock is released.
+    outputs: VecDeque<Output>,
+    /// Written to the websocket since it was last read until `WouldBlock`: with TLS, a write
+    /// may read what arrived meanwhile into rustls's buffer, where no readiness event will tell
+    /// of it; so every run that wrote ends with a read.
+    wrote: bool,
+    /// Messages are left to read after the last run's share.
+    read_again: bool,
+    /// The connection has ended (fatal error, disconnect): only its sockets' closes remain.
+    finished: bool,
+    stopped: bool,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // Every socket of the connection is closed by now (dropped with the driver at the
+        // latest): tell whoever waits in `disconnect()`.
+        self.setup.link.end();
+    }
 }
 
 impl Driver {
-    /// Runs until the connection ends; joins every thread it started before returning.
-    pub(crate) fn run(mut self) {
-        let mut io = Io {
-            ws: None,
+    pub(crate) fn new(setup: Setup) -> Self {
+        Self {
+            setup,
+            slot: 0,
+            websocket: Websocket::None,
+            attempt: 0,
+            closing: Vec::new(),
             udp: None,
-            generation: 0,
-            threads: Vec::new(),
-            wake_at: None,
-            pacer: Pacer::new(),
-            peeked: None,
-            flushes: Vec::new(),
-            frames_open: true,
-            packet: Box::new([0; MAX_PACKET_LEN]),
-            finished: false,
             events_dropped: 0,
-            done: Vec::new(),
-        };
-        loop {
-            self.drain(&mut io);
-            if io.finished {
+            timer: None,
+            outputs: VecDeque::new(),
+            wrote: false,
+            read_again: false,
+            finished: false,
+            stopped: false,
+        }
+    }
+
+    pub(crate) fn id(&self) -> u64 {
+        self.setup.link.id()
+    }
+
+    /// Its first run, in `slot` of its loop: carries out what the core holds already (op 4, or
+    /// opening the websocket).
+    pub(crate) fn start(&mut self, io: &mut Io<'_>, slot: usize) {
+        self.slot = slot;
+        self.wake(io);
+    }
+
+    /// Its link woke it: the application asked to leave, dispatches arrived, or the core holds
+    /// outputs (left by the media worker or the application).
+    pub(crate) fn wake(&mut self, io: &mut Io<'_>) {
+        self.setup.link.woken();
+        if self.setup.link.wants_to_leave() && !self.finished {
+            self.disconnect(io);
+        }
+        while !self.finished {
+            let Some(dispatch) = self
+                .setup
+                .dispatches
+                .as_ref()
+                .and_then(|d| d.try_recv().ok())
+            else {
                 break;
-            }
-            let now = Instant::now();
-            let connected = self.connected();
-            // While quiet, look for new frames every frame period (std channels cannot be awaited
-            // together with the inbox).
-            let poll_frames =
-                (connected && io.pacer.is_quiet() && io.frames_open).then(|| now + FRAME_DURATION);
-            let deadline = [io.wake_at, io.pacer.due(), poll_frames]
-                .into_iter()
-                .flatten()
-                .min();
-            let received = match deadline {
-                Some(at) => self.inbox.recv_timeout(at.saturating_duration_since(now)),
-                None => self
-                    .inbox
-                    .recv()
-                    .map_err(|_| RecvTimeoutError::Disconnected),
             };
-            match received {
-                Ok(input) => self.on_input(&mut io, input),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => self.disconnect(&mut io),
+            match dispatch {
+                Dispatch::State(d) => self.feed(Input::VoiceStateUpdate(d)),
+                Dispatch::Server(d) => self.feed(Input::VoiceServerUpdate(d)),
             }
-            self.run_clocks(&mut io);
+            self.carry_out(io);
         }
-        self.join.driver_stopped(&self.state);
-        if io.events_dropped > 0 {
-            tracing::warn!(
-                dropped = io.events_dropped,
-                "voice events dropped: the application did not read them"
-            );
+        if !self.finished {
+            self.timer = self.setup.shared.lock().take_outputs(&mut self.outputs);
+            self.carry_out(io);
         }
-        // Dropping the handles tells the threads to end; then wait for all of them.
-        io.ws = None;
-        io.udp = None;
-        drop(self.inbox_sender);
-        for thread in io.threads.drain(..) {
-            let _ = thread.join();
-        }
-        for done in io.done {
-            let _ = done.send(());
-        }
+        self.settle(io);
     }
 
-    fn connected(&mut self) -> bool {
-        self.state.session().is_some_and(|s| s.is_connected())
+    /// Readiness of the websocket (or of one being opened or closed).
+    pub(crate) fn on_websocket_ready(&mut self, io: &mut Io<'_>) {
+        self.closing.retain_mut(Closing::progress);
+        if !self.finished {
+            self.progress_opening(io);
+            self.read_again = self.serve_websocket(io);
+        }
+        self.settle(io);
     }
 
-    fn run_clocks(&mut self, io: &mut Io) {
-        if io.finished {
-            return;
+    /// Whether the loop should serve the websocket again soon: messages were left after one
+    /// event's share (taking the answer).
+    pub(crate) fn take_read_again(&mut self) -> bool {
+        std::mem::take(&mut self.read_again)
+    }
+
+    /// Readiness of the media socket: every datagram waiting goes to the core, read into the
+    /// loop's one `receive` buffer. `true` when datagrams are left after this event's share.
+    pub(crate) fn on_media_ready(&mut self, io: &mut Io<'_>, receive: &mut [u8]) -> bool {
+        let mut more = true;
+        for _ in 0..READS_PER_EVENT {
+            let Some(udp) = self.udp.as_ref().filter(|_| !self.finished) else {
+                more = false;
+                break;
+            };
+            match udp.recv_from(receive) {
+                Ok((len, from)) => {
+                    let data = receive.get(..len).unwrap_or_default();
+                    self.feed(Input::Datagram { from, data });
+                    self.carry_out(io);
+                }
+                Err(error) if error.kind() == ErrorKind::WouldBlock => {
+                    more = false;
+                    break;
+                }
+                // ICMP errors surface here on some platforms; the core's timers decide.
+                Err(error) => tracing::debug!(%error, "UDP receive failed"),
+            }
         }
-        let now = Instant::now();
-        if io.wake_at.is_some_and(|at| at <= now) {
+        self.settle(io);
+        more
+    }
+
+    /// The resolver's answer for websocket attempt `attempt`.
+    pub(crate) fn on_resolved(
+        &mut self,
+        io: &mut Io<'_>,
+        attempt: u64,
+        addresses: std::io::Result<Vec<SocketAddr>>,
+    ) {
+        if attempt == self.attempt && !self.finished {
+            if let Some(opening) = self.take_opening() {
+                let step = opening.resolved(addresses, io.registry, tcp_token(self.slot));
+                self.apply(io, step);
+            }
+        }
+        self.settle(io);
+    }
+
+    /// A deadline of this driver has come: the core's control timer, the connect timeout, or a
+    /// close handshake's end.
+    pub(crate) fn on_time(&mut self, io: &mut Io<'_>, now: Instant) {
+        self.closing.retain(|closing| closing.deadline > now);
+        let timed_out = matches!(&self.websocket, Websocket::Opening(o) if o.deadline <= now);
+        if timed_out && !self.finished {
+            self.opening_failed("the connect timeout passed".to_owned());
+            self.carry_out(io);
+        }
+        if !self.finished && self.timer.is_some_and(|at| at <= now) {
             self.feed(Input::Timer);
-            self.drain(io);
+            self.carry_out(io);
         }
-        let connected = self.connected();
-        if io.pacer.due().is_some_and(|at| at <= now) {
-            if !connected {
-                // Paused until the session is back; queued frames wait, none are lost.
-                io.pacer.stop();
-                if self.queue_is_empty(io) {
-                    Self::flushed(io);
-                }
-            } else {
-                let frame = self.next_frame(io);
-                if self.tick(io, frame.as_deref()) {
-                    io.pacer.advance(Instant::now());
-                } else {
-                    // The queue was empty and the trailing silence is out.
-                    io.pacer.stop();
-                    Self::flushed(io);
-                }
-            }
-        } else if connected && io.pacer.is_quiet() && io.frames_open {
-            if let Some(frame) = self.next_frame(io) {
-                io.pacer.start(Instant::now());
-                self.tick(io, Some(&frame));
-            }
-        }
+        self.settle(io);
     }
 
-    fn next_frame(&mut self, io: &mut Io) -> Option<Bytes> {
-        if let Some(frame) = io.peeked.take() {
-            return Some(frame);
-        }
-        match self.frames.try_recv() {
-            Ok(frame) => Some(frame),
-            Err(std::sync::mpsc::TryRecvError::Empty) => None,
-            Err(std::sync::mpsc::TryRecvError::Disconnected) => {
-                io.frames_open = false;
-                None
-            }
-        }
-    }
-
-    fn queue_is_empty(&mut self, io: &mut Io) -> bool {
-        if io.peeked.is_none() {
-            io.peeked = self.next_frame(io);
-        }
-        io.peeked.is_none()
-    }
-
-    fn flushed(io: &mut Io) {
-        for done in io.flushes.drain(..) {
-            let _ = done.send(());
-        }
-    }
-
-    /// Hands one audio tick to the core and sends the datagram; `false` when quiet.
-    fn tick(&mut self, io: &mut Io, frame: Option<&[u8]>) -> bool {
-        let Some(session) = self.state.session() else {
-            return false;
+    /// The earliest deadline the loop must wake this driver for.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        let opening = match &self.websocket {
+            Websocket::Opening(opening) => Some(opening.deadline),
+            _ => None,
         };
-        let len = match session.tick(Instant::now(), frame, &mut io.packet[..]) {
-            Ok(Some(packet)) => packet.len(),
-            Ok(None) => return false,
-            Err(error) => {
-                tracing::debug!(%error, "audio tick failed");
-                return frame.is_some();
-            }
-        };
-        // Op 5 queued by the first frame of a spurt goes out before the audio.
-        self.drain(io);
-        let remote = self.state.session().and_then(|s| s.remote());
-        if let (Some(udp), Some(remote), Some(packet)) = (&io.udp, remote, io.packet.get(..len)) {
-            if let Err(error) = udp.socket.send_to(packet, remote) {
-                tracing::debug!(%error, "UDP send failed");
-            }
-        }
-        true
+        let timer = self.timer.filter(|_| !self.finished);
+        [timer, opening]
+            .into_iter()
+            .flatten()
+            .chain(self.closing.iter().map(|closing| closing.deadline))
+            .min()
     }
 
-    fn on_input(&mut self, io: &mut Io, input: DriverInput) {
-        match input {
-            DriverInput::Command(Command::Speaking(flags)) => {
-                if let Some(session) = self.state.session() {
-                    session.speaking(flags);
-                }
-            }
-            DriverInput::Command(Command::StopSpeaking) => {
-                if let Some(session) = self.state.session() {
-                    session.stop_speaking();
-                    if session.silence_pending() {
-                        io.pacer.wake_now(Instant::now());
-                    }
-                }
-            }
-            DriverInput::Command(Command::Flush(done)) => {
-                io.flushes.push(done);
-                if io.pacer.is_quiet() && self.queue_is_empty(io) {
-                    Self::flushed(io);
-                }
-            }
-            DriverInput::Command(Command::Disconnect(done)) => {
-                io.done.extend(done);
-                self.disconnect(io);
-            }
-            DriverInput::Dispatch(Dispatch::State(d)) => self.feed(Input::VoiceStateUpdate(d)),
-            DriverInput::Dispatch(Dispatch::Server(d)) => self.feed(Input::VoiceServerUpdate(d)),
-            DriverInput::Ws(generation, event) => {
-                if io.ws.as_ref().map(|w| w.generation) != Some(generation) {
-                    return; // a socket we already left behind
-                }
-                match event {
-                    WsEvent::Opened => self.feed(Input::WebSocketOpened),
-                    WsEvent::Text(text) => self.feed(Input::Text(&text)),
-                    WsEvent::Binary(bytes) => self.feed(Input::Binary(&bytes)),
-                    WsEvent::Closed(code) => {
-                        io.ws = None;
-                        self.feed(Input::WebSocketClosed { code });
-                    }
-                }
-            }
-            DriverInput::Probe => {}
-            DriverInput::Udp(generation, from, data) => {
-                if io.udp.as_ref().map(|u| u.generation) == Some(generation) {
-                    self.feed(Input::Datagram { from, data: &data });
-                }
-            }
-        }
+    /// Ended, with every socket closed: the loop drops it.
+    pub(crate) fn is_done(&self) -> bool {
+        self.stopped && self.closing.is_empty()
     }
 
     fn feed(&mut self, input: Input<'_>) {
-        if let Err(error) = self.state.handle_input(Instant::now(), input) {
-            tracing::debug!(%error, "voice connection ended");
+        self.timer = self.setup.shared.lock().feed(input, &mut self.outputs);
+    }
+
+    fn disconnect(&mut self, io: &mut Io<'_>) {
+        {
+            let mut core = self.setup.shared.lock();
+            if let Some(session) = core.state.session() {
+                session.disconnect();
+            }
+            self.timer = core.take_outputs(&mut self.outputs);
+        }
+        self.carry_out(io);
+        self.finished = true;
+    }
+
+    /// After each run: reads the websocket if the run wrote to it (see `wrote`); once the
+    /// connection has ended, stops (once).
+    fn settle(&mut self, io: &mut Io<'_>) {
+        if std::mem::take(&mut self.wrote) && !self.finished {
+            self.read_again |= self.serve_websocket(io);
+        }
+        if self.finished && !self.stopped {
+            self.stop(io);
         }
     }
 
-    fn disconnect(&mut self, io: &mut Io) {
-        if let Some(session) = self.state.session() {
-            session.disconnect();
-            self.drain(io);
+    /// The connection has ended: tell a caller still waiting for the join, close the websocket
+    /// (1000, with its close handshake) and the media socket.
+    fn stop(&mut self, io: &mut Io<'_>) {
+        self.stopped = true;
+        {
+            let core = self.setup.shared.lock();
+            self.setup.join.driver_stopped(&core.state);
         }
-        io.finished = true;
+        if self.events_dropped > 0 {
+            tracing::warn!(
+                dropped = self.events_dropped,
+                "voice events dropped: the application did not read them"
+            );
+        }
+        if let Websocket::Open(open) = std::mem::replace(&mut self.websocket, Websocket::None) {
+            self.start_closing(open, Some(1000));
+        }
+        if let Some(mut udp) = self.udp.take() {
+            // Explicitly: the media worker's handle is a duplicate of the same socket.
+            let _ = io.registry.deregister(&mut udp);
+        }
+        // The worker stops sending on this connection's socket.
+        self.setup.shared.lock().set_media_socket(None);
+        self.setup.dispatches = None;
+        self.timer = None;
     }
 
-    /// The drain rule: carry out outputs until `WakeAt` or `Idle`.
-    fn drain(&mut self, io: &mut Io) {
-        loop {
-            match self.state.poll_output() {
+    /// Carries out the outputs taken from the core, in order, with its lock released. Outputs
+    /// that feed the core again (a websocket that failed) append theirs and are carried out
+    /// here too.
+    fn carry_out(&mut self, io: &mut Io<'_>) {
+        while let Some(output) = self.outputs.pop_front() {
+            match output {
                 Output::MainGateway(update) => {
-                    let gateway = self.gateway.as_deref();
-                    if self.join.send_voice_state_update(gateway, &update) {
-                        io.finished = true;
+                    let gateway = self.setup.gateway.as_deref();
+                    if self.setup.join.send_voice_state_update(gateway, &update) {
+                        self.finished = true;
                     }
                 }
-                Output::OpenWebSocket { url } => {
-                    io.generation += 1;
-                    io.ws = None;
-                    match ws::spawn(
-                        io.generation,
-                        url,
-                        Arc::clone(&self.tls),
-                        self.connect_timeout,
-                        self.inbox_sender.clone(),
-                    ) {
-                        Ok((handle, thread)) => {
-                            io.ws = Some(handle);
-                            io.threads.push(thread);
-                        }
-                        Err(error) => {
-                            tracing::warn!(%error, "could not start the websocket thread");
-                            self.feed(Input::WebSocketClosed { code: None });
-                        }
-                    }
-                }
-                Output::SendText(text) => Self::to_socket(io, WsCommand::Text(text)),
-                Output::SendBinary(bytes) => Self::to_socket(io, WsCommand::Binary(bytes)),
+                Output::OpenWebSocket { url } => self.open_websocket(io, &url),
+                Output::SendText(text) => self.send_message(Message::text(text)),
+                Output::SendBinary(bytes) => self.send_message(Message::binary(bytes)),
                 Output::CloseWebSocket { code } => {
-                    if let Some(ws) = io.ws.take() {
-                        ws.send(WsCommand::Close(code));
+                    match std::mem::replace(&mut self.websocket, Websocket::None) {
+                        Websocket::Open(open) => self.start_closing(open, Some(code)),
+                        // An opening is abandoned as it is.
+                        Websocket::Opening(_) | Websocket::None => {}
                     }
                 }
-                Output::BindUdp { remote } => {
-                    io.generation += 1;
-                    io.udp = None;
-                    match udp::spawn(io.generation, remote, self.inbox_sender.clone()) {
-                        Ok((handle, thread)) => {
-                            io.udp = Some(handle);
-                            io.threads.push(thread);
-                        }
-                        Err(error) => tracing::warn!(%error, "could not bind a UDP socket"),
-                    }
-                }
+                Output::BindUdp { remote } => self.bind_udp(io, remote),
                 Output::Transmit { to, data } => {
-                    if let Some(udp) = &io.udp {
-                        if let Err(error) = udp.socket.send_to(&data, to) {
+                    if let Some(udp) = &self.udp {
+                        if let Err(error) = udp.send_to(&data, to) {
                             tracing::debug!(%error, "UDP send failed");
                         }
                     }
                 }
-                Output::Event(event) => self.on_event(io, event),
-                Output::WakeAt(at) => {
-                    io.wake_at = Some(at);
-                    return;
-                }
+                Output::Event(event) => self.on_event(event),
+                Output::WakeAt(_) => {}
                 Output::Idle => {
-                    io.wake_at = None;
-                    if self.state.error().is_some() {
-                        io.finished = true;
+                    if self.setup.shared.lock().state.error().is_some() {
+                        self.finished = true;
                     }
-                    return;
                 }
             }
         }
     }
 
-    fn to_socket(io: &mut Io, command: WsCommand) {
-        if let Some(ws) = &io.ws {
-            ws.send(command);
+    fn open_websocket(&mut self, io: &mut Io<'_>, url: &str) {
+        // The core drops a previous websocket without reporting its close: close it politely.
+        if let Websocket::Open(open) = std::mem::replace(&mut self.websocket, Websocket::None) {
+            self.start_closing(open, Some(1000));
+        }
+        self.attempt += 1;
+        let deadline = Instant::now() + self.setup.connect_timeout;
+        match Opening::start(url, deadline, io.registry, tcp_token(self.slot)) {
+            Ok(Started::Connecting(opening)) => self.websocket = Websocket::Opening(opening),
+            Ok(Started::Resolve {
+                opening,
+                host,
+                port,
+            }) => {
+                self.websocket = Websocket::Opening(opening);
+                let event_loop = Arc::clone(io.event_loop);
+                let (id, attempt) = (self.id(), self.attempt);
+                let asked = resolver::resolve(host, port, move |addresses| {
+                    event_loop.send(News::Resolved {
+                        id,
+                        attempt,
+                        addresses,
+                    });
+                });
+                if let Err(error) = asked {
+                    self.opening_failed(format!("could not start the resolver: {error}"));
+                }
+            }
+            Err(error) => self.opening_failed(error),
         }
     }
 
-    fn on_event(&mut self, io: &mut Io, event: Event) {
-        self.join.on_event(&event);
-        if matches!(event, Event::Closed { .. }) {
-            io.finished = true;
+    /// Goes on opening the websocket after a readiness event.
+    fn progress_opening(&mut self, io: &mut Io<'_>) {
+        if let Some(opening) = self.take_opening() {
+            let step = opening.progress(&self.setup.tls, io.registry, tcp_token(self.slot));
+            self.apply(io, step);
         }
-        if self.events.try_send(event).is_err() {
-            io.events_dropped += 1;
+    }
+
+    /// The websocket being opened, if that is where it is (any other state stays).
+    fn take_opening(&mut self) -> Option<Opening> {
+        if !matches!(self.websocket, Websocket::Opening(_)) {
+            return None;
+        }
+        match std::mem::replace(&mut self.websocket, Websocket::None) {
+            Websocket::Opening(opening) => Some(opening),
+            _ => None,
+        }
+    }
+
+    fn apply(&mut self, io: &mut Io<'_>, step: Step) {
+        match step {
+            Step::Pending(opening) => self.websocket = Websocket::Opening(opening),
+            Step::Open(socket) => {
+                self.websocket = Websocket::Open(Open::new(socket));
+                self.feed(Input::WebSocketOpened);
+                self.carry_out(io);
+            }
+            Step::Failed(error) => {
+                self.opening_failed(error);
+                self.carry_out(io);
+            }
+        }
+    }
+
+    fn opening_failed(&mut self, error: String) {
+        tracing::debug!(%error, "voice websocket did not open");
+        self.websocket = Websocket::None;
+        self.feed(Input::WebSocketClosed { code: None });
+    }
+
+    /// Flushes what waits to be written, then reads messages (at most one event's share) and
+    /// feeds them. `true` when more may be waiting.
+    fn serve_websocket(&mut self, io: &mut Io<'_>) -> bool {
+        if let Websocket::Open(open) = &mut self.websocket {
+            self.wrote = true;
+            if let Err(error) = open.flush() {
+                self.websocket_failed(&error);
+                self.carry_out(io);
+                return false;
+            }
+        }
+        for _ in 0..READS_PER_EVENT {
+            if self.finished {
+                return false;
+            }
+            let Websocket::Open(open) = &mut self.websocket else {
+                return false;
+            };
+            self.wrote = false;
+            let message = match open.read() {
+                Ok(Some(message)) => message,
+                Ok(None) => return false,
+                Err(error) => {
+                    self.websocket_failed(&error);
+                    self.carry_out(io);
+                    return false;
+                }
+            };
+            match message {
+                Message::Text(text) => self.feed(Input::Text(text.as_str())),
+                Message::Binary(bytes) => self.feed(Input::Binary(&bytes)),
+                Message::Close(frame) => {
+                    let code = frame.map(|f| u16::from(f.code));
+                    if let Websocket::Open(open) =
+                        std::mem::replace(&mut self.websocket, Websocket::None)
+                    {
+                        // Tungstenite queued the reply; finish the handshake in the background.
+                        self.start_closing(open, None);
+                    }
+                    self.feed(Input::WebSocketClosed { code });
+                }
+                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+            }
+            self.carry_out(io);
+        }
+        true
+    }
+
+    fn send_message(&mut self, message: Message) {
+        let Websocket::Open(open) = &mut self.websocket else {
+            return;
+        };
+        self.wrote = true;
+        if let Err(error) = open.send(message) {
+            // Reported after the outputs already taken, in order.
+            self.websocket_failed(&error);
+        }
+    }
+
+    /// The websocket broke (no close frame): drop it and tell the core.
+    fn websocket_failed(&mut self, error: &tungstenite::Error) {
+        tracing::debug!(%error, "voice websocket failed");
+        self.websocket = Websocket::None;
+        self.feed(Input::WebSocketClosed { code: None });
+    }
+
+    fn start_closing(&mut self, open: Open, code: Option<u16>) {
+        let deadline = Instant::now() + self.setup.close_timeout;
+        if let Some(closing) = Closing::start(open.into_socket(), code, deadline) {
+            self.closing.push(closing);
+        }
+    }
+
+    fn bind_udp(&mut self, io: &mut Io<'_>, remote: SocketAddr) {
+        if let Some(mut old) = self.udp.take() {
+            let _ = io.registry.deregister(&mut old);
+        }
+        let token = udp_token(self.slot);
+        self.udp = self.setup.shared.bind_media(remote, |socket| {
+            let mut receive = UdpSocket::from_std(socket);
+            io.registry
+                .register(&mut receive, token, Interest::READABLE)?;
+            Ok(receive)
+        });
+    }
+
+    fn on_event(&mut self, event: Event) {
+        self.setup.join.on_event(&event);
+        if matches!(event, Event::Closed { .. }) {
+            self.finished = true;
+        }
+        if self.setup.events.try_send(event).is_err() {
+            self.events_dropped += 1;
         }
     }
 }

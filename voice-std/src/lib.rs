@@ -6,10 +6,31 @@
 //!
 //! # Threads
 //!
-//! Each connection runs three named threads: `voice-driver` (the core's drain loop, timers and
-//! the 20 ms audio clock), `voice-ws` (the websocket: connect, TLS, read, write; a new one per
-//! websocket, e.g. after a resume) and `voice-udp` (receives datagrams; a new one per UDP
-//! socket). All of them end on [`Connection::disconnect`] or when the [`Connection`] is dropped.
+//! Every connection of the process runs on small fixed pools of named threads; their number does
+//! not grow with the number of connections:
+//!
+//! - `voice-io-N`, the event loops: as many as media workers
+//!   ([`VoiceConfig::media_workers`], one per core by default). Each waits (with `mio`: epoll,
+//!   kqueue) for readiness of its connections' sockets, for the earliest of their control
+//!   deadlines (heartbeats, keepalives, handshake stages; one heap per loop, never a timer per
+//!   packet) and for its inbox. The websocket is non-blocking: TCP connect, TLS and the HTTP
+//!   upgrade advance on readiness events, messages are read until the socket has no more,
+//!   writes it cannot take at once are flushed when it is writable again. Datagrams go to the
+//!   core from one reused buffer per loop. The inbox brings new connections and wake-ups: a
+//!   connection whose core holds outputs (an op 5 the playout queued), a dispatch from
+//!   [`Voice::handle_dispatch`], a disconnect.
+//! - `voice-media-N`, the media workers shared with `voice-tokio`: they send the audio of every
+//!   connection when it is due.
+//! - `voice-dns`, one thread, only while a websocket URL names a host instead of an IP address:
+//!   it looks the name up, so a loop never waits for DNS.
+//!
+//! Each pool's threads start with their first connection and end about a second after their
+//! last one, so an idle process keeps none. Only the caller's own thread ever blocks:
+//! [`Connection::connect`] and [`Voice::join_channel`] until the session is established,
+//! [`OpusSender::send`] while the queue is full, [`Connection::flush`] until the queue has
+//! played, [`Connection::disconnect`] (and dropping a [`Connection`]) until its sockets are
+//! closed. The main-gateway link ([`GatewayLink`]) is called on an event loop: it must not
+//! block.
 //!
 //! ```no_run
 //! use voice_std::{JoinOptions, SpeakingFlags, Voice, VoiceConfig};
@@ -24,6 +45,7 @@
 //! for frame in frames {
 //!     if sender.send(frame).is_err() { break; } // blocks while the queue is full
 //! }
+//! connection.flush(); // every frame and the five silence frames are out
 //! connection.disconnect();
 //! # Ok(()) }
 //! ```
@@ -32,12 +54,14 @@
 
 mod connection;
 mod driver;
-mod udp;
+mod event_loop;
+mod link;
+mod resolver;
 mod voice;
 mod ws;
 
 pub use connection::{Connection, OpusSender};
 pub use voice::Voice;
-pub use voice_adapter::{GatewayLink, JoinError, JoinOptions, VoiceConfig};
+pub use voice_adapter::{GatewayLink, JoinError, JoinOptions, SendError, VoiceConfig};
 pub use voice_proto::payload::SpeakingFlags;
 pub use voice_proto::{ConnectionInfo, Event};

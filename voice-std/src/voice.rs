@@ -6,7 +6,8 @@ use voice_adapter::{Dispatch, DispatchRoute, SharedVoice};
 use voice_proto::gateway::{GatewayError, VoiceServerDispatch, VoiceStateDispatch};
 use voice_proto::id::{ChannelId, GuildId, UserId};
 
-use crate::driver::DriverInput;
+use crate::event_loop::Reservation;
+use crate::link::Link;
 use crate::{Connection, GatewayLink, JoinError, JoinOptions, VoiceConfig};
 
 /// The voice side of a bot: made once with [`Voice::new`], kept, and fed the two voice dispatches
@@ -16,22 +17,30 @@ pub struct Voice {
     shared: Arc<SharedVoice<DriverRoute>>,
 }
 
-/// A guild's route to its driver thread: dispatches go into the thread's inbox.
-struct DriverRoute(mpsc::Sender<DriverInput>);
+/// A guild's route to its connection's driver: dispatches wait in a channel and its link wakes
+/// the driver's event loop (dispatches that come before the driver runs wait for it).
+struct DriverRoute {
+    dispatches: mpsc::Sender<Dispatch>,
+    link: Arc<Link>,
+}
 
 impl DispatchRoute for DriverRoute {
     fn deliver(&self, dispatch: Dispatch) -> bool {
-        self.0.send(DriverInput::Dispatch(dispatch)).is_ok()
+        if self.dispatches.send(dispatch).is_err() {
+            return false;
+        }
+        self.link.wake();
+        true
     }
 
-    /// A driver that has ended refuses input; a live one ignores the probe.
     fn is_open(&self) -> bool {
-        self.0.send(DriverInput::Probe).is_ok()
+        !self.link.is_ended()
     }
 }
 
 impl Voice {
-    /// `user_id` is the bot's own id; `gateway` sends op 4 on the main gateway.
+    /// `user_id` is the bot's own id; `gateway` sends op 4 on the main gateway. It is called on
+    /// an event-loop thread that serves other connections too: it must not block.
     pub fn new(user_id: UserId, gateway: impl GatewayLink, config: VoiceConfig) -> Self {
         Self {
             shared: Arc::new(SharedVoice::new(user_id, gateway, config)),
@@ -62,13 +71,23 @@ impl Voice {
         channel_id: ChannelId,
         options: JoinOptions,
     ) -> Result<Connection, JoinError> {
-        let (tx, rx) = mpsc::channel();
-        let route = DriverRoute(tx.clone());
+        let reservation = Reservation::new(self.shared.config())?;
+        let (dispatches, received) = mpsc::channel();
+        let route = DriverRoute {
+            dispatches,
+            link: Arc::clone(reservation.link()),
+        };
         let state = self
             .shared
             .begin_join(guild_id, channel_id, options, route)?;
         let gateway = Some(self.shared.gateway());
-        let result = Connection::spawn(state, gateway, tx, rx, self.shared.config());
+        let result = Connection::start(
+            state,
+            gateway,
+            Some(received),
+            reservation,
+            self.shared.config(),
+        );
         if result.is_err() {
             self.shared.abandon_join(guild_id);
         }

@@ -77,7 +77,7 @@ fn run() -> Result<(), String> {
     options::verdict(&runtime.block_on(server.shutdown()), frames.len())
 }
 
-/// Streams every frame (paced by the driver thread at 20 ms) with a progress line.
+/// Streams every frame (paced at 20 ms by the media workers) with a progress line.
 fn play(connection: &Connection, frames: &[Vec<u8>]) -> Result<(), String> {
     connection.speaking(SpeakingFlags::MICROPHONE);
     let sender = connection.opus_send();

@@ -63,7 +63,7 @@ pub fn client_config(server: &VoiceServer) -> VoiceConfig {
     }
 }
 
-/// Queues every frame (paced at 20 ms by the driver) and waits until all went out.
+/// Queues every frame (paced at 20 ms by the media workers) and waits until all went out.
 pub fn play(connection: &Connection, frames: &[Vec<u8>]) {
     let sender = connection.opus_send();
     for frame in frames {
