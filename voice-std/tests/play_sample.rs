@@ -34,3 +34,19 @@ fn sample_arrives_byte_exact_with_aes_gcm() {
 fn sample_arrives_byte_exact_with_xchacha20() {
     play_in_mode("aead_xchacha20_poly1305_rtpsize");
 }
+
+/// A websocket URL that names its host (`localhost`) is resolved off the event loop, on the
+/// resolver thread; the addresses are tried in turn (`::1` may come first and refuse).
+#[test]
+fn a_host_name_is_resolved_and_the_sample_arrives() {
+    let sim = Sim::start(false, Scenario::default());
+    let client = sim.expect_client();
+    let mut config = client_config(&sim);
+    config.core.gateway_url_override = Some(sim.ws_url().replace("127.0.0.1", "localhost"));
+    let frames = sample_frames(25);
+    let connection = Connection::connect(client.connection_info(), config).expect("connects");
+    play(&connection, &frames);
+    connection.disconnect();
+    assert_byte_exact(&sim, client.client, &frames);
+    assert_client_closed_with(&sim, client.client, 1000);
+}
