@@ -44,15 +44,7 @@ fn bench(c: &mut Criterion) {
         h.server.modes = vec![mode.name().to_owned()];
         h.server.mode = mode;
         h.connect();
-        // The first frame announces Speaking; the loop measures the steady state.
-        h.warm_up_playout(&frame);
-        group.bench_function("playout_120B", |b| {
-            b.iter(|| {
-                h.steady_playout(black_box(&frame), 1, |len| {
-                    black_box(len);
-                })
-            });
-        });
+        bench_playout(&mut group, &mut h, &frame);
         group.finish();
     }
 
@@ -62,16 +54,26 @@ fn bench(c: &mut Criterion) {
         let mut group = c.benchmark_group("dave_aead_aes256_gcm_rtpsize");
         group.throughput(Throughput::Elements(1));
         let (mut h, _peer) = support::dave::keyed_call();
-        h.warm_up_playout(&frame);
-        group.bench_function("playout_120B", |b| {
-            b.iter(|| {
-                h.steady_playout(black_box(&frame), 1, |len| {
-                    black_box(len);
-                })
-            });
-        });
+        bench_playout(&mut group, &mut h, &frame);
         group.finish();
     }
+}
+
+/// `playout_120B`: one `queue_opus` and one `poll_transmit` in its slot, in steady state (the
+/// first frame, which announces Speaking, and the queue's growth are warmed up first).
+fn bench_playout(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    h: &mut Harness,
+    frame: &[u8],
+) {
+    h.warm_up_playout(frame);
+    group.bench_function("playout_120B", |b| {
+        b.iter(|| {
+            h.steady_playout(black_box(frame), 1, |len| {
+                black_box(len);
+            })
+        });
+    });
 }
 
 criterion_group!(benches, bench);

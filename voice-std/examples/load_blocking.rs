@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use voice_sim::load::{sample_frames, serve_if_child, Bench, BenchArgs};
+use voice_sim::load::{bench_main, sample_frames, Bench, BenchArgs};
 use voice_std::{Connection, OpusSender, VoiceConfig};
 
 /// Feeder threads of the application.
@@ -26,15 +26,8 @@ const FEEDERS: usize = 2;
 const TOP_UP: Duration = Duration::from_millis(200);
 
 fn main() -> ExitCode {
-    // First: this executable is also the load server's child process.
-    serve_if_child();
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("load_blocking: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    // This executable is also the load server's child process.
+    bench_main(run)
 }
 
 fn run() -> Result<(), String> {
@@ -69,7 +62,6 @@ fn run() -> Result<(), String> {
     }
     let figures = bench.measure().map_err(|e| e.to_string())?;
     println!("{figures}");
-    let verdict = figures.verdict();
     running.store(false, Ordering::SeqCst);
     for feeder in feeders {
         let _ = feeder.join();
@@ -80,11 +72,7 @@ fn run() -> Result<(), String> {
     }
     println!("disconnected in {:.1} s", leaving.elapsed().as_secs_f64());
     bench.finish().map_err(|e| e.to_string())?;
-    // Late packets ("degraded") are the machine's business; lost or wrong ones are a failure.
-    match verdict {
-        "failed" => Err("the server counted lost, rejected or undecryptable packets".to_owned()),
-        _ => Ok(()),
-    }
+    figures.outcome()
 }
 
 /// Joins every client, `concurrency` at a time (each join blocks its thread until established).

@@ -15,19 +15,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use voice_sim::load::{sample_frames, serve_if_child, Bench, BenchArgs};
+use voice_sim::load::{bench_main, sample_frames, Bench, BenchArgs};
 use voice_tokio::{Connection, VoiceConfig};
 
 fn main() -> ExitCode {
-    // First: this executable is also the load server's child process.
-    serve_if_child();
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("load: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    // This executable is also the load server's child process.
+    bench_main(run)
 }
 
 fn run() -> Result<(), String> {
@@ -99,7 +92,6 @@ fn run() -> Result<(), String> {
     })?;
     let figures = bench.measure().map_err(|e| e.to_string())?;
     println!("{figures}");
-    let verdict = figures.verdict();
     let leaving = Instant::now();
     runtime.block_on(async {
         for connection in connections {
@@ -108,9 +100,5 @@ fn run() -> Result<(), String> {
     });
     println!("disconnected in {:.1} s", leaving.elapsed().as_secs_f64());
     bench.finish().map_err(|e| e.to_string())?;
-    // Late packets ("degraded") are the machine's business; lost or wrong ones are a failure.
-    match verdict {
-        "failed" => Err("the server counted lost, rejected or undecryptable packets".to_owned()),
-        _ => Ok(()),
-    }
+    figures.outcome()
 }

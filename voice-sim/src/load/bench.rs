@@ -11,6 +11,19 @@ use crate::load::{
     ProcessSample,
 };
 
+/// The `main` of a load example: serves as the load server child when this process is one
+/// (before anything else), else runs `run` and turns its outcome into the exit code.
+pub fn bench_main(run: impl FnOnce() -> Result<(), String>) -> std::process::ExitCode {
+    crate::load::serve_if_child();
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// The bundled sample (8 s of speech, 20 ms Opus frames) the load examples loop.
 pub fn sample_frames() -> Result<Vec<Vec<u8>>, SimError> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/sample.ogg");
@@ -201,6 +214,18 @@ pub struct BenchFigures {
 }
 
 impl BenchFigures {
+    /// The run's outcome for an exit code: late packets ("degraded") are the machine's business;
+    /// lost, rejected or undecryptable ones are a failure.
+    pub fn outcome(&self) -> Result<(), String> {
+        match self.verdict() {
+            "failed" => Err(format!(
+                "the server counted lost, rejected or undecryptable packets:\n{}",
+                self.report
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// Every stream at 50 packets/s with jitter p99 ≤ 15 ms, no pause, nothing missing or
     /// rejected, every sampled payload decrypted.
     pub fn verdict(&self) -> &'static str {

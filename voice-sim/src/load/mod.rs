@@ -85,7 +85,7 @@ mod report;
 mod sequence;
 mod socket;
 
-pub use bench::{sample_frames, Bench, BenchArgs, BenchFigures};
+pub use bench::{bench_main, sample_frames, Bench, BenchArgs, BenchFigures};
 pub use child::{
     serve_if_child, LoadServerConfig, LoadServerProcess, LoadServerReady, CHILD_MARKER,
 };
