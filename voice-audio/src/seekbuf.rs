@@ -172,6 +172,20 @@ impl Seek for SeekBuf {
             SeekFrom::Current(d) => self.position().checked_add_signed(d),
             SeekFrom::End(d) => match self.len {
                 Some(len) => len.checked_add_signed(d),
+                None if self.retain => {
+                    // A retained pipe: read it to its end to know where that is (a demuxer
+                    // that seeks from the end, as Matroska's does, gets the whole stream in
+                    // memory).
+                    let at = self.pos;
+                    self.pos = self.buf.len();
+                    while self.fill()? > 0 {
+                        self.pos = self.buf.len();
+                    }
+                    self.pos = at;
+                    let len = self.start + self.buf.len() as u64;
+                    self.len = Some(len);
+                    len.checked_add_signed(d)
+                }
                 None => {
                     return Err(io::Error::new(
                         io::ErrorKind::Unsupported,
@@ -267,5 +281,12 @@ mod tests {
         assert_eq!(rest, bytes[200_000..]);
         assert!(b.seek(SeekFrom::Start(0)).is_err());
         assert!(b.seek(SeekFrom::End(0)).is_err());
+        // While retaining, the end is found by reading everything.
+        let mut b = SeekBuf::stream(Box::new(io::Cursor::new(bytes.clone())));
+        assert_eq!(b.seek(SeekFrom::End(-10)).unwrap(), 499_990);
+        b.seek(SeekFrom::Start(5)).unwrap();
+        let mut five = [0; 5];
+        read_full(&mut b, &mut five).unwrap();
+        assert_eq!(five, bytes[5..10]);
     }
 }
