@@ -428,7 +428,7 @@ pub mod write {
         per_page: usize,
         pre_skip: u16,
     ) -> Vec<u8> {
-        let serial = 0x0A0D_10u32;
+        let serial = 0x000A_0D10_u32;
         let mut out = Vec::new();
         let mut head = b"OpusHead".to_vec();
         head.extend_from_slice(&[1, 2]);

@@ -92,7 +92,7 @@ impl<'a> OpusPacket<'a> {
             0 => packet.add(1, len)?,
             1 => {
                 let payload = len - 1;
-                if payload % 2 != 0 {
+                if !payload.is_multiple_of(2) {
                     return Err(PacketError::OddCode1(payload));
                 }
                 packet.add(1, 1 + payload / 2)?;
@@ -158,7 +158,7 @@ impl<'a> OpusPacket<'a> {
             self.add(at, end)
         } else {
             let payload = end - at;
-            if payload % count != 0 {
+            if !payload.is_multiple_of(count) {
                 return Err(PacketError::UnevenCbr {
                     len: payload,
                     count,

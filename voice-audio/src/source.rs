@@ -97,6 +97,21 @@ pub trait Source: Send {
     fn describe(&self) -> String;
 }
 
+impl<P: PacketSource + ?Sized> PacketSource for Box<P> {
+    fn next_packet(&mut self) -> Result<Option<&[u8]>, AudioError> {
+        (**self).next_packet()
+    }
+    fn seek(&mut self, to: Duration) -> Result<Duration, AudioError> {
+        (**self).seek(to)
+    }
+    fn duration(&self) -> Option<Duration> {
+        (**self).duration()
+    }
+    fn channels(&self) -> u8 {
+        (**self).channels()
+    }
+}
+
 impl Source for Box<dyn Source> {
     fn read(&mut self, buf: &mut FrameBuf) -> Result<Option<Chunk>, AudioError> {
         (**self).read(buf)

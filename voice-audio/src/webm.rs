@@ -30,7 +30,7 @@ fn demux_error(e: matroska_demuxer::DemuxError) -> AudioError {
 /// What [`probe`] found in a Matroska file.
 pub(crate) enum Probed {
     /// An Opus track: passthrough.
-    Opus(WebmOpusReader),
+    Opus(Box<WebmOpusReader>),
     /// Audio in another codec (symphonia decodes it): the codec id.
     OtherCodec(String),
 }
@@ -63,14 +63,14 @@ pub(crate) fn probe(io: SeekBuf) -> Result<Probed, AudioError> {
         .duration()
         .filter(|d| d.is_finite() && *d >= 0.0)
         .map(|d| Duration::from_nanos((d * scale as f64) as u64));
-    Ok(Probed::Opus(WebmOpusReader {
+    Ok(Probed::Opus(Box::new(WebmOpusReader {
         file,
         track: number,
         scale,
         head,
         duration,
         frame: Frame::default(),
-    }))
+    })))
 }
 
 /// Reads the Opus packets of one track.
