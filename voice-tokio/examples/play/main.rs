@@ -1,9 +1,11 @@
-//! Plays an Ogg Opus file into a Discord voice channel — or, with no Discord credentials, into an
-//! embedded loopback voice server (`voice-sim`), and prints the server's verdict.
+//! Plays an audio file into a Discord voice channel — or, with no Discord credentials, into an
+//! embedded loopback voice server (`voice-sim`), and prints the server's verdict. Ogg Opus and
+//! WebM Opus are passed through byte for byte; MP3, FLAC, WAV, AAC/M4A and Vorbis are decoded
+//! and encoded to Opus (voice-audio's player and pump); a progress bar shows where it is.
 //!
 //! ```text
 //! cargo run --release -p voice-tokio --example play                     # embedded server (DAVE), bundled sample
-//! cargo run --release -p voice-tokio --example play -- --input my.ogg   # embedded server, your file
+//! cargo run --release -p voice-tokio --example play -- --input my.mp3   # embedded server, your file
 //! cargo run --release -p voice-tokio --example play -- --no-dave        # embedded server without DAVE
 //! cargo run --release -p voice-tokio --example play -- --endpoint HOST:PORT --guild-id G \
 //!     --user-id U --session-id S --token T [--ca-file ca.pem] [--input my.ogg]   # raw connection info
@@ -12,20 +14,21 @@
 //!
 //! Every flag can also come from the environment (see `--help`).
 
+mod audio;
 mod discord;
 mod options;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use voice_proto::id::{ChannelId, GuildId};
 use voice_sim::VoiceServer;
 use voice_tokio::{Connection, SpeakingFlags, VoiceConfig};
 
 fn help() -> String {
     format!(
-        "play: stream an Ogg Opus file into a Discord voice channel (voice-tokio example)\n\n\
+        "play: stream an audio file into a Discord voice channel (voice-tokio example)\n\n\
          USAGE: play [OPTIONS]\n\n{}\n\n\
          REAL DISCORD: set DISCORD_TOKEN (a bot token) and give --guild-id and --channel-id: the\n\
          example connects to Discord's main gateway (twilight-gateway), joins the channel and plays.\n\
@@ -48,14 +51,17 @@ async fn main() -> ExitCode {
 
 async fn run() -> Result<(), String> {
     let options = options::parse(&help())?;
-    let frames = options.frames()?;
+    let input = options
+        .input
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(options::BUNDLED_SAMPLE));
 
     if std::env::var("DISCORD_TOKEN").is_ok_and(|t| !t.is_empty()) {
         let (Some(guild), Some(channel)) = (options.guild_id, options.channel_id) else {
             return Err("with DISCORD_TOKEN, give --guild-id and --channel-id".to_owned());
         };
         let connection = discord::join(GuildId(guild), ChannelId(channel)).await?;
-        return play(connection, &frames).await;
+        return play(connection, &input).await.map(drop);
     }
 
     if let Some(info) = options.connection_info() {
@@ -66,7 +72,7 @@ async fn run() -> Result<(), String> {
         let connection = Connection::connect(info?, config)
             .await
             .map_err(|e| format!("connecting to the voice server failed: {e}"))?;
-        return play(connection, &frames).await;
+        return play(connection, &input).await.map(drop);
     }
 
     // No credentials: the embedded loopback voice server.
@@ -78,7 +84,7 @@ async fn run() -> Result<(), String> {
     let connection = Connection::connect(expected.connection_info(), config)
         .await
         .map_err(|e| format!("connecting to the embedded voice server failed: {e}"))?;
-    play(connection, &frames).await?;
+    let played = play(connection, &input).await?;
     // Let the close land, then ask the server what it heard.
     server
         .wait_until(Duration::from_secs(2), |report| {
@@ -89,26 +95,64 @@ async fn run() -> Result<(), String> {
                 .is_some_and(|w| w.closed_ms.is_some())
         })
         .await;
-    options::verdict(&server.shutdown().await, frames.len())
+    let received = server
+        .ssrcs(0)
+        .last()
+        .map(|&ssrc| server.frames(ssrc))
+        .unwrap_or_default();
+    options::verdict(&server.shutdown().await, played.frames.len())?;
+    byte_exact(&played, &received)
 }
 
-/// Streams every frame (paced by the driver at 20 ms) with a progress line, then leaves.
-async fn play(mut connection: Connection, frames: &[Vec<u8>]) -> Result<(), String> {
-    connection.speaking(SpeakingFlags::MICROPHONE);
-    let sender = connection.opus_send();
-    let started = Instant::now();
-    let total = frames.len();
-    for (i, frame) in frames.iter().enumerate() {
-        if sender.send(Bytes::copy_from_slice(frame)).await.is_err() {
-            return Err(format!(
-                "the connection ended after {i} of {total} frames: {}",
-                last_error(&mut connection)
-            ));
-        }
-        options::progress(i + 1, total, started.elapsed().as_secs_f64());
+/// Every frame the server received (silence aside) is the frame sent, byte for byte.
+fn byte_exact(played: &audio::Played, received: &[voice_sim::ReceivedFrame]) -> Result<(), String> {
+    let audio: Vec<&[u8]> = received
+        .iter()
+        .filter(|f| !f.is_silence())
+        .map(|f| f.opus.as_slice())
+        .collect();
+    let same = audio.len() == played.frames.len()
+        && audio
+            .iter()
+            .zip(&played.frames)
+            .all(|(a, b)| *a == b.as_slice());
+    let how = if played.passthrough {
+        "passed through from the file"
+    } else {
+        "encoded by voice-audio"
+    };
+    if !same {
+        return Err(format!(
+            "the server's frames differ from the {} frames sent ({how})",
+            played.frames.len()
+        ));
     }
+    println!(
+        "verdict: {} frames ({how}) received byte-exact after decryption",
+        played.frames.len()
+    );
+    Ok(())
+}
+
+/// Plays the file (paced by the connection's 20 ms playout) with a progress bar, then leaves.
+async fn play(
+    mut connection: Connection,
+    input: &std::path::Path,
+) -> Result<audio::Played, String> {
+    connection.speaking(SpeakingFlags::MICROPHONE);
+    let started = Instant::now();
+    let played = audio::play_file(&connection, input).await;
+    let played = match played {
+        Ok(played) => played,
+        Err(e) if connection.is_finished() => {
+            return Err(format!(
+                "{e}; the connection ended: {}",
+                last_error(&mut connection)
+            ))
+        }
+        Err(e) => return Err(e),
+    };
     connection.flush().await;
-    println!();
     if connection.is_finished() {
         return Err(format!(
             "the connection ended before the end: {}",
@@ -117,10 +161,11 @@ async fn play(mut connection: Connection, frames: &[Vec<u8>]) -> Result<(), Stri
     }
     connection.disconnect().await;
     println!(
-        "sent {total} frames in {:.1} s; disconnected with close 1000",
+        "sent {} frames in {:.1} s; disconnected with close 1000",
+        played.frames.len(),
         started.elapsed().as_secs_f64()
     );
-    Ok(())
+    Ok(played)
 }
 
 /// The reason the connection ended, from its events.

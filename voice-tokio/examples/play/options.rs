@@ -23,8 +23,10 @@ requires DAVE end-to-end encryption: a simulated listener forms the MLS group wi
 and DAVE-decrypts every frame it receives.
 
 OPTIONS (each also read from the environment variable in brackets):
-  --input FILE.ogg     Ogg Opus file to play, 48 kHz, 20 ms frames [VOICE_INPUT]
-                       (default: the bundled voice-sim/assets/sample.ogg)
+  --input FILE         audio file to play [VOICE_INPUT] (default: the bundled
+                       voice-sim/assets/sample.ogg). voice-tokio's play: Ogg or WebM Opus
+                       (passed through), MP3, FLAC, WAV, AAC/M4A, Vorbis (transcoded);
+                       voice-std's play_blocking: Ogg Opus with 20 ms frames
   --endpoint HOST:PORT voice server endpoint as in VOICE_SERVER_UPDATE, or a full ws:// or
                        wss:// URL [VOICE_ENDPOINT or VOICE_ENDPOINT_URL]
   --guild-id ID        guild id [VOICE_GUILD_ID]
@@ -121,7 +123,9 @@ pub fn parse(help: &str) -> Result<Options, String> {
 }
 
 impl Options {
-    /// The Opus frames of the input file (the bundled sample by default).
+    /// The Opus frames of an Ogg Opus input file (the bundled sample by default). Used by
+    /// voice-std's `play_blocking`; voice-tokio's `play` reads any format through voice-audio.
+    #[allow(dead_code)]
     pub fn frames(&self) -> Result<Vec<Vec<u8>>, String> {
         let input = self
             .input
@@ -269,7 +273,8 @@ pub fn verdict(report: &voice_sim::Report, expected: usize) -> Result<(), String
     Ok(())
 }
 
-/// Prints "sending: N/total" in place.
+/// Prints "sending: N/total" in place (voice-std's `play_blocking`).
+#[allow(dead_code)]
 pub fn progress(sent: usize, total: usize, seconds: f64) {
     use std::io::Write;
     if sent % 50 == 0 || sent == total {
