@@ -216,6 +216,11 @@ pub(crate) struct Resampler {
     /// Cut-off as a fraction of the input's Nyquist frequency.
     cutoff: f64,
     table: Vec<f32>,
+    /// Per-phase kernels when the rates' ratio has few phases (every common rate): `phases`
+    /// rows of `2 * half_width` taps, gain included; empty otherwise.
+    polyphase: Vec<f32>,
+    /// Output positions fall on multiples of `48000 / phases` in `numer`.
+    phase_step: u64,
     /// Input not yet consumed (interleaved stereo), with `half_width` frames of history.
     input: Vec<f32>,
     /// Position of the next output sample in input frames, as `index + numer / 48000`.
@@ -249,15 +254,35 @@ impl Resampler {
         let mut input = Vec::with_capacity(16_384);
         // History of silence so the first output is centred on the first input sample.
         input.resize(half_width * 2, 0.0);
-        Resampler {
+        let mut resampler = Resampler {
             in_rate,
             half_width,
             cutoff,
             table,
+            polyphase: Vec::new(),
+            phase_step: 1,
             input,
             index: half_width,
             numer: 0,
+        };
+        // Output sample n sits at n * in / 48000 input samples: its fractional part takes
+        // 48000 / gcd(in, 48000) values. Tabulate the kernel for each when that is small.
+        let phases = u64::from(SAMPLE_RATE) / gcd(in_rate, u64::from(SAMPLE_RATE));
+        if phases <= 2048 {
+            let taps = 2 * half_width;
+            let step = u64::from(SAMPLE_RATE) / phases;
+            let mut polyphase = Vec::with_capacity(phases as usize * taps);
+            for phase in 0..phases {
+                let frac = (phase * step) as f64 / f64::from(SAMPLE_RATE);
+                for j in 0..taps {
+                    let distance = (j as f64 + 1.0 - half_width as f64) - frac;
+                    polyphase.push(resampler.kernel(distance) * cutoff as f32);
+                }
+            }
+            resampler.polyphase = polyphase;
+            resampler.phase_step = step;
         }
+        resampler
     }
 
     pub(crate) fn in_rate(&self) -> u32 {
@@ -295,19 +320,34 @@ impl Resampler {
         let gain = self.cutoff as f32;
         let step_whole = (self.in_rate / u64::from(SAMPLE_RATE)) as usize;
         let step_numer = self.in_rate % u64::from(SAMPLE_RATE);
+        let taps = 2 * self.half_width;
         while self.index + self.half_width + 1 < frames {
-            let frac = self.numer as f64 / f64::from(SAMPLE_RATE);
             let first = self.index + 1 - self.half_width;
             let mut left = 0.0f32;
             let mut right = 0.0f32;
-            for k in first..=self.index + self.half_width {
-                let w = self.kernel(k as f64 - self.index as f64 - frac);
-                if let Some(pair) = self.input.get(2 * k..2 * k + 2) {
-                    left += pair[0] * w;
-                    right += pair[1] * w;
+            let window = self
+                .input
+                .get(2 * first..2 * (first + taps))
+                .unwrap_or_default();
+            let phase = (self.numer / self.phase_step) as usize;
+            match self.polyphase.get(phase * taps..(phase + 1) * taps) {
+                Some(kernel) => {
+                    for (w, pair) in kernel.iter().zip(window.chunks_exact(2)) {
+                        left += pair[0] * w;
+                        right += pair[1] * w;
+                    }
+                }
+                None => {
+                    let frac = self.numer as f64 / f64::from(SAMPLE_RATE);
+                    for (j, pair) in window.chunks_exact(2).enumerate() {
+                        let w =
+                            self.kernel((j as f64 + 1.0 - self.half_width as f64) - frac) * gain;
+                        left += pair[0] * w;
+                        right += pair[1] * w;
+                    }
                 }
             }
-            out.push(&[left * gain, right * gain]);
+            out.push(&[left, right]);
             self.index += step_whole;
             self.numer += step_numer;
             if self.numer >= u64::from(SAMPLE_RATE) {
@@ -322,6 +362,14 @@ impl Resampler {
             self.input.drain(..drop);
             self.index -= drop / 2;
         }
+    }
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a.max(1)
+    } else {
+        gcd(b, a % b)
     }
 }
 
@@ -369,7 +417,7 @@ mod tests {
 
     #[test]
     fn resampling_keeps_length_and_frequency() {
-        for rate in [8_000, 22_050, 44_100, 96_000] {
+        for rate in [8_000, 22_050, 44_100, 96_000, 47_999] {
             let input = sine(rate, 440.0, 1.0);
             let out = resample_all(rate, &input);
             let frames = out.len() / 2;
