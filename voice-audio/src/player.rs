@@ -1,18 +1,4 @@
 //! The player: tracks, a queue, mixing, and the 20 ms Opus frames a connection sends.
-//!
-//! [`Player::next_frame`] is the whole engine: every call is 20 ms of audio (the caller is the
-//! clock), so it runs the same in a test, on a thread ([`Pump`](crate::Pump)) or in an
-//! application's own loop. Control goes through cloneable handles ([`PlayerHandle`],
-//! [`TrackHandle`]) usable from any thread; their commands take effect at the next frame.
-//!
-//! - The **queue** plays one track after another ([`PlayerHandle::enqueue`]); tracks started
-//!   with [`PlayerHandle::play`] play at once, **mixed** with the queue and each other.
-//! - **Passthrough**: while exactly one track plays, its input yields Opus and its volume is
-//!   1.0, its packets go out as they are (no decode, no encode, no allocation). Otherwise every
-//!   playing track is decoded to PCM, scaled by its volume (ramped over one frame when it
-//!   changes), summed, soft-clipped and encoded once.
-//! - A **paused** track produces nothing; when nothing plays, `next_frame` returns `None` at
-//!   once and a pump sleeps until a command comes: an idle player costs nothing per 20 ms.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
@@ -424,7 +410,21 @@ enum Produced {
     Gone,
 }
 
-/// Tracks, a queue and a mixer producing 20 ms Opus frames (see the [module docs](self)).
+/// Tracks, a queue and a mixer producing 20 ms Opus frames.
+///
+/// [`Player::next_frame`] is the whole engine: every call is 20 ms of audio (the caller is the
+/// clock), so it runs the same in a test, on a thread ([`Pump`](crate::Pump)) or in an
+/// application's own loop. Control goes through cloneable handles ([`PlayerHandle`],
+/// [`TrackHandle`]) usable from any thread; their commands take effect at the next frame.
+///
+/// - The **queue** plays one track after another ([`PlayerHandle::enqueue`]); tracks started
+///   with [`PlayerHandle::play`] play at once, **mixed** with the queue and each other.
+/// - **Passthrough**: while exactly one track plays, its input yields Opus and its volume is
+///   1.0, its packets go out as they are (no decode, no encode, no allocation). Otherwise every
+///   playing track is decoded to PCM, scaled by its volume (ramped over one frame when it
+///   changes), summed, soft-clipped and encoded once.
+/// - A **paused** track produces nothing; when nothing plays, `next_frame` returns `None` at
+///   once and a pump sleeps until a command comes: an idle player costs nothing per 20 ms.
 pub struct Player {
     config: PlayerConfig,
     control: Arc<Control>,
@@ -825,8 +825,8 @@ impl Player {
         Ok(true)
     }
 
-    /// The next 20 ms Opus frame, or `None` when nothing plays (see the [module
-    /// docs](self)). Opening an input happens here, on the caller's thread, when its track
+    /// The next 20 ms Opus frame, or `None` when nothing plays (see [`Player`]). Opening an
+    /// input happens here, on the caller's thread, when its track
     /// starts.
     pub fn next_frame(&mut self) -> Option<&[u8]> {
         self.apply_commands();

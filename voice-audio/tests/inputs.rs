@@ -336,3 +336,44 @@ fn committed_fixtures_corrupted_or_truncated_never_panic() {
         }
     }
 }
+
+#[test]
+fn generated_containers_corrupted_anywhere_never_panic() {
+    let packets = tone_packets(1.0);
+    let wav_bytes = wav(44_100, 2, &sine(44_100, 2, 440.0, 0.5, 0.3));
+    for (name, bytes) in [
+        ("Ogg", ogg_opus(&packets)),
+        ("WebM", webm_opus(&packets)),
+        ("WAV", wav_bytes),
+    ] {
+        let mut state = 0x2545_F491u32;
+        for round in 0..150 {
+            let mut b = bytes.clone();
+            let flips = 1 + round % 6;
+            for _ in 0..flips {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                // Mostly in the headers, where the structure is.
+                let span = if round % 2 == 0 {
+                    200.min(b.len())
+                } else {
+                    b.len()
+                };
+                let at = (state as usize) % span;
+                b[at] = (state >> 24) as u8;
+            }
+            if round % 3 == 0 {
+                let cut = (state as usize) % b.len();
+                b.truncate(cut);
+            }
+            let (_, events) = play_all(Input::bytes(b));
+            assert!(
+                events
+                    .iter()
+                    .any(|e| matches!(e, PlayerEvent::Ended { .. } | PlayerEvent::Errored { .. })),
+                "{name} round {round}: {events:?}"
+            );
+        }
+    }
+}
