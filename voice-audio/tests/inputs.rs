@@ -377,3 +377,27 @@ fn generated_containers_corrupted_anywhere_never_panic() {
         }
     }
 }
+
+/// `Input::ffmpeg` when ffmpeg is installed (it is not needed by the rest of the suite; the test
+/// says so and passes when it is missing).
+#[test]
+fn ffmpeg_pipeline_when_installed() {
+    if std::process::Command::new("ffmpeg")
+        .arg("-version")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_err()
+    {
+        eprintln!("ffmpeg is not installed: Input::ffmpeg not exercised");
+        return;
+    }
+    let (frames, events) = play_all(Input::ffmpeg(fixture("tone.flac").as_os_str()));
+    assert!(ended_cleanly(&events), "{events:?}");
+    let pcm = decode(&frames);
+    assert!((pcm.len() as f64 / 96_000.0 - 1.0).abs() <= 0.02);
+    let (_, events) = play_all(Input::ffmpeg("/nonexistent/input.mp3"));
+    assert!(
+        matches!(error_of(&events), Some(AudioError::ProcessFailed { .. })),
+        "{events:?}"
+    );
+}
