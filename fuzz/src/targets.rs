@@ -38,9 +38,11 @@ use voice_proto::discovery::{
     discovery_request, discovery_response, parse_discovery_request, parse_discovery_response,
 };
 use voice_proto::gateway::{
-    voice_gateway_url, VoiceServerDispatch, VoiceStateDispatch, VoiceStateUpdate,
+    secure_voice_gateway_url, voice_gateway_url, VoiceServerDispatch, VoiceStateDispatch,
+    VoiceStateUpdate,
 };
 use voice_proto::id::{ChannelId, GuildId, UserId};
+use voice_proto::limits;
 use voice_proto::payload::{
     ClientDisconnect, ClientMessage, ClientsConnect, DaveExecuteTransition,
     DaveMlsInvalidCommitWelcome, DavePrepareEpoch, DavePrepareTransition, DaveTransitionReady,
@@ -191,7 +193,8 @@ pub enum StateUpdate {
 /// Which VOICE_SERVER_UPDATE a step forwards.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ServerUpdate {
-    /// A usable endpoint and token `token-N`.
+    /// Endpoint [`ENDPOINT`] and token `token-N`; for `N >= 128` the endpoint says `ws://`, which
+    /// the engine must refuse (the token never travels in clear).
     Endpoint(u8),
     /// `endpoint: null`: the server is being reallocated.
     NullEndpoint,
@@ -940,6 +943,18 @@ pub struct Driver {
     last_packet: Option<Vec<u8>>,
     /// Every output of every drain since the last [`Driver::take_log`], when logging.
     log: Option<Vec<Output>>,
+    /// Op 4 leaves (channel null) seen: exactly one once the connection has ended, none before.
+    leaves: u32,
+    /// The model of the recovery attempt counter: attempts in a row since the last session that
+    /// stayed up `reconnect_reset_after`.
+    attempts: u32,
+    /// When the current session will have stayed up long enough to reset the counter.
+    stable_at: Option<Instant>,
+    /// The earliest time the attempt announced by the latest `Reconnecting` may start (its
+    /// backoff's lower bound): no retry without a backoff.
+    retry_not_before: Option<Instant>,
+    /// A 4004 was answered with a rejoin and no session was established since.
+    rejoined_after_4004: bool,
 }
 
 impl Driver {
@@ -987,6 +1002,11 @@ impl Driver {
             outputs: Vec::new(),
             last_packet: None,
             log: None,
+            leaves: 0,
+            attempts: 0,
+            stable_at: None,
+            retry_not_before: None,
+            rejoined_after_4004: false,
         };
         driver.drain();
         driver
@@ -995,6 +1015,28 @@ impl Driver {
     /// Whether the connection has ended.
     pub fn is_closed(&self) -> bool {
         self.closed
+    }
+
+    /// The error that ended the connection, if it has ended.
+    pub fn error(&self) -> Option<&Error> {
+        self.state.error()
+    }
+
+    /// Starts keeping every output (for [`Driver::events_logged`]).
+    pub fn keep_log(&mut self) {
+        self.log = Some(Vec::new());
+    }
+
+    /// The events among the outputs kept since [`Driver::keep_log`].
+    pub fn events_logged(&self) -> Vec<Event> {
+        self.log
+            .iter()
+            .flatten()
+            .filter_map(|o| match o {
+                Output::Event(event) => Some(event.clone()),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Whether a media session is live (the engine can send audio).
@@ -1056,6 +1098,17 @@ impl Driver {
                 "a stray frame changed the state: {:?}",
                 self.outputs
             );
+        }
+    }
+
+    /// Lets time run to each wake-up until the attempt a `Reconnecting` announced starts (its
+    /// jittered backoff is over: a websocket opens or op 4 rejoins), or the connection ends.
+    pub fn wait_out_backoff(&mut self) {
+        for _ in 0..64 {
+            if self.retry_not_before.is_none() || self.closed {
+                return;
+            }
+            self.step(&Step::AdvanceToWake);
         }
     }
 
@@ -1151,7 +1204,12 @@ impl Driver {
             Step::ServerUpdate(which) => {
                 let (guild_id, endpoint, token) = match which {
                     ServerUpdate::Endpoint(n) => {
-                        (GUILD, Some(ENDPOINT.to_owned()), format!("token-{n}"))
+                        let endpoint = if n & 0x80 != 0 {
+                            format!("ws://{ENDPOINT}")
+                        } else {
+                            ENDPOINT.to_owned()
+                        };
+                        (GUILD, Some(endpoint), format!("token-{n}"))
                     }
                     ServerUpdate::NullEndpoint => (GUILD, None, "token-null".to_owned()),
                     ServerUpdate::BadEndpoint => (
@@ -1165,20 +1223,34 @@ impl Driver {
                         "token-other".to_owned(),
                     ),
                 };
+                // Only wss:// from Discord (row 8): a ws:// endpoint is refused like a bad one.
                 let usable = endpoint
                     .as_deref()
-                    .is_some_and(|e| voice_gateway_url(e).is_ok());
+                    .is_some_and(|e| secure_voice_gateway_url(e).is_ok());
+                let insecure = endpoint.as_deref().is_some_and(|e| {
+                    voice_gateway_url(e).is_ok() && secure_voice_gateway_url(e).is_err()
+                });
                 if guild_id == GUILD && usable && !self.closed {
                     self.token = token.clone();
                     // A new server is a move: whatever recovery was pending becomes a fresh
-                    // Identify (C49).
+                    // Identify (C49), at once (a move is no retry).
                     self.pending_recovery = None;
+                    self.retry_not_before = None;
                 }
                 self.feed(Input::VoiceServerUpdate(VoiceServerDispatch {
                     token: Token::new(token),
                     guild_id,
                     endpoint,
                 }));
+                if insecure && guild_id == GUILD {
+                    assert!(
+                        !self
+                            .outputs
+                            .iter()
+                            .any(|o| matches!(o, Output::OpenWebSocket { .. })),
+                        "a ws:// endpoint from VOICE_SERVER_UPDATE was used (row 8)"
+                    );
+                }
             }
             Step::Opened => {
                 if self.ws == Ws::Opening {
@@ -1388,6 +1460,7 @@ impl Driver {
         let was_closed = self.closed;
         let established = self.established;
         let had_media = self.media.is_some();
+        let rejoined = self.rejoined_after_4004;
         self.ws = Ws::None;
         self.feed(Input::WebSocketClosed { code });
         if was_closed {
@@ -1417,26 +1490,40 @@ impl Driver {
                 _ => None,
             })
             .collect();
-        let too_many = events.iter().any(|e| {
+        // Out of attempts (or, before the first session, out of time for another).
+        let gave_up = events.iter().any(|e| {
             matches!(
                 e,
                 Event::Closed {
-                    error: Error::TooManyReconnects { .. }
+                    error: Error::TooManyReconnects { .. } | Error::JoinFailed { .. }
                 }
             )
         });
-        let ok = match disposition {
-            CloseDisposition::Fatal(reason) => events.iter().any(|e| {
+        let too_many = gave_up;
+        let fatal = |reason| {
+            events.iter().any(|e| {
                 **e == Event::Closed {
                     error: Error::Fatal {
                         code: code.unwrap_or_default(),
                         reason,
                     },
                 }
-            }),
-            _ if !established => events
-                .iter()
-                .any(|e| **e == Event::Closed { error: Error::HandshakeClosed { code } }),
+            })
+        };
+        let ok = match disposition {
+            CloseDisposition::Fatal(reason) => fatal(reason),
+            // 4004: one rejoin through op 4 (we always have a main gateway here), then fatal.
+            CloseDisposition::RejoinOnce(reason) if rejoined => fatal(reason),
+            CloseDisposition::RejoinOnce(_) => {
+                let rejoin = events.iter().any(|e| {
+                    matches!(e, Event::Reconnecting { recovery: Recovery::Reconnect, code: c, .. } if *c == code)
+                });
+                if rejoin {
+                    self.rejoined_after_4004 = true;
+                }
+                gave_up || rejoin
+            }
+            // Before the first session a close is retried like after it (row 1).
             CloseDisposition::AwaitMove => events.iter().any(|e| {
                 matches!(e, Event::Disconnected { reason: voice_proto::DisconnectReason::Closed { code: c } } if Some(*c) == code)
             }),
@@ -1457,6 +1544,15 @@ impl Driver {
             ok,
             "close {code:?} ({disposition:?}, established {established}, media {had_media}) \
              led to {events:?}"
+        );
+        assert!(
+            !events.iter().any(|e| matches!(
+                e,
+                Event::Closed {
+                    error: Error::HandshakeClosed { .. }
+                }
+            )),
+            "a close during the handshake ended the join instead of a retry (row 1)"
         );
     }
 
@@ -2079,6 +2175,11 @@ impl Driver {
             self.observe(output);
         }
         self.outputs = outputs;
+        assert_eq!(
+            self.leaves,
+            u32::from(self.closed),
+            "the op 4 leave must come with the end of the connection, once (row 2)"
+        );
         self.check_state();
     }
 
@@ -2088,14 +2189,23 @@ impl Driver {
                 assert_eq!(update.guild_id, GUILD);
                 if update.channel_id.is_some() {
                     assert_eq!(update.channel_id, Some(CHANNEL));
+                    assert_eq!(self.leaves, 0, "op 4 joins again after the leave");
+                    self.check_retry_waited();
+                } else {
+                    // Row 2: every end of a connection joined through the main gateway leaves,
+                    // exactly once.
+                    self.leaves += 1;
+                    assert_eq!(self.leaves, 1, "a second op 4 leave");
                 }
                 self.end_media();
             }
             Output::OpenWebSocket { url } => {
+                // Row 8: the endpoint comes from VOICE_SERVER_UPDATE (no override): wss:// only.
                 assert!(
-                    (url.starts_with("wss://") || url.starts_with("ws://")) && url.contains("v=8"),
+                    url.starts_with("wss://") && url.contains("v=8"),
                     "bad voice gateway URL {url:?}"
                 );
+                self.check_retry_waited();
                 self.ws = Ws::Opening;
                 self.socket_kind = self.pending_recovery.take().unwrap_or(Recovery::Reconnect);
                 if self.socket_kind == Recovery::Reconnect {
@@ -2347,8 +2457,11 @@ impl Driver {
                 self.established = true;
                 self.live_on_socket = true;
                 self.announced = false;
+                self.stable_at = Some(self.now + self.config.reconnect_reset_after);
+                self.rejoined_after_4004 = false;
             }
             Event::Resumed => {
+                self.stable_at = Some(self.now + self.config.reconnect_reset_after);
                 assert_eq!(
                     self.socket_kind,
                     Recovery::Resume,
@@ -2365,6 +2478,27 @@ impl Driver {
                     (1..=self.config.max_reconnect_attempts).contains(attempt),
                     "reconnect attempt {attempt} out of range"
                 );
+                // Row 3: the counter starts again only after a session stayed up
+                // `reconnect_reset_after`; otherwise every failure counts.
+                if self.stable_at.is_some_and(|at| self.now >= at) {
+                    self.attempts = 0;
+                }
+                self.stable_at = None;
+                self.attempts += 1;
+                assert_eq!(
+                    *attempt, self.attempts,
+                    "the attempt counter reset before a session stayed up {:?}, or skipped one",
+                    self.config.reconnect_reset_after
+                );
+                // No retry without a backoff: the attempt starts no sooner than the lower bound
+                // of its jittered delay, which is never zero.
+                let not_before = *self.config.backoff_range(*attempt).start();
+                assert!(!not_before.is_zero(), "a retry without backoff");
+                self.retry_not_before = Some(self.now + not_before);
+                if *recovery == Recovery::Reconnect {
+                    // The session is gone: its media (and who sent on which SSRC) with it.
+                    self.end_media();
+                }
                 if *recovery == Recovery::Resume {
                     assert!(
                         self.media.is_some(),
@@ -2378,12 +2512,37 @@ impl Driver {
             }
             Event::Disconnected { .. } => {
                 self.end_media();
+                self.stable_at = None;
+                self.retry_not_before = None;
                 self.ws = Ws::None;
                 self.pending_recovery = None;
                 self.live_on_socket = false;
                 self.last_nonce = None;
             }
-            Event::Closed { .. } => {
+            Event::Closed { error } => {
+                match error {
+                    Error::TooManyReconnects { attempts, .. } => {
+                        assert!(self.established, "TooManyReconnects before any session");
+                        assert_eq!(
+                            (*attempts, self.attempts),
+                            (
+                                self.config.max_reconnect_attempts,
+                                self.config.max_reconnect_attempts
+                            ),
+                            "gave up before the attempt limit"
+                        );
+                    }
+                    Error::JoinFailed { elapsed, .. } => {
+                        assert!(!self.established, "JoinFailed after a session");
+                        assert_eq!(*elapsed, self.now - self.start, "JoinFailed's elapsed time");
+                    }
+                    Error::HandshakeClosed { .. } => {
+                        panic!("a close during the handshake ended the connection (row 1)")
+                    }
+                    _ => {}
+                }
+                self.stable_at = None;
+                self.retry_not_before = None;
                 self.closed = true;
                 self.end_media();
                 self.playout.close();
@@ -2401,6 +2560,13 @@ impl Driver {
                 assert!(
                     self.media.is_some(),
                     "audio received without a media session"
+                );
+            }
+            Event::UnknownOpcode { raw, .. } => {
+                assert!(
+                    raw.len() <= limits::UNKNOWN_OPCODE_PAYLOAD + 32,
+                    "an unknown opcode's payload of {} bytes in an event (row 6)",
+                    raw.len()
                 );
             }
             Event::PlayoutHeld { reason } => {
@@ -2430,7 +2596,35 @@ impl Driver {
     /// silence never sent; queued frames wait for the next session.
     fn end_media(&mut self) {
         self.media = None;
+        // Row 4: who sent on which SSRC belongs to the media session.
+        self.ssrc_users.clear();
         self.playout.end_spurt();
+    }
+
+    /// An attempt announced by `Reconnecting` starts (a websocket opens, or op 4 rejoins): not
+    /// before its backoff.
+    fn check_retry_waited(&mut self) {
+        if let Some(not_before) = self.retry_not_before.take() {
+            assert!(
+                self.now >= not_before,
+                "a retry {:?} before its backoff ended (row 3)",
+                not_before - self.now
+            );
+        }
+    }
+
+    /// The application goes away at the end of a script (say a dropped `join_channel` future):
+    /// in whatever state, `disconnect()` ends the connection, and the connection has left the
+    /// channel exactly once (a no-op when it had ended already).
+    pub fn finish(&mut self) {
+        let was_closed = self.closed;
+        self.state.disconnect();
+        self.drain();
+        assert!(self.closed, "disconnect() did not end the connection");
+        assert_eq!(self.leaves, 1, "the connection did not leave exactly once");
+        if !was_closed {
+            assert_eq!(self.state.error(), Some(&Error::ClosedByApplication));
+        }
     }
 
     fn check_state(&mut self) {
@@ -2438,6 +2632,13 @@ impl Driver {
             self.state.error().is_some(),
             self.closed,
             "error() disagrees with the Closed event"
+        );
+        // Row 1: a join is retried only until its deadline (timers run before every input).
+        assert!(
+            self.closed || self.established || self.now < self.start + self.config.join_timeout,
+            "a join still going {:?} after it started (deadline {:?})",
+            self.now - self.start,
+            self.config.join_timeout
         );
         let media = self.media.clone();
         let closed = self.closed;
@@ -2471,6 +2672,16 @@ impl Driver {
                         && stats.dave_decrypt_failures >= old.dave_decrypt_failures
                         && stats.frames_dropped >= old.frames_dropped,
                     "a counter went back: {old:?} -> {stats:?}"
+                );
+                // Row 6: nothing from the network grows without bound; row 4: the SSRC map is
+                // the media session's (the model's map is emptied with it).
+                assert!(stats.ssrcs_mapped <= limits::SSRC_USERS as u64);
+                assert!(stats.dave_recognised_users <= limits::DAVE_RECOGNISED_USERS as u64);
+                assert!(stats.dave_frames_waiting <= limits::HELD_FRAMES as u64);
+                assert_eq!(
+                    stats.ssrcs_mapped,
+                    self.ssrc_users.len() as u64,
+                    "the SSRC map outlived its media session, or lost a mapping"
                 );
                 // A frame waiting for its sender leaves the gauge only into another total.
                 assert!(
@@ -2655,14 +2866,20 @@ fn plain_state_scripts() -> Vec<Vec<Step>> {
         prefix(6),
         handshake.clone(),
         handshake_steps(0b0010),
+        // Resuming (the backoff waited out), and backing off before the next attempt.
         with(
             handshake.clone(),
-            &[Step::ServerClose(Some(4015)), Step::Opened],
+            &[
+                Step::ServerClose(Some(4015)),
+                Step::AdvanceToWake,
+                Step::Opened,
+            ],
         ),
         with(
             handshake.clone(),
             &[
                 Step::ServerClose(Some(4015)),
+                Step::AdvanceToWake,
                 Step::Opened,
                 Step::ServerClose(Some(4015)),
             ],
@@ -2814,6 +3031,7 @@ pub fn session(input: SessionScript) {
     let mut driver = Driver::join(input.config.config());
     driver.run(&input.steps);
     driver.run_timers(2);
+    driver.finish();
 }
 
 /// [`session`] over raw bytes, as libFuzzer and the corpus replay call it.
@@ -3328,7 +3546,13 @@ pub fn dave_config() -> ScriptConfig {
 
 impl DaveRun {
     fn start() -> Self {
-        let mut driver = Driver::join(dave_config().config());
+        // Reconnects are a DAVE step here, not a limit to reach: the attempt counter does not
+        // reset between back-to-back reconnects (row 3), so the limit is lifted.
+        let config = Config {
+            max_reconnect_attempts: u32::MAX,
+            ..dave_config().config()
+        };
+        let mut driver = Driver::join(config);
         driver.run(&dave_handshake_steps());
         let connected = driver
             .state
@@ -3619,6 +3843,7 @@ impl DaveRun {
             return;
         }
         self.driver.step(&Step::ServerClose(Some(4015)));
+        self.driver.wait_out_backoff();
         self.driver.step(&Step::Opened);
         self.driver.step(&Step::Text {
             message: ServerText::Hello { quarter_ms: 4000 },
@@ -3637,6 +3862,7 @@ impl DaveRun {
         }
         self.finish_handshake();
         self.driver.step(&Step::ServerClose(Some(4006)));
+        self.driver.wait_out_backoff();
         let steps = dave_handshake_steps();
         let (now, later) = steps.split_at(steps.len() - 2);
         self.driver.run(now);

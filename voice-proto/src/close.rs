@@ -2,8 +2,36 @@
 //!
 //! [`disposition`] is the whole policy; [`VOICE_CLOSE_CODES`] is the table behind it for the
 //! Discord-specific codes, and [`describe`] gives a human meaning for logs.
+//!
+//! # What the engine does with a disposition
+//!
+//! Every retry waits a jittered backoff first ([`Config::backoff_range`](crate::Config::backoff_range):
+//! half to all of 0.5 s, 1 s, 2 s, ... up to 30 s by default), also the first; the attempt
+//! counter starts again only after a session stayed up for
+//! [`Config::reconnect_reset_after`](crate::Config::reconnect_reset_after) (60 s), and after
+//! [`Config::max_reconnect_attempts`](crate::Config::max_reconnect_attempts) (5) in a row the
+//! connection ends with [`Error::TooManyReconnects`](crate::Error::TooManyReconnects). Before the
+//! first session, a close that is not fatal is retried the same way within the join deadline
+//! ([`Config::join_timeout`](crate::Config::join_timeout), 30 s; discord.py retries a failed
+//! handshake five times), ending with [`Error::JoinFailed`](crate::Error::JoinFailed). Every end
+//! of a connection joined through the main gateway sends the op 4 leave, once.
+//!
+//! # 4004: one rejoin, then fatal
+//!
+//! 4004 ("authentication failed") means the token in Identify or Resume was refused. Discord's
+//! documentation gives no action; @discordjs/voice rejoins through op 4 on every close other than
+//! 4014, 4021 and 4022 (`VoiceConnection.onNetworkingClose`, counting `rejoinAttempts`), and
+//! discord.py's `_poll_voice_ws` treats it like any unhandled code: backoff, then a full
+//! reconnect that sends op 4 again. A token can go stale in the short race between a
+//! `VOICE_SERVER_UPDATE` and the Identify that uses it, and a rejoin through op 4 makes Discord
+//! issue a new one, so we rejoin too, but only **once** ([`CloseDisposition::RejoinOnce`]): a
+//! second 4004 before a session is established means the token cannot be fixed by asking again
+//! and the connection ends with [`FatalReason::AuthenticationFailed`]. Without a main gateway
+//! ([`ConnectionInfo`](crate::ConnectionInfo)) no new token can come, so 4004 is fatal at once.
+//! A rejoin reuses the session id we hold until a new `VOICE_STATE_UPDATE` brings another one:
+//! Discord sends only `VOICE_SERVER_UPDATE` when the channel is unchanged.
 
-use CloseDisposition::{AwaitMove, Fatal, Reconnect, Resume};
+use CloseDisposition::{AwaitMove, Fatal, Reconnect, RejoinOnce, Resume};
 
 /// What to do after the voice websocket closed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -19,6 +47,10 @@ pub enum CloseDisposition {
     AwaitMove,
     /// Give up and report the reason; retrying cannot help.
     Fatal(FatalReason),
+    /// Rejoin once through main-gateway op 4 so that Discord issues a new token; end with the
+    /// reason when it happens again before a session is established, or when no main gateway is
+    /// attached (4004; see the module docs).
+    RejoinOnce(FatalReason),
     /// We closed normally (1000) because the connection was finished.
     Finished,
 }
@@ -27,10 +59,12 @@ pub enum CloseDisposition {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
 #[non_exhaustive]
 pub enum FatalReason {
-    /// 4004.
+    /// 4004 (fatal when a rejoin did not help, or without a main gateway).
     #[error(
-        "the voice server rejected the token (close 4004 authentication failed); join the channel \
-         again so Discord issues a new VOICE_SERVER_UPDATE token"
+        "the voice server rejected the token (close 4004 authentication failed), and a rejoin did \
+         not bring a token it accepts (or no main gateway is attached to ask for one); check \
+         that the VOICE_SERVER_UPDATE and VOICE_STATE_UPDATE forwarded are this bot's, for this \
+         guild"
     )]
     AuthenticationFailed,
     /// 4016.
@@ -88,17 +122,27 @@ const fn row(code: u16, meaning: &'static str, disposition: CloseDisposition) ->
 
 /// The documented Discord voice close codes (4000..=4999) and their dispositions.
 ///
-/// Codes that point at a client bug (4001, 4002, 4003, 4005, 4012, 4020) reconnect rather than end,
-/// because a fresh session usually clears them; the engine caps repeats so a real bug cannot loop.
-/// 4009 (session timeout) reconnects: libraries disagree, and a timed-out session cannot be resumed
-/// reliably. 4013 is unofficial (UDOC) and resumes.
+/// | code | disposition | why |
+/// |---|---|---|
+/// | 4001, 4002, 4003, 4005, 4012, 4020 | `Reconnect` | a client bug; a fresh session usually clears it, and backoff plus the attempt limit keep a real bug from looping |
+/// | 4004 | `RejoinOnce(AuthenticationFailed)` | a new token through op 4, once (discord.js and discord.py rejoin); fatal when it repeats before a session, or without a main gateway (module docs) |
+/// | 4006, 4011 | `Reconnect` | the session is gone: a fresh join through op 4 (C12) |
+/// | 4009 | `Reconnect` | session timeout: libraries disagree (songbird resumes, discord.js rejoins); a timed-out session cannot be resumed reliably |
+/// | 4013 | `Resume` | unofficial (UDOC): WebRTC crashed |
+/// | 4014, 4022 | `AwaitMove` | kicked, moved or call ended: never resume; connect again only if a new `VOICE_SERVER_UPDATE` comes within `move_timeout` |
+/// | 4015 | `Resume` | voice server crashed (every peer resumes) |
+/// | 4016 | `Fatal(UnknownEncryptionMode)` | our bug: retrying selects the same mode |
+/// | 4017 | `Fatal(DaveRequired)` | never retry without DAVE (C11) |
+/// | 4021 | `Fatal(RateLimited)` | retrying makes it worse (Discord's docs: do not reconnect) |
+///
+/// Every other 4xxx code reconnects (with backoff); 1000..=3999 and a dropped transport resume.
 // One row per line reads as the table it is.
 #[rustfmt::skip]
 pub const VOICE_CLOSE_CODES: [CloseCode; 17] = [
     row(4001, "unknown opcode: the client sent an invalid opcode", Reconnect),
     row(4002, "failed to decode payload: the client sent an invalid payload", Reconnect),
     row(4003, "not authenticated: a payload was sent before Identify", Reconnect),
-    row(4004, "authentication failed: the token in Identify is wrong", Fatal(FatalReason::AuthenticationFailed)),
+    row(4004, "authentication failed: the token in Identify is wrong", RejoinOnce(FatalReason::AuthenticationFailed)),
     row(4005, "already authenticated: a second Identify was sent", Reconnect),
     row(4006, "session no longer valid", Reconnect),
     row(4009, "session timeout", Reconnect),

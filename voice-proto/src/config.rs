@@ -1,5 +1,6 @@
 //! Connection settings: deadlines, retry policy, mode preference.
 
+use core::ops::RangeInclusive;
 use core::time::Duration;
 
 use crate::crypto::ModePreference;
@@ -25,14 +26,29 @@ pub struct Config {
     pub max_heartbeat_interval: Option<Duration>,
     /// Interval of the UDP keepalive that keeps NAT bindings open.
     pub udp_keepalive_interval: Duration,
-    /// Delay before the second attempt to resume or reconnect; doubled per attempt. The first attempt
-    /// is immediate.
+    /// The backoff before the first attempt to resume or reconnect, doubled for every further
+    /// attempt in a row up to [`reconnect_backoff_max`](Self::reconnect_backoff_max). Each delay
+    /// is drawn between half and all of that value ("equal jitter", see
+    /// [`backoff_range`](Self::backoff_range)), so even the first retry waits and clients that
+    /// lost the same server do not come back in step. `Duration::ZERO` disables the backoff
+    /// (tests only).
     pub reconnect_backoff_initial: Duration,
     /// Upper bound of the backoff delay.
     pub reconnect_backoff_max: Duration,
     /// Attempts to resume or reconnect in a row before giving up with
-    /// [`Error::TooManyReconnects`](crate::Error::TooManyReconnects).
+    /// [`Error::TooManyReconnects`](crate::Error::TooManyReconnects) (or, before the first
+    /// session, [`Error::JoinFailed`](crate::Error::JoinFailed)).
     pub max_reconnect_attempts: u32,
+    /// How long a session (established or resumed) must stay up before the attempt counter
+    /// starts again from zero. A server that closes every session soon after it starts therefore
+    /// meets the backoff and the attempt limit instead of a loop.
+    pub reconnect_reset_after: Duration,
+    /// The overall deadline of a join (or `connect`): from the start until the first session is
+    /// established, failed attempts (a websocket closed or dropped, a Hello, Ready or Session
+    /// Description timeout, IP discovery without an answer) are retried with backoff; past it
+    /// the join ends with [`Error::JoinFailed`](crate::Error::JoinFailed) naming what failed
+    /// last.
+    pub join_timeout: Duration,
     /// How long to wait for a new voice server after close 4014/4022 or a null endpoint.
     pub move_timeout: Duration,
     /// Transport encryption modes in order of preference.
@@ -52,6 +68,9 @@ pub struct Config {
     /// Entropy for the initial RTP sequence number and timestamp. The core reads no randomness of
     /// its own: adapters pass a random value here.
     pub rtp_seed: u64,
+    /// Entropy for the jitter of the reconnect backoff. The core reads no randomness of its own:
+    /// adapters pass a random value here (with the same seed, two connections back off in step).
+    pub jitter_seed: u64,
 }
 
 impl Default for Config {
@@ -68,12 +87,15 @@ impl Default for Config {
             reconnect_backoff_initial: Duration::from_millis(500),
             reconnect_backoff_max: Duration::from_secs(30),
             max_reconnect_attempts: 5,
+            reconnect_reset_after: Duration::from_secs(60),
+            join_timeout: Duration::from_secs(30),
             move_timeout: Duration::from_secs(10),
             modes: ModePreference::default(),
             gateway_url_override: None,
             max_dave_protocol_version: crate::dave::SUPPORTED_PROTOCOL_VERSION,
             playout_queue_frames: crate::playout::DEFAULT_QUEUE_FRAMES,
             rtp_seed: 0,
+            jitter_seed: 0,
         }
     }
 }
@@ -88,15 +110,21 @@ impl Config {
             .min(crate::dave::SUPPORTED_PROTOCOL_VERSION)
     }
 
-    /// The delay before reconnection attempt `attempt` (1-based): 0 for the first, then
-    /// `initial * 2^(attempt-2)` capped at `reconnect_backoff_max`.
+    /// The ceiling of the backoff before recovery attempt `attempt` (1-based):
+    /// `reconnect_backoff_initial * 2^(attempt-1)`, capped at `reconnect_backoff_max`.
     pub fn backoff(&self, attempt: u32) -> Duration {
-        if attempt <= 1 {
-            return Duration::ZERO;
-        }
-        let factor = 1u32.checked_shl(attempt - 2).unwrap_or(u32::MAX);
+        let doublings = attempt.saturating_sub(1);
+        let factor = 1u32.checked_shl(doublings).unwrap_or(u32::MAX);
         self.reconnect_backoff_initial
             .saturating_mul(factor)
             .min(self.reconnect_backoff_max)
+    }
+
+    /// The range the backoff before recovery attempt `attempt` (1-based) is drawn from: half to
+    /// all of [`backoff`](Self::backoff) ("equal jitter": never shorter than half, so no retry
+    /// comes without a wait, and spread so that clients do not retry in step).
+    pub fn backoff_range(&self, attempt: u32) -> RangeInclusive<Duration> {
+        let ceiling = self.backoff(attempt);
+        ceiling / 2..=ceiling
     }
 }

@@ -238,9 +238,25 @@ mod imp {
             self.consecutive_failures = 0;
         }
 
-        /// Op 11.
-        pub(crate) fn add_users(&mut self, users: &[UserId]) {
-            self.recognized.extend(users.iter().map(|u| u.0));
+        /// Op 11. Returns how many ids were not recognised because the set is full
+        /// ([`DAVE_RECOGNISED_USERS`](crate::limits::DAVE_RECOGNISED_USERS)).
+        pub(crate) fn add_users(&mut self, users: &[UserId]) -> usize {
+            let mut refused = 0;
+            for user in users {
+                if self.recognized.len() < crate::limits::DAVE_RECOGNISED_USERS
+                    || self.recognized.contains(&user.0)
+                {
+                    self.recognized.insert(user.0);
+                } else {
+                    refused += 1;
+                }
+            }
+            refused
+        }
+
+        /// Users recognised now (ourselves included).
+        pub(crate) fn recognised_users(&self) -> usize {
+            self.recognized.len()
         }
 
         /// Op 13.
@@ -752,7 +768,12 @@ mod stub {
             Self
         }
         pub(crate) fn reset(&mut self) {}
-        pub(crate) fn add_users(&mut self, _users: &[UserId]) {}
+        pub(crate) fn add_users(&mut self, _users: &[UserId]) -> usize {
+            0
+        }
+        pub(crate) fn recognised_users(&self) -> usize {
+            0
+        }
         pub(crate) fn remove_user(&mut self, _user: UserId) {}
         pub(crate) fn status(&self) -> DaveStatus {
             DaveStatus::Off

@@ -51,11 +51,25 @@ pub enum Error {
         /// What the code means and what to do.
         reason: FatalReason,
     },
-    /// The voice websocket closed before the first session was established.
+    /// The voice websocket closed before the session was established (the `last` failure of
+    /// [`Error::JoinFailed`] when that kept happening).
     #[error("the voice gateway closed the connection during the handshake (close code {})", display_code(*.code))]
     HandshakeClosed {
         /// The websocket close code, `None` when the transport dropped without a close frame.
         code: Option<u16>,
+    },
+    /// The first session could not be established: every attempt failed until the join deadline
+    /// ([`Config::join_timeout`](crate::Config::join_timeout)) passed or the attempts
+    /// ([`Config::max_reconnect_attempts`](crate::Config::max_reconnect_attempts)) ran out.
+    /// `last` says what failed last (a close during the handshake, a timeout, ...).
+    #[error("could not join the voice channel: {attempts} attempts in {elapsed:?} failed, the last: {last}")]
+    JoinFailed {
+        /// Attempts made (the first included).
+        attempts: u32,
+        /// Time from the start of the join until it was given up.
+        elapsed: Duration,
+        /// What failed last.
+        last: Box<Error>,
     },
     /// We gave up after this many reconnection attempts in a row.
     #[error("gave up after {attempts} reconnection attempts in a row (last close code {})", display_code(*.last_code))]

@@ -123,8 +123,9 @@ impl VoiceServerDispatch {
     }
 
     /// The voice websocket URL for this dispatch's endpoint, or `None` when the endpoint is null.
+    /// Always `wss://`: a `ws://` endpoint is refused ([`secure_voice_gateway_url`]).
     pub fn gateway_url(&self) -> Option<Result<String, GatewayError>> {
-        self.endpoint.as_deref().map(voice_gateway_url)
+        self.endpoint.as_deref().map(secure_voice_gateway_url)
     }
 }
 
@@ -151,6 +152,16 @@ pub enum GatewayError {
     /// The endpoint is empty or only whitespace.
     #[error("expected a voice server endpoint like \"host:port\", found an empty string")]
     EmptyEndpoint,
+    /// A `VOICE_SERVER_UPDATE` endpoint asked for plain-text `ws://`: Identify would carry the
+    /// token in clear. Only an explicit URL override may point at `ws://` (a loopback server).
+    #[error(
+        "expected a voice server endpoint like \"host:port\" (always reached over wss://), found \
+         {endpoint:?}: a ws:// endpoint would send the token in clear"
+    )]
+    InsecureEndpoint {
+        /// The endpoint as received.
+        endpoint: String,
+    },
     /// The endpoint cannot be turned into a websocket URL.
     #[error("expected a voice server endpoint like \"host:port\", found {endpoint:?}: {reason}")]
     InvalidEndpoint {
@@ -284,6 +295,22 @@ pub fn voice_gateway_url(endpoint: &str) -> Result<String, GatewayError> {
         }
     };
     Ok(url)
+}
+
+/// The voice websocket URL for an endpoint that came from Discord (`VOICE_SERVER_UPDATE`):
+/// [`voice_gateway_url`], but always `wss://`. An endpoint that names `ws://` is refused with
+/// [`GatewayError::InsecureEndpoint`]: the Identify sent on it carries the token, which must
+/// never travel in clear. (An explicit URL override, e.g. a loopback test server, goes through
+/// [`voice_gateway_url`] and may say `ws://`.)
+pub fn secure_voice_gateway_url(endpoint: &str) -> Result<String, GatewayError> {
+    let url = voice_gateway_url(endpoint)?;
+    if url.starts_with("wss://") {
+        Ok(url)
+    } else {
+        Err(GatewayError::InsecureEndpoint {
+            endpoint: endpoint.to_owned(),
+        })
+    }
 }
 
 /// Checks `host[:port]` or `[ipv6][:port]`.

@@ -16,7 +16,10 @@ use crate::playout::HoldReason;
 /// Something that happened, fed to `handle_input` together with the current time.
 ///
 /// Frames and datagrams are borrowed: the engine copies what it keeps.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// `Debug` never shows a secret: a Session Description text frame is shown decoded, with the
+/// `secret_key` redacted (and the token of a `VOICE_SERVER_UPDATE` is redacted by its type).
+#[derive(Clone, PartialEq)]
 pub enum Input<'a> {
     /// Our VOICE_STATE_UPDATE dispatch from the main gateway (others' are ignored).
     VoiceStateUpdate(VoiceStateDispatch),
@@ -43,6 +46,47 @@ pub enum Input<'a> {
     },
     /// The time given by [`Output::WakeAt`] has come (any input also runs due timers).
     Timer,
+}
+
+impl core::fmt::Debug for Input<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Input::VoiceStateUpdate(d) => f.debug_tuple("VoiceStateUpdate").field(d).finish(),
+            Input::VoiceServerUpdate(d) => f.debug_tuple("VoiceServerUpdate").field(d).finish(),
+            Input::WebSocketOpened => f.write_str("WebSocketOpened"),
+            Input::Text(text) => f
+                .debug_tuple("Text")
+                .field(&RedactedServerText(text))
+                .finish(),
+            Input::Binary(bytes) => f.debug_tuple("Binary").field(bytes).finish(),
+            Input::WebSocketClosed { code } => f
+                .debug_struct("WebSocketClosed")
+                .field("code", code)
+                .finish(),
+            Input::Datagram { from, data } => f
+                .debug_struct("Datagram")
+                .field("from", from)
+                .field("data", data)
+                .finish(),
+            Input::Timer => f.write_str("Timer"),
+        }
+    }
+}
+
+/// A server text frame in `Debug`: as is, unless it carries a `secret_key` (Session
+/// Description), which is shown decoded with the key redacted.
+struct RedactedServerText<'a>(&'a str);
+
+impl core::fmt::Debug for RedactedServerText<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        if !self.0.contains("secret_key") {
+            return core::fmt::Debug::fmt(self.0, f);
+        }
+        match crate::payload::ServerFrame::decode_text(self.0) {
+            Ok(frame) => core::fmt::Debug::fmt(&frame, f),
+            Err(_) => f.write_str("<a frame with a secret_key, redacted>"),
+        }
+    }
 }
 
 /// Something to do, returned by `poll_output`. Drain until [`Output::WakeAt`] or
@@ -223,7 +267,9 @@ pub enum Event {
     UnknownOpcode {
         /// The opcode.
         op: u8,
-        /// The raw payload (JSON text, or binary bytes as lossy hex).
+        /// The raw payload: JSON text, or binary bytes as hex; at most
+        /// [`limits::UNKNOWN_OPCODE_PAYLOAD`](crate::limits::UNKNOWN_OPCODE_PAYLOAD) bytes of
+        /// it, a longer one cut and marked `... (N bytes, cut)`.
         raw: String,
     },
     /// A frame or datagram was malformed or out of place and was ignored.

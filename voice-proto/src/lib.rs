@@ -148,6 +148,7 @@ pub mod heartbeat;
 pub mod id;
 pub mod io;
 pub mod join;
+pub mod limits;
 pub mod payload;
 pub mod playout;
 pub mod rtp;

@@ -1,7 +1,7 @@
 //! The close-code policy, row by row (PROTOCOL.md 5, C11, C12).
 
 use voice_proto::close::{describe, disposition, CloseDisposition, FatalReason, VOICE_CLOSE_CODES};
-use CloseDisposition::{AwaitMove, Fatal, Finished, Reconnect, Resume};
+use CloseDisposition::{AwaitMove, Fatal, Finished, Reconnect, RejoinOnce, Resume};
 
 /// (code sent by the server, expected disposition, why).
 const SERVER_CLOSES: &[(u16, CloseDisposition, &str)] = &[
@@ -30,8 +30,8 @@ const SERVER_CLOSES: &[(u16, CloseDisposition, &str)] = &[
     (4003, Reconnect, "not authenticated: client bug"),
     (
         4004,
-        Fatal(FatalReason::AuthenticationFailed),
-        "authentication failed",
+        RejoinOnce(FatalReason::AuthenticationFailed),
+        "authentication failed: one rejoin for a new token, then fatal",
     ),
     (4005, Reconnect, "already authenticated: client bug"),
     (
@@ -127,7 +127,7 @@ fn the_policy_never_resumes_a_fatal_or_moved_session() {
     for code in [4014, 4017, 4021, 4022] {
         assert_ne!(disposition(Some(code), false), Resume, "{code}");
     }
-    // C12: 4006 and 4011 lead to a fresh join, not to Resume (4004 is fatal: a new token is needed).
+    // C12: 4006 and 4011 lead to a fresh join, not to Resume (4004: one rejoin for a new token).
     for code in [4004, 4006, 4011] {
         assert_ne!(disposition(Some(code), false), Resume, "{code}");
     }
@@ -146,7 +146,12 @@ fn fatal_reasons_explain_themselves() {
         (FatalReason::RateLimited, 4021, "rate-limited"),
     ] {
         assert_eq!(reason.close_code(), code);
-        assert_eq!(disposition(Some(code), false), Fatal(reason));
+        let expected = if code == 4004 {
+            RejoinOnce(reason)
+        } else {
+            Fatal(reason)
+        };
+        assert_eq!(disposition(Some(code), false), expected);
         let message = reason.to_string();
         assert!(message.contains(&format!("close {code}")), "{message}");
         assert!(message.contains(needle), "{message}");

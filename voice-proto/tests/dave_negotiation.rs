@@ -104,6 +104,7 @@ fn a_move_builds_a_new_dave_session_and_a_resume_keeps_it() {
 
     // Resume (4015): same SSRC, keys and DAVE group.
     h.feed(Input::WebSocketClosed { code: Some(4015) });
+    h.wait_out_backoff();
     h.feed(Input::WebSocketOpened);
     let hello = h.server.hello();
     h.text(&hello);

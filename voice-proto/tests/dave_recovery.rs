@@ -368,7 +368,7 @@ fn frames_still_waiting_when_the_media_session_ends_are_not_delivered_after_it()
 fn frames_still_waiting_when_the_connection_ends_count_as_failures() {
     let (mut h, mut member) = established_unmapped();
     peer_frames(&mut h, &mut member, 1..=2);
-    h.feed(Input::WebSocketClosed { code: Some(4004) });
+    h.feed(Input::WebSocketClosed { code: Some(4017) });
     assert!(h.session().is_closed());
     assert_eq!(waiting_and_failed(&mut h), (0, 2));
 }

@@ -33,6 +33,7 @@ use voice_proto::payload::{
     SpeakingFlags,
 };
 use voice_proto::secret::SecretKey;
+use voice_proto::{Error, Event};
 
 /// A target body: one input, panics on a broken invariant.
 type Target = fn(&[u8]);
@@ -230,6 +231,64 @@ fn playout_seeds_play_what_they_were_written_for() {
         driver.run(&script.steps);
         assert_eq!(driver.datagrams(), datagrams, "datagrams of seed {name}");
     }
+}
+
+/// The lifecycle seeds (issue 14) end as they were written to: the model checks every rule on
+/// the way; these are the outcomes.
+#[test]
+fn lifecycle_seeds_end_as_written() {
+    let seeds = session_seeds();
+    let run = |name: &str| {
+        let (_, script) = seeds
+            .iter()
+            .find(|(seed, _)| *seed == name)
+            .unwrap_or_else(|| panic!("no seed {name}"));
+        let mut driver = Driver::join(script.config.config());
+        driver.keep_log();
+        driver.run(&script.steps);
+        driver
+    };
+    let attempts = |driver: &Driver| -> Vec<u32> {
+        driver
+            .events_logged()
+            .iter()
+            .filter_map(|e| match e {
+                Event::Reconnecting { attempt, .. } => Some(*attempt),
+                _ => None,
+            })
+            .collect()
+    };
+    let driver = run("closed-during-handshake");
+    assert!(
+        driver.has_media() && !driver.is_closed(),
+        "the join survived its bad start"
+    );
+    let driver = run("join-fails-at-its-deadline");
+    assert!(
+        matches!(driver.error(), Some(Error::JoinFailed { last, .. }) if matches!(**last, Error::HandshakeClosed { code: Some(4006) })),
+        "{:?}",
+        driver.error()
+    );
+    let driver = run("rejoin-after-4004-then-fatal");
+    assert!(matches!(
+        driver.error(),
+        Some(Error::Fatal { code: 4004, .. })
+    ));
+    assert_eq!(attempts(&driver), [1]);
+    let driver = run("insecure-endpoint-refused");
+    assert!(!driver.is_closed());
+    assert!(driver.events_logged().iter().any(
+        |e| matches!(e, Event::Ignored { reason } if reason.contains("ws:// endpoint would send the token in clear"))
+    ));
+    let driver = run("reconnect-loop-meets-the-limit");
+    assert!(matches!(
+        driver.error(),
+        Some(Error::TooManyReconnects { attempts: 5, .. })
+    ));
+    assert_eq!(attempts(&driver), [1, 2, 3, 4, 5]);
+    let driver = run("a-stable-session-resets-the-counter");
+    assert!(!driver.is_closed());
+    assert_eq!(attempts(&driver), [1, 1, 2]);
 }
 
 #[test]
@@ -572,10 +631,18 @@ fn queued(len: u16, fill: u8) -> Step {
     }
 }
 
-/// A resume after 4015: close, the new websocket opens, Hello, op 9.
+/// The handshake once both dispatches are in: open, Hello, Ready, discovery, Session
+/// Description.
+fn after_the_dispatches() -> Vec<Step> {
+    targets::handshake_steps(0b0001).split_off(2)
+}
+
+/// A resume after 4015: close, the backoff (the next wake-up), the new websocket opens, Hello,
+/// op 9.
 fn resume_steps() -> Vec<Step> {
     vec![
         Step::ServerClose(Some(4015)),
+        Step::AdvanceToWake,
         Step::Opened,
         Step::Text {
             message: ServerText::Hello { quarter_ms: 4000 },
@@ -659,6 +726,7 @@ fn session_seeds() -> Vec<(&'static str, SessionScript)> {
                 Step::Advance(1000),
                 Step::Advance(1000),
                 Step::Advance(1000),
+                Step::AdvanceToWake, // the backoff before the resume
                 Step::Opened,
                 text(ServerText::Resumed),
             ])),
@@ -667,6 +735,7 @@ fn session_seeds() -> Vec<(&'static str, SessionScript)> {
             "reconnect-after-4006",
             script(with(vec![
                 Step::ServerClose(Some(4006)),
+                Step::AdvanceToWake, // the backoff, then op 4 again
                 Step::StateUpdate(StateUpdate::Joined(2)),
                 Step::ServerUpdate(ServerUpdate::Endpoint(2)),
                 Step::Opened,
@@ -718,12 +787,21 @@ fn session_seeds() -> Vec<(&'static str, SessionScript)> {
         ),
         (
             "closed-during-handshake",
-            script(vec![
-                Step::ServerUpdate(ServerUpdate::Endpoint(1)),
-                Step::StateUpdate(StateUpdate::Joined(1)),
-                Step::Opened,
-                Step::ServerClose(None),
-            ]),
+            script(
+                vec![
+                    Step::ServerUpdate(ServerUpdate::Endpoint(1)),
+                    Step::StateUpdate(StateUpdate::Joined(1)),
+                    Step::Opened,
+                    Step::ServerClose(None),
+                    // Row 1: retried after a backoff through op 4; the rejoin needs only the
+                    // server update (row 9), and the join goes on to a session.
+                    Step::AdvanceToWake,
+                    Step::ServerUpdate(ServerUpdate::Endpoint(2)),
+                ]
+                .into_iter()
+                .chain(after_the_dispatches())
+                .collect(),
+            ),
         ),
         (
             "discovery-retries-time-out",
@@ -908,6 +986,7 @@ fn session_seeds() -> Vec<(&'static str, SessionScript)> {
                     Step::AdvanceToWake,
                     Step::ServerClose(Some(4015)),
                     Step::PollTransmit, // held, the clock paused
+                    Step::AdvanceToWake,
                     Step::Opened,
                 ]);
                 steps
@@ -922,7 +1001,8 @@ fn session_seeds() -> Vec<(&'static str, SessionScript)> {
                 Step::PollTransmit,
                 Step::ServerClose(Some(4006)),
                 queued(20, 3),
-                Step::PollTransmit, // held: reconnecting
+                Step::PollTransmit,  // held: reconnecting
+                Step::AdvanceToWake, // the backoff, then op 4 again
                 Step::StateUpdate(StateUpdate::Joined(2)),
                 Step::ServerUpdate(ServerUpdate::Endpoint(2)),
                 Step::Opened,
@@ -953,10 +1033,10 @@ fn session_seeds() -> Vec<(&'static str, SessionScript)> {
                     Step::PollTransmit,
                     Step::ServerClose(Some(4015)),
                     queued(20, 2),
-                    // The resume's websocket never opens: after the handshake timeout a fresh
-                    // reconnect follows a backoff, the media session still there meanwhile
-                    // (held as reconnecting, not resuming).
-                    Step::Advance(10_000),
+                    // The resume's websocket never opens: after the backoff and the handshake
+                    // timeout a fresh reconnect follows a second backoff (held as reconnecting,
+                    // not resuming).
+                    Step::Advance(11_000),
                     Step::PollTransmit,
                     Step::AdvanceToWake, // the backoff ends: op 4 for a fresh session
                 ]
@@ -1010,6 +1090,91 @@ fn session_seeds() -> Vec<(&'static str, SessionScript)> {
                     steps
                 },
             },
+        ),
+        // Issue 14: the lifecycle rules.
+        (
+            "join-fails-at-its-deadline",
+            script({
+                // Every websocket is dropped right after it opens: retried with growing
+                // backoffs until the join deadline, then JoinFailed and one leave.
+                let mut steps = vec![
+                    Step::StateUpdate(StateUpdate::Joined(1)),
+                    Step::ServerUpdate(ServerUpdate::Endpoint(1)),
+                ];
+                for n in 2..8 {
+                    steps.extend([
+                        Step::Opened,
+                        Step::ServerClose(Some(4006)),
+                        Step::AdvanceToWake,
+                        Step::ServerUpdate(ServerUpdate::Endpoint(n)),
+                    ]);
+                }
+                steps.push(Step::Advance(30_000));
+                steps
+            }),
+        ),
+        (
+            "rejoin-after-4004-then-fatal",
+            script(with(vec![
+                Step::ServerClose(Some(4004)),
+                Step::AdvanceToWake, // op 4: a new token
+                Step::ServerUpdate(ServerUpdate::Endpoint(9)),
+                Step::Opened,
+                Step::ServerClose(Some(4004)), // again before a session: fatal
+            ])),
+        ),
+        (
+            "insecure-endpoint-refused",
+            script(vec![
+                Step::StateUpdate(StateUpdate::Joined(1)),
+                Step::ServerUpdate(ServerUpdate::Endpoint(0x81)), // ws://: refused
+                Step::ServerUpdate(ServerUpdate::Endpoint(1)),
+                Step::Opened,
+            ]),
+        ),
+        (
+            "reconnect-loop-meets-the-limit",
+            script(with({
+                // The server closes every session right after it starts: the counter does not
+                // reset (no session stays up 60 s), the backoffs grow, the limit ends it.
+                let mut steps = Vec::new();
+                for n in 2..9 {
+                    steps.extend([
+                        Step::ServerClose(Some(4006)),
+                        Step::AdvanceToWake,
+                        Step::ServerUpdate(ServerUpdate::Endpoint(n)),
+                    ]);
+                    steps.extend(after_the_dispatches());
+                }
+                steps
+            })),
+        ),
+        (
+            "a-stable-session-resets-the-counter",
+            script({
+                let mut steps = handshake.clone();
+                // Heartbeats a minute apart: the session can stay up past
+                // `reconnect_reset_after` with nothing to acknowledge.
+                if let Some(Step::Text {
+                    message: ServerText::Hello { quarter_ms },
+                    ..
+                }) = steps.get_mut(3)
+                {
+                    *quarter_ms = 4 * 65_000;
+                }
+                steps.extend([
+                    Step::ServerClose(Some(4015)),
+                    Step::AdvanceToWake,
+                    Step::Opened,
+                    text(ServerText::Resumed),
+                    Step::Advance(61_000),
+                    Step::ServerClose(Some(4015)), // attempt 1 again
+                    Step::AdvanceToWake,
+                    Step::Opened,
+                    Step::ServerClose(Some(4015)), // attempt 2
+                ]);
+                steps
+            }),
         ),
     ]
 }

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use support::*;
 use voice_proto::payload::ClientMessage;
-use voice_proto::{Error, Input, Stage};
+use voice_proto::{Error, Event, Input, Output, Recovery, Stage};
 
 fn until_ready() -> (Harness, Vec<u8>) {
     // Heartbeats are never acknowledged here; keep them out of the way of the discovery timers.
@@ -46,13 +46,29 @@ fn request_is_retried_then_the_answer_is_taken() {
 }
 
 #[test]
-fn gives_up_with_a_typed_error_after_the_configured_attempts() {
+fn after_the_configured_attempts_the_attempt_is_retried_on_a_new_websocket() {
     let (mut h, _) = until_ready();
     let config = test_config();
     let deadline = h.now + config.discovery_retry_interval * config.discovery_attempts;
     let outs = h.run_until(deadline);
     assert_eq!(transmits(&outs).len() as u32, config.discovery_attempts - 1);
-    assert!(matches!(
+    // Before the first session too, a failed attempt is retried (issue 14 row 1): the websocket
+    // is abandoned, and after a backoff the join starts again through op 4.
+    assert!(h.state.error().is_none(), "{:?}", h.state.error());
+    assert!(outs.contains(&Output::CloseWebSocket { code: 4000 }));
+    assert!(events(&outs).contains(&Event::Reconnecting {
+        recovery: Recovery::Reconnect,
+        code: None,
+        attempt: 1,
+    }));
+    let outs = h.wait_out_backoff();
+    assert!(outs
+        .iter()
+        .any(|o| matches!(o, Output::MainGateway(op4) if op4.channel_id.is_some())));
+    h.feed(Input::VoiceServerUpdate(server_dispatch(TOKEN)));
+    h.handshake_on_new_socket();
+    assert!(h.state.session().is_some_and(|s| s.is_connected()));
+    assert!(!matches!(
         h.state.error(),
         Some(Error::Timeout {
             stage: Stage::IpDiscovery,

@@ -2,7 +2,8 @@
 
 use serde_json::Value;
 use voice_proto::gateway::{
-    voice_gateway_url, GatewayError, VoiceServerDispatch, VoiceStateDispatch, VoiceStateUpdate,
+    secure_voice_gateway_url, voice_gateway_url, GatewayError, VoiceServerDispatch,
+    VoiceStateDispatch, VoiceStateUpdate,
 };
 use voice_proto::id::{ChannelId, GuildId, UserId};
 use voice_proto::secret::Token;
@@ -307,4 +308,49 @@ fn url_rejects_garbage() {
             "{message:?}"
         );
     }
+}
+
+/// Issue 14 row 8: an endpoint from Discord is reached over TLS only.
+#[test]
+fn endpoints_from_discord_are_wss_only() {
+    for (endpoint, url) in [
+        ("host:2048", "wss://host:2048/?v=8"),
+        ("wss://host:2048", "wss://host:2048/?v=8"),
+        ("WSS://host", "wss://host/?v=8"),
+    ] {
+        assert_eq!(secure_voice_gateway_url(endpoint).as_deref(), Ok(url));
+    }
+    for endpoint in [
+        "ws://host:2048",
+        "WS://127.0.0.1:9000",
+        "ws://host/voice?v=8",
+    ] {
+        let error = secure_voice_gateway_url(endpoint).expect_err(endpoint);
+        assert_eq!(
+            error,
+            GatewayError::InsecureEndpoint {
+                endpoint: endpoint.to_owned()
+            }
+        );
+        let message = error.to_string();
+        assert!(
+            message.starts_with("expected a voice server endpoint like")
+                && message.contains("token in clear"),
+            "{message}"
+        );
+    }
+    // Malformed endpoints keep their own error.
+    assert_eq!(
+        secure_voice_gateway_url(""),
+        Err(GatewayError::EmptyEndpoint)
+    );
+    let dispatch = VoiceServerDispatch {
+        token: Token::new("t"),
+        guild_id: GuildId(1),
+        endpoint: Some("ws://plain:1".to_owned()),
+    };
+    assert!(matches!(
+        dispatch.gateway_url(),
+        Some(Err(GatewayError::InsecureEndpoint { .. }))
+    ));
 }

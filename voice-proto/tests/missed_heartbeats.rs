@@ -10,12 +10,13 @@ use voice_proto::payload::ClientMessage;
 use voice_proto::{Event, Input, Output, Recovery};
 
 #[test]
-fn two_missed_acks_close_4000_and_resume_within_three_intervals() {
+fn two_missed_acks_close_4000_and_resume_after_a_backoff() {
     let mut h = Harness::join(test_config());
     h.connect();
     let hello_at = h.now;
     let interval = Duration::from_millis(HEARTBEAT_MS);
-    let outs = h.run_until(hello_at + interval * 3);
+    let backoff = test_config().backoff(1);
+    let outs = h.run_until(hello_at + interval * 3 + backoff);
     let beats = client_messages(&outs)
         .into_iter()
         .filter(|m| matches!(m, ClientMessage::Heartbeat(_)))

@@ -12,14 +12,22 @@ use voice_proto::rtp::MAX_PACKET_LEN;
 use voice_proto::{Event, Input, Recovery};
 
 fn connected() -> Harness {
-    let mut h = Harness::join(test_config());
+    connected_with(test_config())
+}
+
+fn connected_with(config: voice_proto::Config) -> Harness {
+    let mut h = Harness::join(config);
     h.connect();
     h
 }
 
 /// Connected, ten frames queued, the first one out.
 fn playing() -> Harness {
-    let mut h = connected();
+    playing_with(test_config())
+}
+
+fn playing_with(config: voice_proto::Config) -> Harness {
+    let mut h = connected_with(config);
     for i in 1..=10u8 {
         h.session().queue_opus(&[i]).unwrap();
     }
@@ -42,6 +50,12 @@ fn poll_now(h: &mut Harness) -> usize {
 
 /// After a close 4015: the resume completes (the new websocket opens, Hello, op 9).
 fn resume(h: &mut Harness) {
+    h.wait_out_backoff();
+    resume_now(h);
+}
+
+/// The resume's websocket is open at once (no backoff configured): it completes.
+fn resume_now(h: &mut Harness) {
     h.feed(Input::WebSocketOpened);
     let hello = h.server.hello();
     h.text(&hello);
@@ -59,6 +73,10 @@ fn a_resume_owes_nothing_for_the_time_audio_was_held() {
     assert_eq!(h.session().next_transmit(), None);
     h.advance(Duration::from_millis(100));
     resume(&mut h);
+    assert!(
+        h.now - h.start >= Duration::from_millis(350),
+        "the backoff lasted"
+    );
     assert_eq!(poll_now(&mut h), 0, "op 5 first on the new websocket");
     assert!(h.session().next_transmit().unwrap() <= h.now);
     assert_eq!(
@@ -71,14 +89,18 @@ fn a_resume_owes_nothing_for_the_time_audio_was_held() {
 
 #[test]
 fn a_short_hold_keeps_a_frame_between_packets() {
-    let mut h = playing();
+    // A hold shorter than a frame: only without a backoff before the resume.
+    let mut h = playing_with(voice_proto::Config {
+        reconnect_backoff_initial: Duration::ZERO,
+        ..test_config()
+    });
     let slot = h.now + FRAME_DURATION;
     h.advance(Duration::from_millis(5));
     h.feed(Input::WebSocketClosed { code: Some(4015) });
     // A driver that polls during the hold.
     assert_eq!(poll_now(&mut h), 0);
     h.advance(Duration::from_millis(5));
-    resume(&mut h);
+    resume_now(&mut h);
     assert_eq!(
         poll_now(&mut h),
         0,
@@ -120,7 +142,8 @@ fn the_backoff_before_a_fresh_reconnect_is_no_resume() {
     h.feed(Input::WebSocketClosed { code: Some(4015) });
     assert_eq!(h.session().playout_hold(), Some(HoldReason::Resuming));
     // The resume socket is closed with 4006: a fresh reconnect after a backoff. The media
-    // session lives on until the backoff ends, but no resume is coming.
+    // session is gone at once (no keepalives to it while backing off), and no resume is coming.
+    h.wait_out_backoff();
     h.feed(Input::WebSocketOpened);
     let outs = h.feed(Input::WebSocketClosed { code: Some(4006) });
     assert!(events(&outs).contains(&Event::Reconnecting {
@@ -128,7 +151,7 @@ fn the_backoff_before_a_fresh_reconnect_is_no_resume() {
         code: Some(4006),
         attempt: 2,
     }));
-    assert!(h.session().has_media());
+    assert!(!h.session().has_media());
     let reason = HoldReason::Reconnecting;
     assert_eq!(h.session().playout_hold(), Some(reason));
     assert!(events(&outs).contains(&Event::PlayoutHeld { reason }));

@@ -3,12 +3,10 @@
 
 mod support;
 
-use std::time::Instant;
-
 use support::*;
 use voice_proto::payload::ClientMessage;
 use voice_proto::playout::HoldReason;
-use voice_proto::{ConnectionInfo, Event, Identifying, Input, Output, Recovery};
+use voice_proto::{Event, Input, Output, Recovery};
 
 #[test]
 fn close_4006_rejoins_through_the_main_gateway_and_identifies_afresh() {
@@ -21,6 +19,7 @@ fn close_4006_rejoins_through_the_main_gateway_and_identifies_afresh() {
         code: Some(4006),
         attempt: 1,
     }));
+    let outs = h.wait_out_backoff();
     let Some(Output::MainGateway(op4)) = outs.iter().find(|o| matches!(o, Output::MainGateway(_)))
     else {
         panic!("expected op 4 again (C12), got {outs:?}")
@@ -77,28 +76,11 @@ fn close_4006_rejoins_through_the_main_gateway_and_identifies_afresh() {
 
 #[test]
 fn without_a_main_gateway_a_fresh_reconnect_identifies_with_the_same_credentials() {
-    let now = Instant::now();
-    let info = ConnectionInfo {
-        endpoint: ENDPOINT.to_owned(),
-        guild_id: GUILD,
-        channel_id: Some(CHANNEL),
-        user_id: USER,
-        session_id: SESSION_ID.to_owned(),
-        token: voice_proto::secret::Token::new(TOKEN),
-    };
-    let mut h = Harness {
-        state: Identifying::connect(now, test_config(), info)
-            .unwrap()
-            .into(),
-        server: FakeServer::default(),
-        now,
-        start: now,
-        log: Vec::new(),
-    };
-    h.collect();
+    let mut h = Harness::connect_without_gateway(test_config());
     h.handshake_on_new_socket();
     assert!(h.state.session().is_some());
-    let outs = h.feed(Input::WebSocketClosed { code: Some(4006) });
+    h.feed(Input::WebSocketClosed { code: Some(4006) });
+    let outs = h.wait_out_backoff();
     assert!(!outs.iter().any(|o| matches!(o, Output::MainGateway(_))));
     assert!(outs
         .iter()

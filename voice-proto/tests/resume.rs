@@ -25,19 +25,13 @@ fn close_4015_resumes_with_seq_ack_and_audio_never_stops() {
     h.text(&clients);
     let last_seq = h.server.seq;
 
+    let closed_at = h.now;
     let outs = h.feed(Input::WebSocketClosed { code: Some(4015) });
     assert!(events(&outs).contains(&Event::Reconnecting {
         recovery: Recovery::Resume,
         code: Some(4015),
         attempt: 1,
     }));
-    assert!(outs.contains(&Output::OpenWebSocket {
-        url: format!("wss://{ENDPOINT}/?v=8")
-    }));
-    assert!(
-        !outs.iter().any(|o| matches!(o, Output::BindUdp { .. })),
-        "UDP is kept"
-    );
 
     // While the websocket is down audio waits: Discord drops audio that no op 5 on the current
     // websocket announced, so nothing goes out before Resumed and our op 5.
@@ -45,6 +39,19 @@ fn close_4015_resumes_with_seq_ack_and_audio_never_stops() {
     assert_eq!(h.play_next().1, None);
     assert_eq!(h.session().playout_hold(), Some(HoldReason::Resuming));
     assert_eq!(h.session().queued_frames(), 1, "held, not dropped");
+
+    // Even the first attempt waits a jittered backoff (row 3).
+    let outs = h.wait_out_backoff();
+    assert!(test_config()
+        .backoff_range(1)
+        .contains(&(h.now - closed_at)));
+    assert!(outs.contains(&Output::OpenWebSocket {
+        url: format!("wss://{ENDPOINT}/?v=8")
+    }));
+    assert!(
+        !outs.iter().any(|o| matches!(o, Output::BindUdp { .. })),
+        "UDP is kept"
+    );
 
     let outs = h.feed(Input::WebSocketOpened);
     let sent = client_messages(&outs);
@@ -108,10 +115,11 @@ fn resume_timeout_falls_back_to_a_fresh_session() {
     let mut h = Harness::join(test_config());
     h.connect();
     h.feed(Input::WebSocketClosed { code: Some(4015) });
+    h.wait_out_backoff();
     h.feed(Input::WebSocketOpened);
-    // The timeout is the first failed attempt; the fresh one follows after the initial backoff.
+    // The timeout is the second failed attempt; the fresh one follows after its backoff.
     let config = test_config();
-    let deadline = h.now + config.handshake_timeout + config.reconnect_backoff_initial;
+    let deadline = h.now + config.handshake_timeout + config.backoff(2);
     let outs = h.run_until(deadline);
     assert!(
         events(&outs).iter().any(|e| matches!(
@@ -139,22 +147,23 @@ fn repeated_failures_back_off_then_give_up() {
     let mut gaps = Vec::new();
     for _ in 0..3 {
         let closed_at = h.now;
-        let mut outs = h.feed(Input::WebSocketClosed { code: Some(4015) });
-        let until = h.now + Duration::from_secs(60);
-        while !outs
+        h.feed(Input::WebSocketClosed { code: Some(4015) });
+        let outs = h.wait_out_backoff();
+        assert!(outs
             .iter()
-            .any(|o| matches!(o, Output::OpenWebSocket { .. }))
-            && h.now < until
-        {
-            outs = h.advance(Duration::from_millis(50));
-        }
+            .any(|o| matches!(o, Output::OpenWebSocket { .. })));
         gaps.push(h.now - closed_at);
         h.feed(Input::WebSocketOpened);
     }
-    // First attempt immediate, then the configured initial backoff, then double it.
-    assert_eq!(gaps[0], Duration::ZERO);
-    assert_eq!(gaps[1], config.reconnect_backoff_initial);
-    assert_eq!(gaps[2], config.reconnect_backoff_initial * 2);
+    // Every attempt waits, the first too: half to all of 0.5 s, 1 s, 2 s (row 3).
+    for (attempt, gap) in (1..).zip(&gaps) {
+        let range = config.backoff_range(attempt);
+        assert!(
+            range.contains(gap),
+            "attempt {attempt}: {gap:?} not in {range:?}"
+        );
+        assert!(*gap >= Duration::from_millis(250) * (1 << (attempt - 1)));
+    }
     let outs = h.feed(Input::WebSocketClosed { code: Some(4015) });
     assert!(
         matches!(

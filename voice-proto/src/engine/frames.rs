@@ -10,6 +10,7 @@ use crate::discovery::discovery_request;
 use crate::error::{Error, ProtocolError};
 use crate::heartbeat::Heartbeat;
 use crate::io::{Event, Output, Recovery};
+use crate::limits::UNKNOWN_OPCODE_PAYLOAD;
 use crate::payload::{
     ClientMessage, Encoded, Opcode, Ready, ServerFrame, ServerMessage, SessionDescription,
 };
@@ -46,7 +47,7 @@ impl Engine {
             ServerMessage::SessionDescription(description) => {
                 self.on_session_description(now, description);
             }
-            ServerMessage::Resumed => self.on_resumed(),
+            ServerMessage::Resumed => self.on_resumed(now),
             ServerMessage::HeartbeatAck(ack) => {
                 if let Some(latency) = self
                     .heartbeat
@@ -73,24 +74,32 @@ impl Engine {
                 }
             }
             ServerMessage::ClientsConnect(clients) => {
-                self.dave.add_users(&clients.user_ids);
+                let refused = self.dave.add_users(&clients.user_ids);
+                if refused > 0 {
+                    self.ignore_frame(format!(
+                        "op 11 named {refused} users beyond the {} DAVE recognises at most; \
+                         their proposals will be refused",
+                        crate::limits::DAVE_RECOGNISED_USERS
+                    ));
+                }
                 self.out.push_back(Output::Event(Event::ClientsConnected {
                     user_ids: clients.user_ids,
                 }));
             }
             ServerMessage::ClientDisconnect(client) => {
-                self.ssrc_users.retain(|_, user| *user != client.user_id);
+                self.ssrc_users.remove_user(client.user_id);
                 self.dave.remove_user(client.user_id);
                 self.out.push_back(Output::Event(Event::ClientDisconnected {
                     user_id: client.user_id,
                 }));
             }
             ServerMessage::Unknown { op, raw } => {
+                let raw = capped_text(raw);
                 self.out
                     .push_back(Output::Event(Event::UnknownOpcode { op, raw }));
             }
             ServerMessage::UnknownBinary { op, payload } => {
-                let raw = payload.iter().map(|b| format!("{b:02x}")).collect();
+                let raw = capped_hex(&payload);
                 self.out
                     .push_back(Output::Event(Event::UnknownOpcode { op, raw }));
             }
@@ -206,7 +215,10 @@ impl Engine {
             self.stats.reconnects += 1;
         }
         self.established_once = true;
-        self.reconnect_attempts = 0;
+        self.join_deadline = None;
+        self.last_failure = None;
+        self.rejoined_after_4004 = false;
+        self.session_up(now);
         self.keepalive_at = Some(now);
         self.phase = Phase::Connected;
         self.out.push_back(Output::Event(Event::Connected {
@@ -217,7 +229,7 @@ impl Engine {
         self.out.extend(dave_out);
     }
 
-    pub(super) fn on_resumed(&mut self) {
+    pub(super) fn on_resumed(&mut self, now: Instant) {
         let Phase::Connecting {
             recovery: Recovery::Resume,
             ..
@@ -226,7 +238,7 @@ impl Engine {
             self.unexpected(Opcode::Resumed);
             return;
         };
-        self.reconnect_attempts = 0;
+        self.session_up(now);
         self.stats.resumes += 1;
         self.phase = Phase::Connected;
         self.out.push_back(Output::Event(Event::Resumed));
@@ -258,4 +270,28 @@ impl Engine {
             Encoded::Binary(bytes) => Output::SendBinary(bytes),
         });
     }
+}
+
+/// An unknown opcode's JSON text, cut to [`UNKNOWN_OPCODE_PAYLOAD`] bytes (on a character
+/// boundary) with a note of its length.
+fn capped_text(raw: String) -> String {
+    if raw.len() <= UNKNOWN_OPCODE_PAYLOAD {
+        return raw;
+    }
+    let mut end = UNKNOWN_OPCODE_PAYLOAD;
+    while !raw.is_char_boundary(end) {
+        end -= 1;
+    }
+    let kept = raw.get(..end).unwrap_or_default();
+    format!("{kept}... ({} bytes, cut)", raw.len())
+}
+
+/// An unknown binary payload as hex, at most [`UNKNOWN_OPCODE_PAYLOAD`] characters of it.
+fn capped_hex(payload: &[u8]) -> String {
+    let shown = payload.get(..UNKNOWN_OPCODE_PAYLOAD / 2).unwrap_or(payload);
+    let mut hex: String = shown.iter().map(|b| format!("{b:02x}")).collect();
+    if shown.len() < payload.len() {
+        hex.push_str(&format!("... ({} bytes, cut)", payload.len()));
+    }
+    hex
 }

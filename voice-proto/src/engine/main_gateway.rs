@@ -5,7 +5,9 @@ use std::time::Instant;
 
 use super::{Engine, Phase, NORMAL_CLOSE_CODE};
 use crate::error::Stage;
-use crate::gateway::{voice_gateway_url, VoiceServerDispatch, VoiceStateDispatch};
+use crate::gateway::{
+    secure_voice_gateway_url, voice_gateway_url, VoiceServerDispatch, VoiceStateDispatch,
+};
 use crate::io::{DisconnectReason, Output, Recovery};
 
 impl Engine {
@@ -17,6 +19,7 @@ impl Engine {
         {
             return;
         }
+        let changed = self.session_id.as_deref() != Some(dispatch.session_id.as_str());
         self.session_id = Some(dispatch.session_id);
         self.channel_id = dispatch.channel_id;
         self.fresh_state = true;
@@ -24,7 +27,23 @@ impl Engine {
             // Kicked or left: the voice gateway follows with 4014. Nothing to start.
             return;
         }
-        self.try_start_from_dispatches(now);
+        match self.phase {
+            Phase::AwaitingServerUpdate { .. } => self.try_start_from_dispatches(now),
+            // A rejoin started with the session id we held (row 9) and Discord sent a new one
+            // after all: identify again with it on a new websocket before the old one is refused.
+            Phase::Connecting {
+                recovery: Recovery::Reconnect,
+                ..
+            } if changed => {
+                if self.ws_open {
+                    self.out.push_back(Output::CloseWebSocket {
+                        code: NORMAL_CLOSE_CODE,
+                    });
+                }
+                self.begin_connecting(now, Recovery::Reconnect);
+            }
+            _ => {}
+        }
     }
 
     pub(super) fn on_voice_server(&mut self, now: Instant, dispatch: VoiceServerDispatch) {
@@ -38,9 +57,11 @@ impl Engine {
             }
             return;
         };
+        // Only `wss://` from Discord: a `ws://` endpoint would send the token in clear (row 8).
+        // The explicit override (a loopback test server) may say `ws://`.
         let url = match &self.config.gateway_url_override {
             Some(url) => voice_gateway_url(url),
-            None => voice_gateway_url(endpoint),
+            None => secure_voice_gateway_url(endpoint),
         };
         let url = match url {
             Ok(url) => url,
@@ -72,10 +93,12 @@ impl Engine {
         let Phase::AwaitingServerUpdate { stage, .. } = self.phase else {
             return;
         };
-        // A move only needs the new server; a (re)join needs both dispatches afresh (C3).
+        // A move only needs the new server. The first join needs both dispatches (C3); a rejoin
+        // reuses the session id we hold until a new VOICE_STATE_UPDATE brings another, since
+        // Discord sends none when the channel is unchanged (row 9).
         let ready = match stage {
             Stage::Move => self.fresh_server,
-            _ => self.fresh_server && self.fresh_state,
+            _ => self.fresh_server && (self.fresh_state || self.session_id.is_some()),
         };
         if ready && self.session_id.is_some() && self.token.is_some() && self.url.is_some() {
             self.begin_connecting(now, Recovery::Reconnect);

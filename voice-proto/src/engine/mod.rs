@@ -7,10 +7,11 @@ mod media;
 mod playout;
 mod receive;
 mod recovery;
+mod ssrc_users;
 mod timers;
 mod unmapped;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -28,6 +29,7 @@ use crate::secret::Token;
 
 pub(crate) use media::Media;
 use playout::Playout;
+use ssrc_users::SsrcUsers;
 use unmapped::UnmappedFrames;
 
 /// Close code we send when we abandon a websocket whose heartbeats went unanswered.
@@ -96,6 +98,13 @@ pub struct Stats {
     /// counter: each frame leaves it within a second as `packets_received` or
     /// `dave_decrypt_failures`).
     pub dave_frames_waiting: u64,
+    /// SSRCs mapped to users by op 5 in the current media session (a gauge, at most
+    /// [`limits::SSRC_USERS`](crate::limits::SSRC_USERS)).
+    pub ssrcs_mapped: u64,
+    /// Users DAVE recognises now, ourselves included (a gauge, at most
+    /// [`limits::DAVE_RECOGNISED_USERS`](crate::limits::DAVE_RECOGNISED_USERS); 0 without the
+    /// `dave` feature).
+    pub dave_recognised_users: u64,
     /// Resumes that succeeded.
     pub resumes: u32,
     /// Fresh sessions established after the first.
@@ -139,21 +148,49 @@ pub(crate) struct Engine {
     pub(crate) dave: Dave,
     /// Outgoing audio: queue, clock, op 5 announcement, trailing silence.
     playout: Playout,
-    ssrc_users: HashMap<u32, UserId>,
+    /// SSRC → user from op 5, for the current media session.
+    ssrc_users: SsrcUsers,
     /// DAVE frames that arrived before their SSRC's op 5.
     unmapped: UnmappedFrames,
     keepalive_at: Option<Instant>,
     keepalive_counter: u32,
+    /// Recovery attempts in a row (reset once a session stayed up `reconnect_reset_after`).
     reconnect_attempts: u32,
     last_close: Option<u16>,
     established_once: bool,
+    /// When the join (or `connect`) started, and the deadline of its first session; the deadline
+    /// is cleared once a session is established.
+    join_started: Instant,
+    join_deadline: Option<Instant>,
+    /// What made the latest attempt before the first session fail.
+    last_failure: Option<Error>,
+    /// Websockets opened before the first session.
+    websocket_attempts: u32,
+    /// When the current attempt (a websocket, or the wait for dispatches) began.
+    attempt_started: Instant,
+    /// When the current session will have stayed up long enough to reset the attempt counter.
+    stable_at: Option<Instant>,
+    /// A 4004 was answered with a rejoin and no session followed yet.
+    rejoined_after_4004: bool,
+    /// The op 4 leave went out (at most once).
+    left_main_gateway: bool,
+    /// State of the backoff jitter's generator (seeded from `Config::jitter_seed`).
+    jitter_state: u64,
     rx_scratch: Vec<u8>,
     pub(crate) stats: Stats,
 }
 
 impl Engine {
-    fn blank(config: Config, user_id: UserId, guild_id: GuildId, phase: Phase) -> Self {
+    fn blank(
+        now: Instant,
+        config: Config,
+        user_id: UserId,
+        guild_id: GuildId,
+        phase: Phase,
+    ) -> Self {
         let playout = Playout::new(config.playout_queue_frames);
+        let join_deadline = now.checked_add(config.join_timeout);
+        let jitter_state = config.jitter_seed;
         Self {
             config,
             join: None,
@@ -176,27 +213,38 @@ impl Engine {
             dave_protocol_version: 0,
             dave: Dave::new(user_id),
             playout,
-            ssrc_users: HashMap::new(),
+            ssrc_users: SsrcUsers::default(),
             unmapped: UnmappedFrames::default(),
             keepalive_at: None,
             keepalive_counter: 0,
             reconnect_attempts: 0,
             last_close: None,
             established_once: false,
+            join_started: now,
+            join_deadline,
+            last_failure: None,
+            websocket_attempts: 0,
+            attempt_started: now,
+            stable_at: None,
+            rejoined_after_4004: false,
+            left_main_gateway: false,
+            jitter_state,
             rx_scratch: Vec::new(),
             stats: Stats::default(),
         }
     }
 
-    /// A closed engine used only as a stand-in while a state is moved (see `AnyState`).
-    pub(crate) fn placeholder() -> Self {
-        Self::blank(Config::default(), UserId(0), GuildId(0), Phase::Closed)
+    /// A closed engine used only as a stand-in while a state is moved (see `AnyState`); `now` is
+    /// any instant (the core reads no clock).
+    pub(crate) fn placeholder(now: Instant) -> Self {
+        Self::blank(now, Config::default(), UserId(0), GuildId(0), Phase::Closed)
     }
 
     /// Starts a join through the main gateway: op 4 goes out, then both dispatches are awaited.
     pub(crate) fn join(now: Instant, config: Config, join: JoinRequest) -> Self {
         let deadline = now + config.server_update_timeout;
         let mut engine = Self::blank(
+            now,
             config,
             join.user_id,
             join.guild_id,
@@ -227,7 +275,7 @@ impl Engine {
             Some(url) => voice_gateway_url(url)?,
             None => voice_gateway_url(&info.endpoint)?,
         };
-        let mut engine = Self::blank(config, info.user_id, info.guild_id, Phase::Closed);
+        let mut engine = Self::blank(now, config, info.user_id, info.guild_id, Phase::Closed);
         engine.playout.observe(now);
         engine.channel_id = info.channel_id;
         engine.session_id = Some(info.session_id);
@@ -241,9 +289,16 @@ impl Engine {
     pub(crate) fn stats(&self) -> Stats {
         Stats {
             dave_frames_waiting: self.unmapped.len() as u64,
+            ssrcs_mapped: self.ssrc_users.len() as u64,
+            dave_recognised_users: self.dave.recognised_users() as u64,
             frames_queued: self.playout.queue.len() as u64,
             ..self.stats
         }
+    }
+
+    /// When the join (or `connect`) started.
+    pub(crate) fn started(&self) -> Instant {
+        self.join_started
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -283,6 +338,7 @@ impl Engine {
         };
         [
             phase,
+            self.join_deadline,
             self.heartbeat.as_ref().map(Heartbeat::deadline),
             self.keepalive_at.filter(|_| self.media.is_some()),
             self.unmapped.next_expiry(),

@@ -89,7 +89,7 @@ impl Engine {
     /// and plain frames pass), then hand the audio to the application. A DAVE frame whose SSRC is
     /// not mapped yet waits for its op 5.
     pub(super) fn deliver(&mut self, now: Instant, packet: PacketInfo, opus: &[u8]) {
-        let user_id = self.ssrc_users.get(&packet.ssrc).copied();
+        let user_id = self.ssrc_users.get(packet.ssrc);
         let opus = match self
             .dave
             .decrypt(user_id, opus, self.channel_id, &mut self.out)
@@ -130,10 +130,12 @@ impl Engine {
         self.out.push_back(Output::Event(Event::Audio(audio)));
     }
 
-    /// Forgets the media session, and with it the frames that came on it and still wait for their
-    /// sender (a new session brings new SSRCs and new DAVE keys).
+    /// Forgets the media session, and with it who sent on which SSRC and the frames that came on
+    /// it and still wait for their sender: a new session (another voice server, or a fresh
+    /// Identify) hands SSRCs out anew and brings new DAVE keys (row 4).
     pub(super) fn end_media(&mut self) {
         self.media = None;
+        self.ssrc_users.clear();
         self.playout.end_spurt();
         for held in self.unmapped.take_all() {
             self.drop_unmapped(held, "the media session it came on ended");
@@ -152,6 +154,6 @@ impl Engine {
     }
 
     pub(crate) fn ssrc_user(&self, ssrc: u32) -> Option<UserId> {
-        self.ssrc_users.get(&ssrc).copied()
+        self.ssrc_users.get(ssrc)
     }
 }

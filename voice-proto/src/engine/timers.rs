@@ -14,6 +14,10 @@ impl Engine {
         for held in self.unmapped.take_expired(now) {
             self.drop_unmapped(held, "no op 5 mapped its SSRC to a user in time");
         }
+        if self.join_deadline.is_some_and(|deadline| now >= deadline) {
+            self.join_deadline_passed(now);
+            return;
+        }
         match self.phase.clone() {
             Phase::AwaitingServerUpdate { deadline, stage } if now >= deadline => {
                 let after = match stage {

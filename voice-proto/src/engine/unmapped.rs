@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use super::PacketInfo;
 
 /// How long a frame waits for its SSRC's op 5 before it counts as undecryptable.
-pub(crate) const HOLD_FOR: Duration = Duration::from_secs(1);
-/// Frames held at most, over all SSRCs (50 frames are one second of one speaker).
-pub(crate) const CAPACITY: usize = 64;
+pub(crate) const HOLD_FOR: Duration = crate::limits::HELD_FRAME_WAIT;
+/// Frames held at most, over all SSRCs.
+pub(crate) const CAPACITY: usize = crate::limits::HELD_FRAMES;
 
 /// One transport-decrypted frame still waiting for its sender.
 #[derive(Debug)]

@@ -101,6 +101,10 @@ impl ClientMessage {
     /// Unknown fields are ignored; an unknown opcode becomes [`ClientMessage::Unknown`]. A v < 8
     /// heartbeat (bare integer `d`) is accepted with `seq_ack = -1`.
     pub fn decode_text(text: &str) -> Result<Self, DecodeError> {
+        // Identify and Resume carry the token: decoded without a `Value` in between.
+        if let Some(message) = super::secret_json::identify_or_resume(text) {
+            return Ok(message);
+        }
         let envelope = Envelope::parse(text)?;
         let Some(op) = Opcode::from_u8(envelope.op) else {
             return Ok(Self::Unknown {

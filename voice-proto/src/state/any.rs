@@ -68,6 +68,23 @@ impl AnyState {
         }
     }
 
+    /// Leaves, whichever state the connection is in (see [`Session::disconnect`]): what a
+    /// driver calls when the application goes away before the join completed (a dropped
+    /// `join_channel` future), so that the bot does not stay in the channel. A no-op once ended.
+    pub fn disconnect(&mut self) {
+        match self {
+            AnyState::AwaitingServerUpdate(s) => s.disconnect(),
+            AnyState::Identifying(s) => s.disconnect(),
+            AnyState::Discovering(s) => s.disconnect(),
+            AnyState::Ready(s) => s.disconnect(),
+        }
+    }
+
+    /// Whether the connection has ended (an error is set and nothing more will happen).
+    pub fn is_closed(&self) -> bool {
+        self.engine().is_closed()
+    }
+
     /// The session, once established.
     pub fn session(&mut self) -> Option<&mut Session> {
         match self {
@@ -99,8 +116,9 @@ impl AnyState {
     fn advance(&mut self) {
         // Several steps can complete at once only in theory; loop until nothing moves.
         while self.can_advance() {
+            let now = self.engine().started();
             let placeholder = AnyState::Ready(Session {
-                engine: Box::new(crate::engine::Engine::placeholder()),
+                engine: Box::new(crate::engine::Engine::placeholder(now)),
             });
             let current = core::mem::replace(self, placeholder);
             let (next, moved) = match current {

@@ -58,6 +58,15 @@ macro_rules! sans_io {
         pub fn config(&self) -> &crate::Config {
             &self.engine.config
         }
+
+        /// Leaves, in any state: op 4 with a null channel when joined through a main gateway,
+        /// close 1000 when a websocket is open or opening; the connection ends with
+        /// [`Error::ClosedByApplication`](crate::Error::ClosedByApplication). A no-op once the
+        /// connection has ended (it already left then: every end of a connection joined through
+        /// the main gateway sends the leave, once).
+        pub fn disconnect(&mut self) {
+            self.engine.disconnect();
+        }
     };
 }
 pub(crate) use sans_io;

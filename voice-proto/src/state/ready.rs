@@ -103,11 +103,6 @@ impl Session {
         self.engine.stop_speaking()
     }
 
-    /// Leaves: op 4 with a null channel when a main gateway is attached, then close 1000.
-    pub fn disconnect(&mut self) {
-        self.engine.disconnect();
-    }
-
     /// Whether audio can be sent now: connected (or resuming with the same keys) and, when DAVE
     /// is negotiated, holding a sending key ([`DaveStatus::Negotiating`] is `false` here).
     /// Queued frames wait while this is `false`.

@@ -50,6 +50,18 @@ pub fn test_config() -> Config {
     }
 }
 
+/// What a connection without a main gateway starts from: our endpoint, ids, session and token.
+pub fn connection_info() -> voice_proto::ConnectionInfo {
+    voice_proto::ConnectionInfo {
+        endpoint: ENDPOINT.to_owned(),
+        guild_id: GUILD,
+        channel_id: Some(CHANNEL),
+        user_id: USER,
+        session_id: SESSION_ID.to_owned(),
+        token: Token::new(TOKEN),
+    }
+}
+
 pub fn join_request() -> JoinRequest {
     JoinRequest::new(GUILD, CHANNEL, USER)
 }
@@ -270,6 +282,11 @@ impl Harness {
             config,
             join_request(),
         ));
+        Self::started(now, state)
+    }
+
+    /// A harness around a state just made at `now`, its first outputs drained.
+    fn started(now: Instant, state: AnyState) -> Self {
         let mut harness = Self {
             state,
             server: FakeServer::default(),
@@ -320,6 +337,28 @@ impl Harness {
         }
     }
 
+    /// Runs the clock through a recovery's backoff (from one wake-up to the next) until the
+    /// attempt starts: a websocket opens (a resume, or a reconnect without a main gateway) or op 4
+    /// goes out (a rejoin). Returns every output on the way.
+    pub fn wait_out_backoff(&mut self) -> Vec<Output> {
+        let mut all = Vec::new();
+        for _ in 0..1000 {
+            let Some(at) = wake_at(self.log.last().map(std::slice::from_ref).unwrap_or(&[])) else {
+                panic!("no wake-up while backing off; outputs: {all:?}")
+            };
+            self.now = self.now.max(at);
+            let outs = self.feed(Input::Timer);
+            let started = outs
+                .iter()
+                .any(|o| matches!(o, Output::OpenWebSocket { .. } | Output::MainGateway(_)));
+            all.extend(outs);
+            if started {
+                return all;
+            }
+        }
+        panic!("the backoff never ended; outputs: {all:?}")
+    }
+
     /// Drives the complete first handshake; returns all outputs from websocket open on.
     pub fn connect(&mut self) -> Vec<Output> {
         let mut outs = self.feed(Input::VoiceStateUpdate(state_dispatch()));
@@ -337,6 +376,15 @@ impl Harness {
 
     /// The handshake after the websocket opened: Hello, Ready, discovery, Session Description.
     pub fn connect_rest(&mut self) -> Vec<Output> {
+        let mut outs = self.connect_until_selected();
+        let description = self.server.session_description();
+        outs.extend(self.text(&description));
+        outs
+    }
+
+    /// Hello, Ready and the discovery answer: Select Protocol goes out; the Session Description
+    /// is the caller's.
+    pub fn connect_until_selected(&mut self) -> Vec<Output> {
         let mut outs = Vec::new();
         let hello = self.server.hello();
         outs.extend(self.text(&hello));
@@ -353,9 +401,16 @@ impl Harness {
             from: server_udp(),
             data: &answer,
         }));
-        let description = self.server.session_description();
-        outs.extend(self.text(&description));
         outs
+    }
+
+    /// A connection from [`connection_info`] without a main gateway (`Identifying::connect`),
+    /// drained: the websocket is being opened.
+    pub fn connect_without_gateway(config: Config) -> Self {
+        let now = Instant::now();
+        let state = voice_proto::Identifying::connect(now, config, connection_info())
+            .expect("a usable endpoint");
+        Self::started(now, state.into())
     }
 
     pub fn session(&mut self) -> &mut voice_proto::Session {
