@@ -10,7 +10,8 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use crate::config::{
-    AckPolicy, CloseRule, DaveConfig, Garbage, Scenario, ServerConfig, SimulatedUser, Trigger,
+    AckPolicy, CloseRule, DaveConfig, FirstClose, Garbage, Scenario, ServerConfig, SimulatedUser,
+    Trigger,
 };
 use crate::server::VoiceServer;
 
@@ -123,6 +124,72 @@ pub fn no_discovery() -> Scenario {
         answer_discovery: false,
         ..Scenario::default()
     }
+}
+
+/// Each client's first websocket ends right after Identify (`how`): the join must survive its
+/// bad start with a new websocket after a backoff (issue 14 row 1).
+pub fn first_websocket_ends(how: FirstClose) -> Scenario {
+    Scenario {
+        first_websocket: Some(how),
+        ..Scenario::default()
+    }
+}
+
+/// Each client's first IP discovery request is lost: the client sends it again.
+pub fn first_discovery_lost() -> Scenario {
+    Scenario {
+        lose_first_discovery: true,
+        ..Scenario::default()
+    }
+}
+
+/// [`resume_after_4015`] while a simulated user speaks `frames` from the start: a flood of
+/// received audio around the control events of a resume (issue 14 row 6).
+pub fn resume_while_a_user_speaks(frames: Vec<Vec<u8>>) -> Scenario {
+    Scenario {
+        users: vec![SimulatedUser {
+            user_id: DAVE_LISTENER,
+            join_after: Duration::ZERO,
+            speak_after: Some(Duration::ZERO),
+            leave_after: None,
+            frames: Arc::new(frames),
+            dave: false,
+        }],
+        ..resume_after_4015()
+    }
+}
+
+/// A DAVE call the listener joins only after `join_after`: until then the client is alone,
+/// holds no key, and its audio waits (issue 14 row 10).
+pub fn dave_listener_joins_after(join_after: Duration) -> Scenario {
+    Scenario {
+        users: vec![simulated(DAVE_LISTENER, join_after, None)],
+        ..Scenario::default()
+    }
+}
+
+/// The time between the end of `client`'s websocket number `index` and the opening of the next
+/// one, as the server saw it: the client's backoff (plus loopback latency).
+///
+/// # Panics
+/// With the server's report when the client has no such pair of websockets.
+pub fn reconnect_gap(server: &VoiceServer, client: usize, index: usize) -> Duration {
+    let report = server.report();
+    let connections = report
+        .clients
+        .get(client)
+        .map(|c| c.connections.as_slice())
+        .unwrap_or_default();
+    let (Some(closed), Some(next)) = (
+        connections.get(index).and_then(|c| c.closed_ms),
+        connections.get(index + 1).map(|c| c.opened_ms),
+    ) else {
+        panic!(
+            "no websocket {index} and {} of client {client}\n{report}",
+            index + 1
+        )
+    };
+    Duration::from_millis(next.saturating_sub(closed))
 }
 
 /// The simulated DAVE user in every DAVE case: in the call from the start, it decrypts what the

@@ -136,6 +136,23 @@ pub struct Scenario {
     /// Opcodes the server never sends (e.g. 4 to test a Session Description timeout, 6 for
     /// heartbeat ACKs, 8 for Hello, 9 for Resumed). Numbered ones still take their seq.
     pub withhold: Vec<u8>,
+    /// End each client's first websocket right after its Identify (before Ready), as Discord
+    /// does to fresh connections now and then: the client must try again (a bad start,
+    /// issue 14 row 1).
+    pub first_websocket: Option<FirstClose>,
+    /// Drop (count, do not answer) each client's first IP discovery request: the client must
+    /// send it again.
+    pub lose_first_discovery: bool,
+}
+
+/// How [`Scenario::first_websocket`] ends a client's first websocket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FirstClose {
+    /// A close frame with this code (4006 "session no longer valid" is Discord's usual).
+    Code(u16),
+    /// The TCP connection is dropped without a close frame.
+    Drop,
 }
 
 impl Default for Scenario {
@@ -150,6 +167,8 @@ impl Default for Scenario {
             udp_delay: Duration::ZERO,
             ws_delay: Duration::ZERO,
             withhold: Vec::new(),
+            first_websocket: None,
+            lose_first_discovery: false,
         }
     }
 }
@@ -246,6 +265,11 @@ pub enum ScenarioStep {
     WsDelay(Duration),
     /// `withhold=OP[+OP...]`: never send these opcodes.
     Withhold(Vec<u8>),
+    /// `first-close=CODE` or `first-close=drop`: end each client's first websocket right after
+    /// its Identify.
+    FirstClose(FirstClose),
+    /// `lose-first-discovery`: drop each client's first IP discovery request.
+    LoseFirstDiscovery,
 }
 
 impl FromStr for ScenarioStep {
@@ -325,9 +349,15 @@ impl FromStr for ScenarioStep {
                 .map(|op| u8::try_from(number(op)?).map_err(|_| bad("opcodes are 0..=255")))
                 .collect::<Result<Vec<u8>, SimError>>()
                 .map(Self::Withhold),
+            ("first-close", Some("drop")) => Ok(Self::FirstClose(FirstClose::Drop)),
+            ("first-close", Some(code)) => u16::try_from(number(code)?)
+                .map(|code| Self::FirstClose(FirstClose::Code(code)))
+                .map_err(|_| bad("close code out of range")),
+            ("lose-first-discovery", None) => Ok(Self::LoseFirstDiscovery),
             _ => Err(bad(
                 "expected close=CODE@ms=N|@packets=N, no-acks[@after=N], garbage=KIND, no-discovery, \
-                 user=ID@join=MS[,speak=MS][,leave=MS][,plain=1], loss=P, delay=MS, ws-delay=MS or withhold=OP[+OP]",
+                 user=ID@join=MS[,speak=MS][,leave=MS][,plain=1], loss=P, delay=MS, ws-delay=MS, \
+                 withhold=OP[+OP], first-close=CODE|drop or lose-first-discovery",
             )),
         }
     }
@@ -361,6 +391,8 @@ impl Scenario {
                 ScenarioStep::Delay(d) => scenario.udp_delay = *d,
                 ScenarioStep::WsDelay(d) => scenario.ws_delay = *d,
                 ScenarioStep::Withhold(ops) => scenario.withhold.extend(ops),
+                ScenarioStep::FirstClose(how) => scenario.first_websocket = Some(*how),
+                ScenarioStep::LoseFirstDiscovery => scenario.lose_first_discovery = true,
             }
         }
         scenario
@@ -427,6 +459,18 @@ mod tests {
             "delay=30".parse::<ScenarioStep>(),
             Ok(ScenarioStep::Delay(_))
         ));
+        assert!(matches!(
+            "first-close=4006".parse::<ScenarioStep>(),
+            Ok(ScenarioStep::FirstClose(FirstClose::Code(4006)))
+        ));
+        assert!(matches!(
+            "first-close=drop".parse::<ScenarioStep>(),
+            Ok(ScenarioStep::FirstClose(FirstClose::Drop))
+        ));
+        assert!(matches!(
+            "lose-first-discovery".parse::<ScenarioStep>(),
+            Ok(ScenarioStep::LoseFirstDiscovery)
+        ));
     }
 
     #[test]
@@ -439,6 +483,8 @@ mod tests {
             "frobnicate",
             "garbage=foo",
             "close=4015@ms=1,packets=2",
+            "first-close=70000",
+            "first-close=",
         ] {
             assert!(bad.parse::<ScenarioStep>().is_err(), "{bad}");
         }

@@ -24,7 +24,7 @@ use voice_proto::payload::{
 };
 use voice_proto::secret::SecretKey;
 
-use crate::config::{AckPolicy, Scenario};
+use crate::config::{AckPolicy, FirstClose, Scenario};
 use crate::report::{ConnectionReport, ViolationKind};
 use crate::server::{ConnHandle, Control, Shared, State};
 use crate::validate;
@@ -220,6 +220,7 @@ where
                         }).await;
                         break;
                     }
+                    Some(Control::Drop) => break,
                     None => {}
                 }
             }
@@ -581,6 +582,32 @@ fn on_identify(
         return;
     }
     attach(state, conn, client, "identify");
+    // A bad start on purpose: the client's first websocket ends before Ready.
+    if let Some(how) = shared
+        .config
+        .scenario
+        .first_websocket
+        .filter(|_| conn.first)
+    {
+        let control = match how {
+            FirstClose::Code(code) => {
+                if let Some(report) = state.clients.get_mut(client).and_then(|c| {
+                    c.report
+                        .connections
+                        .get_mut(conn.index.unwrap_or(usize::MAX))
+                }) {
+                    report.server_close = Some(code);
+                }
+                Control::Close(code)
+            }
+            FirstClose::Drop => Control::Drop,
+        };
+        if let Some(c) = state.clients.get_mut(client) {
+            c.conn = None;
+        }
+        let _ = conn.tx.send(control);
+        return;
+    }
     let max_dave = raw
         .get("max_dave_protocol_version")
         .and_then(serde_json::Value::as_u64);

@@ -155,8 +155,8 @@ pub mod tls;
 pub mod validate;
 
 pub use config::{
-    AckPolicy, CloseRule, DaveConfig, Garbage, Scenario, ScenarioStep, ServerConfig, SimulatedUser,
-    Trigger, DEFAULT_MODES,
+    AckPolicy, CloseRule, DaveConfig, FirstClose, Garbage, Scenario, ScenarioStep, ServerConfig,
+    SimulatedUser, Trigger, DEFAULT_MODES,
 };
 pub use error::SimError;
 pub use report::{

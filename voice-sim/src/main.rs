@@ -98,6 +98,9 @@ Scenario steps (--scenario, repeatable):
   delay=MS                delay server-sent media packets
   ws-delay=MS             delay every websocket frame after Hello (order kept)
   withhold=OP[+OP...]     never send these opcodes (e.g. 4: no Session Description, 6: no ACKs)
+  first-close=CODE|drop   end each client's first websocket right after its Identify, with CODE
+                          or by dropping TCP (the client must retry its join)
+  lose-first-discovery    drop each client's first IP discovery request (it must be sent again)
 Example: voice-sim --tls --heartbeat-ms 1000 --scenario close=4015@packets=100 --report r.json
 Load:    voice-sim load --streams 1000 --seconds 10  (counting server cost; `voice-sim load --help`)
 DAVE:    voice-sim --tls --dave --require-dave --scenario user=42@join=0 --report r.json";

@@ -179,6 +179,13 @@ pub(crate) fn discovery(
     if !shared.config.scenario.answer_discovery {
         return None;
     }
+    let first = state
+        .clients
+        .get(client)
+        .is_some_and(|c| c.report.discovery_requests == 1);
+    if first && shared.config.scenario.lose_first_discovery {
+        return None;
+    }
     Some((
         discovery_response(ssrc, from.ip(), from.port()).to_vec(),
         from,

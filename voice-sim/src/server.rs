@@ -108,6 +108,8 @@ pub(crate) enum Control {
     Send(Encoded),
     /// Send a close frame with this code and end the connection.
     Close(u16),
+    /// End the connection without a close frame (the TCP connection is dropped).
+    Drop,
 }
 
 /// The authenticated websocket of a client.

@@ -236,6 +236,18 @@ impl RawClient {
         Ok(SocketAddr::new(answer.ip, answer.port))
     }
 
+    /// Identify for `info`, then waits for Ready.
+    pub async fn identify_until_ready(&mut self, info: &ExpectedClient) -> Result<Ready, SimError> {
+        self.identify(info).await?;
+        match self
+            .recv_until(STEP_TIMEOUT, |m| matches!(m, ServerMessage::Ready(_)))
+            .await?
+        {
+            ServerMessage::Ready(ready) => Ok(ready),
+            _ => Err(fail("expected Ready")),
+        }
+    }
+
     /// The whole handshake done right: Identify, Ready, IP discovery, Select Protocol with
     /// `mode`, Session Description.
     pub async fn handshake(
@@ -243,13 +255,7 @@ impl RawClient {
         info: &ExpectedClient,
         mode: EncryptionMode,
     ) -> Result<RawSession, SimError> {
-        self.identify(info).await?;
-        let ServerMessage::Ready(ready) = self
-            .recv_until(STEP_TIMEOUT, |m| matches!(m, ServerMessage::Ready(_)))
-            .await?
-        else {
-            return Err(fail("expected Ready"));
-        };
+        let ready = self.identify_until_ready(info).await?;
         let server: SocketAddr = format!("{}:{}", ready.ip, ready.port)
             .parse()
             .map_err(|_| fail("Ready has a bad address"))?;

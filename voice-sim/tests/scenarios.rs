@@ -255,14 +255,7 @@ async fn discovery_can_go_unanswered() {
     let mut client = RawClient::connect(&server.ws_url())
         .await
         .expect("connects");
-    client.identify(&info).await.expect("identify");
-    let ServerMessage::Ready(ready) = client
-        .recv_until(STEP_TIMEOUT, |m| matches!(m, ServerMessage::Ready(_)))
-        .await
-        .expect("ready")
-    else {
-        unreachable!()
-    };
+    let ready = client.identify_until_ready(&info).await.expect("ready");
     assert!(client
         .discover(ready.ssrc, server.udp_addr())
         .await
@@ -535,4 +528,69 @@ async fn withheld_session_description_and_delayed_frames() {
         .await
         .expect("ack after Ready");
     assert!(matches!(ack, ServerMessage::HeartbeatAck(a) if a.t == 7));
+}
+
+/// Issue 14 row 1: the first websocket of each client ends right after Identify, with a code or
+/// by dropping TCP; the second is served normally.
+#[tokio::test]
+async fn first_close_ends_the_first_websocket_after_identify() {
+    for how in [
+        voice_sim::FirstClose::Code(4006),
+        voice_sim::FirstClose::Drop,
+    ] {
+        let scenario = Scenario {
+            first_websocket: Some(how),
+            ..Scenario::default()
+        };
+        let server = VoiceServer::start(config(scenario)).await.expect("starts");
+        let info = server.expect_client();
+        let mut first = RawClient::connect(&server.ws_url())
+            .await
+            .expect("connects");
+        first.identify(&info).await.expect("identify");
+        let expected = match how {
+            voice_sim::FirstClose::Code(code) => Some(code),
+            _ => None,
+        };
+        assert_eq!(first.closed(STEP_TIMEOUT).await, expected, "{how:?}");
+        let mut second = RawClient::connect(&server.ws_url())
+            .await
+            .expect("connects again");
+        second
+            .handshake(&info, AES)
+            .await
+            .expect("the second websocket is served");
+        let report = server.report();
+        let me = &report.clients[0];
+        assert_eq!((me.connections.len(), me.identifies), (2, 1), "{report}");
+        assert_eq!(me.connections[0].server_close, expected, "{report}");
+        assert!(report.violations.is_empty(), "{report}");
+    }
+}
+
+/// Issue 14 row 1: the first IP discovery request of each client is lost; the next is answered.
+#[tokio::test]
+async fn lose_first_discovery_drops_one_request() {
+    let scenario = Scenario {
+        lose_first_discovery: true,
+        ..Scenario::default()
+    };
+    let server = VoiceServer::start(config(scenario)).await.expect("starts");
+    let info = server.expect_client();
+    let mut client = RawClient::connect(&server.ws_url())
+        .await
+        .expect("connects");
+    let ready = client.identify_until_ready(&info).await.expect("Ready");
+    let remote = format!("{}:{}", ready.ip, ready.port)
+        .parse()
+        .expect("address");
+    assert!(
+        client.discover(ready.ssrc, remote).await.is_err(),
+        "the first is lost"
+    );
+    assert!(
+        client.discover(ready.ssrc, remote).await.is_ok(),
+        "the second is answered"
+    );
+    assert_eq!(server.report().clients[0].discovery_requests, 2);
 }
