@@ -15,7 +15,10 @@ pub struct VoiceConfig {
     /// receive, control timers) beside them. (The playout queue's length is the core's
     /// [`playout_queue_frames`](voice_proto::Config::playout_queue_frames).)
     pub media_workers: usize,
-    /// Events that may wait for the application before new ones are dropped (counted).
+    /// Events that may wait for the application before new ones are dropped (counted). Control
+    /// events (`Connected`, `Reconnecting`, `Resumed`, `Disconnected`, `Closed`, `PlayoutHeld`,
+    /// `PlayoutResumed`) do not count against it and are never dropped for others
+    /// ([`EventQueue`](crate::EventQueue)).
     pub event_queue: usize,
     /// How long to wait for the websocket close handshake when disconnecting.
     pub close_timeout: Duration,
@@ -34,19 +37,21 @@ impl Default for VoiceConfig {
 }
 
 impl VoiceConfig {
-    /// The core settings for one new connection: [`core`](Self::core) with a fresh
-    /// `rtp_seed` for the initial RTP sequence and timestamp (the core reads no entropy itself).
-    pub fn core_with_fresh_rtp_seed(&self) -> voice_proto::Config {
-        use std::hash::{BuildHasher, Hasher};
-        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        hasher.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos()),
-        );
+    /// The core settings for one new connection: [`core`](Self::core) with fresh entropy in
+    /// `rtp_seed` (the initial RTP sequence and timestamp) and `jitter_seed` (the reconnect
+    /// backoff's jitter, so that connections that lost the same server do not come back in
+    /// step). The core reads no entropy itself.
+    pub fn core_with_fresh_seeds(&self) -> voice_proto::Config {
         let mut core = self.core.clone();
-        core.rtp_seed = hasher.finish();
+        core.rtp_seed = fresh_seed(0);
+        core.jitter_seed = fresh_seed(1);
         core
+    }
+
+    /// [`core_with_fresh_seeds`](Self::core_with_fresh_seeds) (the name from before the backoff
+    /// had jitter; both seeds are fresh).
+    pub fn core_with_fresh_rtp_seed(&self) -> voice_proto::Config {
+        self.core_with_fresh_seeds()
     }
 }
 
@@ -57,4 +62,17 @@ pub struct JoinOptions {
     pub self_mute: bool,
     /// Join deafened.
     pub self_deaf: bool,
+}
+
+/// 64 bits of entropy from std's randomly keyed hasher and the clock (no RNG dependency).
+fn fresh_seed(salt: u8) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u8(salt);
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    hasher.finish()
 }

@@ -2,11 +2,26 @@
 //! write. They re-export the settings ([`VoiceConfig`], [`JoinOptions`]), the errors
 //! ([`JoinError`], [`SendError`]) and the main-gateway link ([`GatewayLink`]); the rest builds
 //! them: the runtime-independent half of `Voice` ([`SharedVoice`]: joins, dispatch routes per
-//! guild), a join's outcome ([`PendingJoin`]), the media socket's address ([`udp_bind_address`]),
-//! the rustls client configuration ([`tls_client_config`]), and the media side of every
-//! connection ([`media`]: the shared worker threads that send the audio of all connections, and
-//! the core shared by a connection's driver, its worker and the application, with the drain rule
-//! both drivers run on it).
+//! guild), a join's outcome and its caller going away ([`PendingJoin`], [`JoinCaller`]), the
+//! events waiting for the application with room kept for control events ([`EventQueue`]), the
+//! media socket's address ([`udp_bind_address`]), the rustls client configuration
+//! ([`tls_client_config`]), and the media side of every connection ([`media`]: the shared
+//! worker threads that send the audio of all connections, and the core shared by a connection's
+//! driver, its worker and the application, with the drain rule both drivers run on it).
+//!
+//! # What a driver must do (both adapters)
+//!
+//! - Hold the join as a [`PendingJoin::with_caller`], give the [`JoinCaller`] to the waiting
+//!   caller, and check [`PendingJoin::caller_left`] whenever woken: when the caller went away
+//!   (a dropped `join_channel` future) call `AnyState::disconnect()` and carry out its outputs
+//!   (the op 4 leave, the close) before stopping.
+//! - Whenever the driver stops while the core has not ended (the `Connection` dropped, the main
+//!   gateway refused op 4), do the same: the core sends the leave exactly once, and not again
+//!   if it had ended by itself.
+//! - Queue events for the application through an [`EventQueue`]: received audio and unknown
+//!   opcodes never push out `Connected`, `Reconnecting`, `Resumed`, `Disconnected`, `Closed`.
+//! - Make each connection's core with [`VoiceConfig::core_with_fresh_seeds`] (RTP and backoff
+//!   jitter entropy: the core reads none).
 //!
 //! No async runtime. The [`media`] workers are the only threads, and the media socket and TLS
 //! configuration the only I/O (a new connection's first state reads the clock and std's random
@@ -17,6 +32,7 @@
 
 mod config;
 mod error;
+mod event_queue;
 mod gateway_link;
 pub mod media;
 mod pending_join;
@@ -27,8 +43,9 @@ mod udp_bind;
 
 pub use config::{JoinOptions, VoiceConfig};
 pub use error::JoinError;
+pub use event_queue::{is_control_event, EventQueue, CONTROL_EVENTS};
 pub use gateway_link::GatewayLink;
-pub use pending_join::PendingJoin;
+pub use pending_join::{JoinCaller, PendingJoin};
 pub use send_error::SendError;
 pub use shared_voice::{Dispatch, DispatchRoute, SharedVoice};
 pub use tls::tls_client_config;

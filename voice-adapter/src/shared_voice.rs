@@ -127,7 +127,7 @@ impl<R: DispatchRoute> SharedVoice<R> {
             self_deaf: options.self_deaf,
             ..JoinRequest::new(guild_id, channel_id, self.user_id)
         };
-        let core = self.config.core_with_fresh_rtp_seed();
+        let core = self.config.core_with_fresh_seeds();
         Ok(AwaitingServerUpdate::new(Instant::now(), core, join).into())
     }
 

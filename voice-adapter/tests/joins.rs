@@ -1,6 +1,7 @@
 //! `SharedVoice` allows one live join per guild and routes its dispatches to it; `PendingJoin`
-//! tells the waiting caller once.
+//! tells the waiting caller once, and notices when that caller went away (issue 14, row 2).
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{mpsc, Arc, Mutex, Weak};
 
 use voice_adapter::{Dispatch, DispatchRoute, JoinError, PendingJoin, SharedVoice};
@@ -52,4 +53,39 @@ fn a_refused_op_4_fails_a_pending_join_once() {
     assert!(!join.send_voice_state_update(Some(&refuse), &update));
     let told: Vec<_> = told.try_iter().collect();
     assert!(matches!(&told[..], [Err(JoinError::Gateway(e))] if e == "closed"));
+}
+
+#[test]
+fn a_caller_that_went_away_is_noticed_while_the_join_is_pending() {
+    let woken = Arc::new(AtomicU32::new(0));
+    let wake = {
+        let woken = Arc::clone(&woken);
+        move || {
+            woken.fetch_add(1, Ordering::SeqCst);
+        }
+    };
+    let (join, caller) = PendingJoin::with_caller(|_| {}, wake);
+    assert!(!join.caller_left());
+    drop(caller); // the `join_channel` future was dropped
+    assert_eq!(woken.load(Ordering::SeqCst), 1, "the driver is woken");
+    assert!(join.caller_left(), "the driver must leave the channel");
+}
+
+#[test]
+fn a_caller_that_got_its_outcome_has_not_left() {
+    let (tx, told) = mpsc::channel();
+    let (mut join, caller) =
+        PendingJoin::with_caller(move |outcome| tx.send(outcome).unwrap(), || {});
+    join.on_event(&voice_proto::Event::Resumed);
+    assert!(told.try_recv().is_err(), "only Connected or Closed tell");
+    let connected = voice_proto::Event::Connected {
+        ssrc: 1,
+        mode: voice_proto::crypto::EncryptionMode::AeadAes256GcmRtpSize,
+        dave_protocol_version: 0,
+    };
+    join.on_event(&connected);
+    assert!(matches!(told.try_recv(), Ok(Ok(()))));
+    // The caller returns with its connection: the `JoinCaller` goes, nothing is pending.
+    drop(caller);
+    assert!(!join.caller_left());
 }

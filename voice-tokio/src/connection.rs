@@ -10,9 +10,10 @@ use tokio_tungstenite::Connector;
 use voice_adapter::media::{DriverWake, MediaScheduler, SharedCore};
 use voice_adapter::{tls_client_config, Dispatch, PendingJoin};
 use voice_proto::payload::SpeakingFlags;
-use voice_proto::{AnyState, ConnectionInfo, Event, Identifying};
+use voice_proto::{AnyState, ConnectionInfo, Identifying};
 
 use crate::driver::{Channels, Driver};
+use crate::events::{EventChannel, Events};
 use crate::{GatewayLink, JoinError, SendError, VoiceConfig};
 
 /// How the media worker and the application wake a connection's driver task and its senders.
@@ -80,7 +81,7 @@ impl OpusSender {
 pub struct Connection {
     shared: Shared,
     disconnect: mpsc::UnboundedSender<oneshot::Sender<()>>,
-    events: mpsc::Receiver<Event>,
+    events: Events,
     task: Option<JoinHandle<()>>,
 }
 
@@ -89,11 +90,13 @@ impl Connection {
     /// without a main gateway: Lavalink-style audio nodes, tests against a local server. A fresh
     /// reconnect identifies again with the same credentials.
     pub async fn connect(info: ConnectionInfo, config: VoiceConfig) -> Result<Self, JoinError> {
-        let state = Identifying::connect(Instant::now(), config.core_with_fresh_rtp_seed(), info)?;
+        let state = Identifying::connect(Instant::now(), config.core_with_fresh_seeds(), info)?;
         Self::spawn(AnyState::from(state), None, None, &config).await
     }
 
-    /// Starts the driver task for `state` and waits until the session is established.
+    /// Starts the driver task for `state` and waits until the session is established. When this
+    /// future is dropped before that (the caller gave up on the join), the driver notices and
+    /// leaves the channel.
     pub(crate) async fn spawn(
         state: AnyState,
         gateway: Option<Arc<dyn GatewayLink>>,
@@ -105,8 +108,17 @@ impl Connection {
         let shared = SharedCore::new(state, TokioWake::default(), &scheduler)
             .map_err(|e| JoinError::Thread(e.to_string()))?;
         let (disconnect, disconnects) = mpsc::unbounded_channel();
-        let (events_tx, events) = mpsc::channel(config.event_queue.max(1));
+        let events = EventChannel::new(config.event_queue);
         let (ready_tx, ready) = oneshot::channel();
+        let wake = Arc::clone(&shared);
+        // Held until this future returns or is dropped: dropping it early wakes the driver,
+        // which then leaves the channel (issue 14, row 2).
+        let (join, _caller) = PendingJoin::with_caller(
+            move |outcome| {
+                let _ = ready_tx.send(outcome);
+            },
+            move || wake.wake().driver.notify_one(),
+        );
         let driver = Driver::new(
             Arc::clone(&shared),
             gateway,
@@ -115,10 +127,8 @@ impl Connection {
             Channels {
                 disconnects,
                 dispatches,
-                events: events_tx,
-                join: PendingJoin::new(move |outcome| {
-                    let _ = ready_tx.send(outcome);
-                }),
+                events: Arc::clone(&events),
+                join,
             },
         );
         let task = tokio::spawn(driver.run());
@@ -126,7 +136,7 @@ impl Connection {
             Ok(Ok(())) => Ok(Self {
                 shared,
                 disconnect,
-                events,
+                events: Events::new(events),
                 task: Some(task),
             }),
             Ok(Err(error)) => {
@@ -179,13 +189,16 @@ impl Connection {
         self.shared.stats()
     }
 
-    /// Events: speaking, clients joining or leaving, received audio, reconnects, the end.
-    pub fn events(&mut self) -> &mut mpsc::Receiver<Event> {
+    /// Events: speaking, clients joining or leaving, received audio, reconnects, holds of the
+    /// playout, the end. Control events are never dropped for the others ([`Events`]).
+    pub fn events(&mut self) -> &mut Events {
         &mut self.events
     }
 
     /// Leaves the channel (op 4 with a null channel when joined through a main gateway), closes the
-    /// websocket with 1000 and the UDP socket, and waits for the task to end.
+    /// websocket with 1000 and the UDP socket, and waits for the task to end. After the
+    /// connection ended by itself (a fatal close, too many reconnects; it left the channel then)
+    /// this only waits for the task.
     pub async fn disconnect(mut self) {
         let (done, wait) = oneshot::channel();
         if self.disconnect.send(done).is_ok() {

@@ -22,6 +22,7 @@ use voice_adapter::{Dispatch, GatewayLink, PendingJoin};
 use voice_proto::{Event, Input, Output};
 
 use crate::connection::Shared;
+use crate::events::EventChannel;
 use crate::ws::{self, VoiceSocket};
 
 /// Receive buffer: larger than any RTP packet Discord sends.
@@ -44,7 +45,7 @@ enum Wake {
 pub(crate) struct Channels {
     pub(crate) disconnects: mpsc::UnboundedReceiver<oneshot::Sender<()>>,
     pub(crate) dispatches: Option<mpsc::UnboundedReceiver<Dispatch>>,
-    pub(crate) events: mpsc::Sender<Event>,
+    pub(crate) events: Arc<EventChannel>,
     pub(crate) join: PendingJoin,
 }
 
@@ -60,8 +61,7 @@ pub(crate) struct Driver {
     udp: Option<AsyncFd<std::net::UdpSocket>>,
     disconnects: mpsc::UnboundedReceiver<oneshot::Sender<()>>,
     dispatches: Option<mpsc::UnboundedReceiver<Dispatch>>,
-    events: mpsc::Sender<Event>,
-    events_dropped: u64,
+    events: Arc<EventChannel>,
     join: PendingJoin,
     /// The next control deadline (heartbeat, keepalive, handshake stage); not the playout's.
     timer: Option<Instant>,
@@ -90,7 +90,6 @@ impl Driver {
             disconnects: channels.disconnects,
             dispatches: channels.dispatches,
             events: channels.events,
-            events_dropped: 0,
             join: channels.join,
             timer: None,
             outputs: VecDeque::new(),
@@ -99,7 +98,8 @@ impl Driver {
         }
     }
 
-    /// Runs until the connection ends (fatal error, disconnect, or the `Connection` is dropped).
+    /// Runs until the connection ends (fatal error, disconnect, the `Connection` is dropped, or
+    /// the caller of `join_channel` went away before the join completed).
     pub(crate) async fn run(mut self) {
         let mut done = Vec::new();
         self.drain();
@@ -112,20 +112,31 @@ impl Driver {
                 continue;
             }
             self.on_wake(wake).await;
+            if !self.finished && self.join.caller_left() {
+                // A dropped `join_channel` future: nobody will ever drive this connection, so
+                // it leaves the channel instead of staying there (issue 14, row 2).
+                tracing::debug!("the caller of join_channel went away; leaving");
+                self.disconnect().await;
+            }
         }
+        // However the driver stops, the core ends: an end it reached by itself already sent
+        // the op 4 leave (and this is a no-op); any other stop sends it now, once.
+        self.disconnect().await;
         {
             let core = self.shared.lock();
             self.join.driver_stopped(&core.state);
         }
-        if self.events_dropped > 0 {
+        let dropped = self.events.dropped();
+        if dropped > 0 {
             tracing::warn!(
-                dropped = self.events_dropped,
+                dropped,
                 "voice events dropped: the application did not read them"
             );
         }
         self.close_socket(1000, true).await;
         // The worker stops sending on this connection's socket.
         self.shared.lock().set_media_socket(None);
+        self.events.end();
         for reply in done {
             let _ = reply.send(());
         }
@@ -212,12 +223,12 @@ impl Driver {
         self.timer = self.shared.lock().take_outputs(&mut self.outputs);
     }
 
+    /// Ends the connection in whatever state it is (a no-op for the core once it has ended):
+    /// the op 4 leave when joined through the main gateway, close 1000.
     async fn disconnect(&mut self) {
         {
             let mut core = self.shared.lock();
-            if let Some(session) = core.state.session() {
-                session.disconnect();
-            }
+            core.state.disconnect();
             self.timer = core.take_outputs(&mut self.outputs);
         }
         self.carry_out().await;
@@ -284,9 +295,7 @@ impl Driver {
         if matches!(event, Event::Closed { .. }) {
             self.finished = true;
         }
-        if self.events.try_send(event).is_err() {
-            self.events_dropped += 1;
-        }
+        self.events.push(event);
     }
 
     async fn send_message(&mut self, message: Message) {

@@ -43,10 +43,12 @@
 
 mod connection;
 mod driver;
+mod events;
 mod voice;
 mod ws;
 
 pub use connection::{Connection, OpusSender};
+pub use events::Events;
 pub use voice::Voice;
 pub use voice_adapter::{GatewayLink, JoinError, JoinOptions, SendError, VoiceConfig};
 pub use voice_proto::payload::SpeakingFlags;

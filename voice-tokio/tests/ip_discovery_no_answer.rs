@@ -1,4 +1,6 @@
-//! A server that never answers IP discovery: the client retries, then fails with a typed error.
+//! A server that never answers IP discovery: the client retries the request, then (issue 14
+//! row 1) the whole attempt on a new websocket after a backoff, then fails with a typed error
+//! naming the stage that failed last.
 
 mod common;
 
@@ -9,19 +11,30 @@ use voice_tokio::{Connection, JoinError};
 async fn discovery_is_retried_then_fails_with_a_typed_error() {
     let server = start_server(false, no_discovery()).await;
     let client = server.expect_client();
-    let config = client_config(&server);
-    let attempts = config.core.discovery_attempts;
+    let mut config = client_config(&server);
+    config.core.max_reconnect_attempts = 1;
+    let per_attempt = config.core.discovery_attempts;
     let result = Connection::connect(client.connection_info(), config).await;
+    let Err(JoinError::Protocol(voice_proto::Error::JoinFailed { attempts, last, .. })) = result
+    else {
+        panic!("{result:?}")
+    };
     assert!(
         matches!(
-            result,
-            Err(JoinError::Protocol(voice_proto::Error::Timeout {
+            *last,
+            voice_proto::Error::Timeout {
                 stage: voice_proto::Stage::IpDiscovery,
                 ..
-            }))
+            }
         ),
-        "{result:?}"
+        "{last:?}"
     );
+    assert_eq!(attempts, 2, "the first attempt and one retry");
     let report = server.report();
-    assert_eq!(report.clients[0].discovery_requests, attempts, "{report}");
+    assert_eq!(
+        report.clients[0].discovery_requests,
+        attempts * per_attempt,
+        "{report}"
+    );
+    assert_eq!(report.clients[0].connections.len(), 2, "{report}");
 }

@@ -12,38 +12,8 @@ use voice_proto::gateway::VoiceServerDispatch;
 use voice_proto::id::{ChannelId, GuildId, UserId};
 use voice_proto::secret::Token;
 use voice_proto::DisconnectReason;
-use voice_sim::{ExpectedClient, Scenario};
+use voice_sim::Scenario;
 use voice_tokio::{Event, JoinOptions, Voice};
-
-/// Plays the main gateway: answers each op-4 join with both dispatches for `client`.
-fn fake_main_gateway(
-    voice: Voice,
-    client: ExpectedClient,
-    mut ops: mpsc::UnboundedReceiver<String>,
-    log: mpsc::UnboundedSender<serde_json::Value>,
-) {
-    tokio::spawn(async move {
-        while let Some(op4) = ops.recv().await {
-            let value: serde_json::Value = serde_json::from_str(&op4).expect("op 4 is JSON");
-            let _ = log.send(value.clone());
-            if value["d"]["channel_id"].is_null() {
-                continue; // a leave
-            }
-            voice.handle_voice_server_update(VoiceServerDispatch {
-                token: Token::new(client.token.clone()),
-                guild_id: GuildId(client.guild_id),
-                endpoint: Some(client.endpoint.clone()),
-            });
-            let state = format!(
-                r#"{{"guild_id":"{}","channel_id":"{}","user_id":"{}","session_id":"{}","deaf":false,"mute":false}}"#,
-                client.guild_id, client.channel_id, client.user_id, client.session_id
-            );
-            voice
-                .handle_dispatch("VOICE_STATE_UPDATE", &state)
-                .expect("a well-formed dispatch");
-        }
-    });
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn join_then_4014_then_move_then_leave() {
@@ -52,7 +22,16 @@ async fn join_then_4014_then_move_then_leave() {
     let (gateway, ops) = mpsc::unbounded_channel::<String>();
     let (log_tx, mut log) = mpsc::unbounded_channel();
     let voice = Voice::new(UserId(client.user_id), gateway, client_config(&server));
-    fake_main_gateway(voice.clone(), client.clone(), ops, log_tx);
+    let token = client.token.clone();
+    let endpoint = client.endpoint.clone();
+    fake_main_gateway(
+        voice.clone(),
+        client.clone(),
+        ops,
+        log_tx,
+        endpoint,
+        move |_| token.clone(),
+    );
 
     let mut connection = voice
         .join_channel(

@@ -171,7 +171,7 @@ async fn play(
 /// The reason the connection ended, from its events.
 fn last_error(connection: &mut Connection) -> String {
     let mut last = "no reason given".to_owned();
-    while let Ok(event) = connection.events().try_recv() {
+    while let Some(event) = connection.events().try_recv() {
         if let voice_tokio::Event::Closed { error } = event {
             last = error.to_string();
         }

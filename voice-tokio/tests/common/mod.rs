@@ -6,9 +6,13 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use tokio::sync::mpsc;
+use voice_proto::gateway::VoiceServerDispatch;
+use voice_proto::id::GuildId;
+use voice_proto::secret::Token;
 pub use voice_sim::adapter_cases::*;
-use voice_sim::{Scenario, VoiceServer};
-use voice_tokio::{Connection, Event, VoiceConfig};
+use voice_sim::{ExpectedClient, Scenario, VoiceServer};
+use voice_tokio::{Connection, Event, Voice, VoiceConfig};
 
 pub async fn start_server(tls: bool, scenario: Scenario) -> VoiceServer {
     VoiceServer::start(server_config(tls, scenario))
@@ -53,7 +57,7 @@ pub async fn play(connection: &Connection, frames: &[Vec<u8>]) {
 /// Every event still queued, without waiting.
 pub fn queued_events(connection: &mut Connection) -> Vec<Event> {
     let mut events = Vec::new();
-    while let Ok(event) = connection.events().try_recv() {
+    while let Some(event) = connection.events().try_recv() {
         events.push(event);
     }
     events
@@ -97,4 +101,39 @@ pub async fn wait_for_event(
     .await
     .ok()
     .flatten()
+}
+
+/// Plays the main gateway: logs every op 4 and answers each join with both dispatches for
+/// `client`, the n-th join's VOICE_SERVER_UPDATE (from 0) carrying `token(n)` and `endpoint`.
+pub fn fake_main_gateway(
+    voice: Voice,
+    client: ExpectedClient,
+    mut ops: mpsc::UnboundedReceiver<String>,
+    log: mpsc::UnboundedSender<serde_json::Value>,
+    endpoint: String,
+    token: impl Fn(usize) -> String + Send + 'static,
+) {
+    tokio::spawn(async move {
+        let mut joins = 0;
+        while let Some(op4) = ops.recv().await {
+            let value: serde_json::Value = serde_json::from_str(&op4).expect("op 4 is JSON");
+            let _ = log.send(value.clone());
+            if value["d"]["channel_id"].is_null() {
+                continue; // a leave
+            }
+            voice.handle_voice_server_update(VoiceServerDispatch {
+                token: Token::new(token(joins)),
+                guild_id: GuildId(client.guild_id),
+                endpoint: Some(endpoint.clone()),
+            });
+            joins += 1;
+            let state = format!(
+                r#"{{"guild_id":"{}","channel_id":"{}","user_id":"{}","session_id":"{}","deaf":false,"mute":false}}"#,
+                client.guild_id, client.channel_id, client.user_id, client.session_id
+            );
+            voice
+                .handle_dispatch("VOICE_STATE_UPDATE", &state)
+                .expect("a well-formed dispatch");
+        }
+    });
 }
