@@ -216,13 +216,16 @@ pub enum Event {
         /// DAVE version from Session Description (0 = none).
         dave_protocol_version: u16,
     },
-    /// The websocket closed and the engine is coming back.
+    /// An attempt failed (the websocket closed or was declared dead, a stage timed out), before
+    /// the first session or after it, and the engine tries again after a jittered backoff
+    /// ([`Config::backoff_range`](crate::Config::backoff_range) for `attempt`).
     Reconnecting {
         /// Resume or fresh reconnect.
         recovery: Recovery,
         /// The close code that caused it (`None`: dropped, or dead heartbeat).
         code: Option<u16>,
-        /// 1-based attempt number.
+        /// 1-based attempt number, counting failures in a row (the counter starts again once a
+        /// session stayed up [`Config::reconnect_reset_after`](crate::Config::reconnect_reset_after)).
         attempt: u32,
     },
     /// A resume succeeded (op 9): audio goes on with the same SSRC and keys.

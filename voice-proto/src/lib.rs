@@ -34,6 +34,17 @@
 //! events inside [`Session`]. [`AnyState`] holds whichever state a connection is in and advances
 //! by itself; adapters keep one of those.
 //!
+//! # Lifecycle
+//!
+//! A join survives a bad start: before the first session as after it, a websocket that closes
+//! or drops, a stage that times out or IP discovery without an answer are retried after a
+//! jittered backoff ([`Config::backoff_range`], the first retry too), within
+//! [`Config::join_timeout`] and [`Config::max_reconnect_attempts`]; the attempt counter starts
+//! again only after a session stayed up [`Config::reconnect_reset_after`]. Every end of a
+//! connection joined through the main gateway sends the op 4 leave exactly once. What each close
+//! code does, and why, is the [`close`] module; the bounds on what the network can make the
+//! core hold are [`limits`].
+//!
 //! # The drain rule
 //!
 //! After every `handle_input(now, input)` (and after every application call such as

@@ -115,8 +115,9 @@
 //! count, stop acknowledging heartbeats, send garbage (unknown opcode, malformed JSON, unexpected
 //! binary frame), never answer IP discovery, simulated users who join (op 11), speak (op 5 and
 //! encrypted RTP with a header extension) and leave (op 13), loss and delay on server-sent media,
-//! delay on server-sent websocket frames, and opcodes the server never sends (to exercise a
-//! client's handshake deadlines).
+//! delay on server-sent websocket frames, opcodes the server never sends (to exercise a
+//! client's handshake deadlines), and a bad start: each client's first websocket ended right
+//! after Identify (a close code, or TCP dropped) and its first IP discovery request lost.
 //! The `voice-sim` binary exposes all of it (`voice-sim --help`).
 //!
 //! # Counting mode (load benchmarks)
