@@ -13,7 +13,10 @@
 //!   control event dropped (counted) for the new one: the latest state, `Closed` last of all,
 //!   is always there to read.
 //!
-//! Both adapters wrap it in their own synchronisation (a task's wake-up, a condition variable).
+//! The queue also knows when its stream has ended (the driver stopped: no event comes after
+//! those queued), so that [`EventQueue::next_event`] tells a reader to wait or to stop. Both
+//! adapters share it through an [`EventChannel`](crate::EventChannel), with their own wake-up
+//! (a task's `Notify`, a condition variable).
 
 use std::collections::VecDeque;
 
@@ -48,6 +51,18 @@ pub struct EventQueue {
     data: usize,
     control: usize,
     dropped: u64,
+    ended: bool,
+}
+
+/// What a reader finds in an [`EventQueue`]: the oldest event, nothing yet, or the end.
+#[derive(Debug)]
+pub enum Next {
+    /// The oldest event waiting.
+    Event(Event),
+    /// No event waits, and more may come: wait for the next push (or the end).
+    Wait,
+    /// No event waits, and none will come: the stream has ended.
+    Ended,
 }
 
 impl EventQueue {
@@ -60,6 +75,7 @@ impl EventQueue {
             data: 0,
             control: 0,
             dropped: 0,
+            ended: false,
         }
     }
 
@@ -99,6 +115,26 @@ impl EventQueue {
             self.data -= 1;
         }
         Some(event)
+    }
+
+    /// The oldest event; or, when none waits, whether more may come ([`Next::Wait`]) or the
+    /// stream has ended ([`Next::Ended`]). Events queued before the end are read first.
+    pub fn next_event(&mut self) -> Next {
+        match self.pop() {
+            Some(event) => Next::Event(event),
+            None if self.ended => Next::Ended,
+            None => Next::Wait,
+        }
+    }
+
+    /// No event will come after those queued: the driver stopped.
+    pub fn end(&mut self) {
+        self.ended = true;
+    }
+
+    /// Whether [`end`](Self::end) was called.
+    pub fn is_ended(&self) -> bool {
+        self.ended
     }
 
     /// Events waiting.

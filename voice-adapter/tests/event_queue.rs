@@ -1,7 +1,8 @@
 //! Issue 14 row 6: received audio and unknown opcodes never push control events out of the queue
-//! an application reads slowly; order is kept; even control events are bounded.
+//! an application reads slowly; order is kept; even control events are bounded; the end comes
+//! after every event queued before it.
 
-use voice_adapter::{is_control_event, EventQueue, CONTROL_EVENTS};
+use voice_adapter::{is_control_event, EventQueue, Next, CONTROL_EVENTS};
 use voice_proto::{Error, Event, Recovery};
 
 fn noise(n: usize) -> Event {
@@ -90,4 +91,23 @@ fn the_control_events_are_the_connections_state_changes() {
     ] {
         assert!(!is_control_event(&data), "{data:?}");
     }
+}
+
+#[test]
+fn a_reader_is_told_to_wait_until_the_end_and_reads_every_event_before_it() {
+    let mut queue = EventQueue::new(2);
+    assert!(matches!(queue.next_event(), Next::Wait));
+    queue.push(noise(0));
+    queue.push(Event::Closed {
+        error: Error::ClosedByApplication,
+    });
+    queue.end();
+    assert!(queue.is_ended());
+    assert!(matches!(queue.next_event(), Next::Event(e) if e == noise(0)));
+    assert!(matches!(
+        queue.next_event(),
+        Next::Event(Event::Closed { .. })
+    ));
+    assert!(matches!(queue.next_event(), Next::Ended));
+    assert!(matches!(queue.next_event(), Next::Ended), "and stays ended");
 }

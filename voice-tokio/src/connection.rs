@@ -108,7 +108,7 @@ impl Connection {
         let shared = SharedCore::new(state, TokioWake::default(), &scheduler)
             .map_err(|e| JoinError::Thread(e.to_string()))?;
         let (disconnect, disconnects) = mpsc::unbounded_channel();
-        let events = EventChannel::new(config.event_queue);
+        let events = Arc::new(EventChannel::new(config.event_queue));
         let (ready_tx, ready) = oneshot::channel();
         let wake = Arc::clone(&shared);
         // Held until this future returns or is dropped: dropping it early wakes the driver,
