@@ -14,6 +14,7 @@ use crate::config::{
     Trigger,
 };
 use crate::server::VoiceServer;
+use voice_proto::{Event, Recovery};
 
 /// Short heartbeats keep resume and missed-ACK cases fast.
 pub const HEARTBEAT: Duration = Duration::from_millis(250);
@@ -126,6 +127,41 @@ pub fn no_discovery() -> Scenario {
     }
 }
 
+/// How a join against [`no_discovery`] ends, with `max_reconnect_attempts = 1`: `error` is
+/// `JoinFailed` after the first attempt and one retry, naming IP discovery as what failed
+/// last, and the server saw two websockets and `per_attempt` discovery requests on each.
+///
+/// # Panics
+/// With the error or the server's report when anything differs.
+pub fn assert_discovery_failed_twice(
+    server: &VoiceServer,
+    client: usize,
+    error: &voice_proto::Error,
+    per_attempt: u32,
+) {
+    let voice_proto::Error::JoinFailed { attempts, last, .. } = error else {
+        panic!("{error:?}")
+    };
+    assert!(
+        matches!(
+            **last,
+            voice_proto::Error::Timeout {
+                stage: voice_proto::Stage::IpDiscovery,
+                ..
+            }
+        ),
+        "{last:?}"
+    );
+    assert_eq!(*attempts, 2, "the first attempt and one retry");
+    let report = server.report();
+    assert_eq!(
+        report.clients[client].discovery_requests,
+        attempts * per_attempt,
+        "{report}"
+    );
+    assert_eq!(report.clients[client].connections.len(), 2, "{report}");
+}
+
 /// Each client's first websocket ends right after Identify (`how`): the join must survive its
 /// bad start with a new websocket after a backoff (issue 14 row 1).
 pub fn first_websocket_ends(how: FirstClose) -> Scenario {
@@ -190,6 +226,80 @@ pub fn reconnect_gap(server: &VoiceServer, client: usize, index: usize) -> Durat
         )
     };
     Duration::from_millis(next.saturating_sub(closed))
+}
+
+/// What a client tells its application after the bad start of [`first_websocket_ends`]: a
+/// fresh reconnect, attempt 1, for the close `how` (its code, or none for a dropped TCP
+/// connection).
+///
+/// # Panics
+/// With the events when no such `Reconnecting` is among them.
+pub fn assert_reconnecting_after_the_bad_start(how: FirstClose, events: &[Event]) {
+    let code = match how {
+        FirstClose::Code(code) => Some(code),
+        FirstClose::Drop => None,
+    };
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            Event::Reconnecting { recovery: Recovery::Reconnect, code: c, attempt: 1 } if *c == code
+        )),
+        "{how:?}: {events:?}"
+    );
+}
+
+/// What the server saw of `client` that survived the bad start of [`first_websocket_ends`] and
+/// played `frames`: two websockets, one session, every frame byte-exact, and between the two
+/// websockets at least `backoff_floor` (the shortest first backoff: no retry without one).
+///
+/// # Panics
+/// With the server's report when anything differs.
+pub fn assert_recovered_from_the_bad_start(
+    server: &VoiceServer,
+    client: usize,
+    frames: &[Vec<u8>],
+    backoff_floor: Duration,
+) {
+    let report = server.report();
+    assert_eq!(report.clients[client].connections.len(), 2, "{report}");
+    assert_sessions(server, client, 1, 0);
+    assert_byte_exact(server, client, frames);
+    let gap = reconnect_gap(server, client, 0);
+    assert!(
+        gap >= backoff_floor,
+        "{gap:?} < {backoff_floor:?}\n{report}"
+    );
+}
+
+/// What a client that read nothing during [`resume_while_a_user_speaks`] finds queued: the
+/// received audio filled the `room` it keeps for data events, no more, and the resume's control
+/// events are there all the same (issue 14 row 6). `is_control` tells the two kinds apart (the
+/// adapters' `voice_adapter::is_control_event`).
+///
+/// # Panics
+/// With the events when anything differs.
+pub fn assert_control_events_survived_the_flood(
+    events: &[Event],
+    room: usize,
+    is_control: impl Fn(&Event) -> bool,
+) {
+    let data = events.iter().filter(|e| !is_control(e)).count();
+    assert_eq!(
+        data, room,
+        "the flood filled the data events' room, no more: {events:?}"
+    );
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            Event::Reconnecting {
+                recovery: Recovery::Resume,
+                code: Some(4015),
+                ..
+            }
+        )),
+        "{events:?}"
+    );
+    assert!(events.contains(&Event::Resumed), "{events:?}");
 }
 
 /// The simulated DAVE user in every DAVE case: in the call from the start, it decrypts what the

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use voice_proto::close::FatalReason;
 use voice_proto::id::{ChannelId, GuildId, UserId};
 use voice_proto::playout::HoldReason;
-use voice_proto::{Error, Recovery, Stage};
+use voice_proto::{Error, Stage};
 use voice_sim::{ExpectedClient, FirstClose, Scenario};
 use voice_tokio::{Connection, Event, JoinError, JoinOptions, Voice, VoiceConfig};
 
@@ -96,28 +96,11 @@ async fn a_join_survives_its_first_websocket_ending_after_identify() {
         let mut connection = Connection::connect(client.connection_info(), config)
             .await
             .unwrap_or_else(|e| panic!("{how:?}: the join survives: {e}\n{}", server.report()));
-        let code = match how {
-            FirstClose::Code(code) => Some(code),
-            _ => None,
-        };
-        let events = queued_events(&mut connection);
-        assert!(
-            events.iter().any(|e| matches!(
-                e,
-                Event::Reconnecting { recovery: Recovery::Reconnect, code: c, attempt: 1 } if *c == code
-            )),
-            "{how:?}: {events:?}"
-        );
+        assert_reconnecting_after_the_bad_start(how, &queued_events(&mut connection));
         let frames = sample_frames(25);
         play(&connection, &frames).await;
         connection.disconnect().await;
-        let report = server.report();
-        assert_eq!(report.clients[0].connections.len(), 2, "{report}");
-        assert_sessions(&server, client.client, 1, 0);
-        assert_byte_exact(&server, client.client, &frames);
-        // No retry without backoff: the server saw the gap.
-        let gap = reconnect_gap(&server, client.client, 0);
-        assert!(gap >= *backoff.start(), "{how:?}: {gap:?} < {backoff:?}");
+        assert_recovered_from_the_bad_start(&server, client.client, &frames, *backoff.start());
     }
 }
 
@@ -246,24 +229,11 @@ async fn control_events_survive_a_flood_of_received_audio() {
     // Nothing is read while the audio flows and the server closes with 4015 mid-stream.
     play(&connection, &sample_frames(60)).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let events = queued_events(&mut connection);
-    let data = events
-        .iter()
-        .filter(|e| !voice_adapter::is_control_event(e))
-        .count();
-    assert_eq!(data, 8, "the flood filled the data events' room, no more");
-    assert!(
-        events.iter().any(|e| matches!(
-            e,
-            Event::Reconnecting {
-                recovery: Recovery::Resume,
-                code: Some(4015),
-                ..
-            }
-        )),
-        "{events:?}"
+    assert_control_events_survived_the_flood(
+        &queued_events(&mut connection),
+        8,
+        voice_adapter::is_control_event,
     );
-    assert!(events.contains(&Event::Resumed), "{events:?}");
     connection.disconnect().await;
     assert_sessions(&server, client.client, 1, 1);
 }
