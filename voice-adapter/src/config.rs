@@ -47,12 +47,6 @@ impl VoiceConfig {
         core.jitter_seed = fresh_seed(1);
         core
     }
-
-    /// [`core_with_fresh_seeds`](Self::core_with_fresh_seeds) (the name from before the backoff
-    /// had jitter; both seeds are fresh).
-    pub fn core_with_fresh_rtp_seed(&self) -> voice_proto::Config {
-        self.core_with_fresh_seeds()
-    }
 }
 
 /// Per-join options.

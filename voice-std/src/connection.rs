@@ -7,10 +7,11 @@ use std::time::Instant;
 use voice_adapter::media::SharedCore;
 use voice_adapter::{tls_client_config, Dispatch, PendingJoin};
 use voice_proto::payload::SpeakingFlags;
-use voice_proto::{AnyState, ConnectionInfo, Event, Identifying};
+use voice_proto::{AnyState, ConnectionInfo, Identifying};
 
 use crate::driver::{Driver, Setup};
 use crate::event_loop::Reservation;
+use crate::events::{EventChannel, Events};
 use crate::link::{Shared, StdWake};
 use crate::{GatewayLink, JoinError, SendError, VoiceConfig};
 
@@ -45,7 +46,7 @@ impl OpusSender {
 #[derive(Debug)]
 pub struct Connection {
     shared: Shared,
-    events: Receiver<Event>,
+    events: Events,
     left: bool,
 }
 
@@ -55,7 +56,7 @@ impl Connection {
     /// reconnect identifies again with the same credentials. Blocks until the session is
     /// established or has failed.
     pub fn connect(info: ConnectionInfo, config: VoiceConfig) -> Result<Self, JoinError> {
-        let state = Identifying::connect(Instant::now(), config.core_with_fresh_rtp_seed(), info)?;
+        let state = Identifying::connect(Instant::now(), config.core_with_fresh_seeds(), info)?;
         let reservation = Reservation::new(&config)?;
         Self::start(AnyState::from(state), None, None, reservation, &config)
     }
@@ -73,7 +74,7 @@ impl Connection {
         let link = Arc::clone(reservation.link());
         let shared = SharedCore::new(state, StdWake(Arc::clone(&link)), reservation.scheduler())
             .map_err(|e| JoinError::Thread(e.to_string()))?;
-        let (events_tx, events) = mpsc::sync_channel(config.event_queue.max(1));
+        let events = Arc::new(EventChannel::new(config.event_queue));
         let (ready_tx, ready) = mpsc::sync_channel(1);
         let driver = Driver::new(Setup {
             link: Arc::clone(&link),
@@ -83,7 +84,7 @@ impl Connection {
             tls,
             connect_timeout: config.core.handshake_timeout,
             close_timeout: config.close_timeout,
-            events: events_tx,
+            events: Arc::clone(&events),
             join: PendingJoin::new(move |outcome| {
                 let _ = ready_tx.send(outcome);
             }),
@@ -92,7 +93,7 @@ impl Connection {
         match ready.recv() {
             Ok(Ok(())) => Ok(Self {
                 shared,
-                events,
+                events: Events::new(events),
                 left: false,
             }),
             Ok(Err(error)) => {
@@ -147,16 +148,17 @@ impl Connection {
     }
 
     /// Events: speaking, clients joining or leaving, received audio (DAVE-decrypted and
-    /// attributed to its sender), reconnects, DAVE transitions and readiness, the end. Bounded
-    /// ([`VoiceConfig::event_queue`]): events that find it full are dropped and counted in a
-    /// warning.
-    pub fn events(&self) -> &Receiver<Event> {
+    /// attributed to its sender), reconnects, DAVE transitions and readiness, holds of the
+    /// playout, the end. Control events are never dropped for the others ([`Events`]).
+    pub fn events(&self) -> &Events {
         &self.events
     }
 
     /// Leaves the channel (op 4 with a null channel when joined through a main gateway), closes
     /// the websocket with 1000 (waiting for the close handshake up to
     /// [`VoiceConfig::close_timeout`]) and the UDP socket, and blocks until they are closed.
+    /// After the connection ended by itself (a fatal close, too many reconnects: it left the
+    /// channel then, once) this only waits for its sockets to be closed.
     pub fn disconnect(mut self) {
         self.leave();
     }

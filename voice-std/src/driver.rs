@@ -6,7 +6,7 @@
 use std::collections::VecDeque;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
-use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,7 @@ use voice_adapter::{Dispatch, GatewayLink, PendingJoin};
 use voice_proto::{Event, Input, Output};
 
 use crate::event_loop::{tcp_token, udp_token, Io, News};
+use crate::events::EventChannel;
 use crate::link::{Link, Shared};
 use crate::resolver;
 use crate::ws::{Closing, Open, Opening, Started, Step, READS_PER_EVENT};
@@ -37,7 +38,7 @@ pub(crate) struct Setup {
     pub(crate) tls: Arc<rustls::ClientConfig>,
     pub(crate) connect_timeout: Duration,
     pub(crate) close_timeout: Duration,
-    pub(crate) events: SyncSender<Event>,
+    pub(crate) events: Arc<EventChannel>,
     pub(crate) join: PendingJoin,
 }
 
@@ -52,7 +53,6 @@ pub(crate) struct Driver {
     /// Websockets whose close handshake is under way (registered under the same token).
     closing: Vec<Closing>,
     udp: Option<UdpSocket>,
-    events_dropped: u64,
     /// The next control deadline (heartbeat, keepalive, handshake stage); not the playout's.
     timer: Option<Instant>,
     /// Outputs taken from the core, carried out after its lock is released.
@@ -71,7 +71,9 @@ pub(crate) struct Driver {
 impl Drop for Driver {
     fn drop(&mut self) {
         // Every socket of the connection is closed by now (dropped with the driver at the
-        // latest): tell whoever waits in `disconnect()`.
+        // latest): tell whoever waits in `disconnect()`. The events ended when it stopped (here
+        // too if its loop dropped it without a stop: a reader never waits for nothing).
+        self.setup.events.end();
         self.setup.link.end();
     }
 }
@@ -85,7 +87,6 @@ impl Driver {
             attempt: 0,
             closing: Vec::new(),
             udp: None,
-            events_dropped: 0,
             timer: None,
             outputs: VecDeque::new(),
             wrote: false,
@@ -233,12 +234,12 @@ impl Driver {
         self.timer = self.setup.shared.lock().feed(input, &mut self.outputs);
     }
 
+    /// Ends the connection in whatever state it is (a no-op for the core once it has ended):
+    /// the op 4 leave when joined through the main gateway, close 1000.
     fn disconnect(&mut self, io: &mut Io<'_>) {
         {
             let mut core = self.setup.shared.lock();
-            if let Some(session) = core.state.session() {
-                session.disconnect();
-            }
+            core.state.disconnect();
             self.timer = core.take_outputs(&mut self.outputs);
         }
         self.carry_out(io);
@@ -256,17 +257,24 @@ impl Driver {
         }
     }
 
-    /// The connection has ended: tell a caller still waiting for the join, close the websocket
-    /// (1000, with its close handshake) and the media socket.
+    /// The connection has ended: end the core if it has not ended by itself (a refused op 4),
+    /// which leaves the channel; tell a caller still waiting for the join; close the websocket
+    /// (1000, with its close handshake) and the media socket; end the application's events.
     fn stop(&mut self, io: &mut Io<'_>) {
         self.stopped = true;
+        // However the driver stops, the core ends: an end it reached by itself already sent
+        // the op 4 leave; any other stop (a refused op 4) sends it now, once.
+        if !self.setup.shared.lock().state.is_closed() {
+            self.disconnect(io);
+        }
         {
             let core = self.setup.shared.lock();
             self.setup.join.driver_stopped(&core.state);
         }
-        if self.events_dropped > 0 {
+        let dropped = self.setup.events.dropped();
+        if dropped > 0 {
             tracing::warn!(
-                dropped = self.events_dropped,
+                dropped,
                 "voice events dropped: the application did not read them"
             );
         }
@@ -281,6 +289,7 @@ impl Driver {
         self.setup.shared.lock().set_media_socket(None);
         self.setup.dispatches = None;
         self.timer = None;
+        self.setup.events.end();
     }
 
     /// Carries out the outputs taken from the core, in order, with its lock released. Outputs
@@ -487,8 +496,6 @@ impl Driver {
         if matches!(event, Event::Closed { .. }) {
             self.finished = true;
         }
-        if self.setup.events.try_send(event).is_err() {
-            self.events_dropped += 1;
-        }
+        self.setup.events.push(event);
     }
 }

@@ -55,12 +55,14 @@
 mod connection;
 mod driver;
 mod event_loop;
+mod events;
 mod link;
 mod resolver;
 mod voice;
 mod ws;
 
 pub use connection::{Connection, OpusSender};
+pub use events::Events;
 pub use voice::Voice;
 pub use voice_adapter::{GatewayLink, JoinError, JoinOptions, SendError, VoiceConfig};
 pub use voice_proto::payload::SpeakingFlags;

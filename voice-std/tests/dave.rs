@@ -40,8 +40,8 @@ fn play_dave(tls: bool, scenario: Scenario, frames: &[Vec<u8>], transitions: usi
             break;
         };
         match connection.events().recv_timeout(left) {
-            Ok(event) => events.push(event),
-            Err(_) => break,
+            Some(event) => events.push(event),
+            None => break,
         }
     }
     let report = sim.report();
@@ -243,8 +243,8 @@ fn receive_member_audio(ws_delay: Duration) {
             break;
         };
         match connection.events().recv_timeout(left) {
-            Ok(event) => events.push(event),
-            Err(_) => break,
+            Some(event) => events.push(event),
+            None => break,
         }
     }
     connection.disconnect();

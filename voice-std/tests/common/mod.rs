@@ -4,13 +4,12 @@
 #![allow(dead_code)]
 
 use std::ops::Deref;
-use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 pub use voice_sim::adapter_cases::*;
 use voice_sim::{Scenario, ServerConfig, VoiceServer};
-use voice_std::{Connection, Event, VoiceConfig};
+use voice_std::{Connection, Event, Events, VoiceConfig};
 
 /// voice-sim and the runtime it runs on.
 pub struct Sim {
@@ -78,16 +77,15 @@ pub fn play(connection: &Connection, frames: &[Vec<u8>]) {
 
 /// Reads events until `pred` matches one (or the timeout).
 pub fn wait_for_event(
-    events: &Receiver<Event>,
+    events: &Events,
     timeout: Duration,
     mut pred: impl FnMut(&Event) -> bool,
 ) -> Option<Event> {
     let deadline = Instant::now() + timeout;
     while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-        match events.recv_timeout(left) {
-            Ok(event) if pred(&event) => return Some(event),
-            Ok(_) => {}
-            Err(_) => return None,
+        let event = events.recv_timeout(left)?;
+        if pred(&event) {
+            return Some(event);
         }
     }
     None
