@@ -7,46 +7,10 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use common::*;
-use voice_proto::gateway::VoiceServerDispatch;
 use voice_proto::id::{ChannelId, GuildId, UserId};
-use voice_proto::secret::Token;
 use voice_proto::DisconnectReason;
-use voice_sim::{ExpectedClient, Scenario};
+use voice_sim::Scenario;
 use voice_std::{Event, JoinOptions, Voice};
-
-fn server_update(client: &ExpectedClient) -> VoiceServerDispatch {
-    VoiceServerDispatch {
-        token: Token::new(client.token.clone()),
-        guild_id: GuildId(client.guild_id),
-        endpoint: Some(client.endpoint.clone()),
-    }
-}
-
-/// Plays the main gateway on a thread: answers each op-4 join with both dispatches.
-fn fake_main_gateway(
-    voice: Voice,
-    client: ExpectedClient,
-    ops: mpsc::Receiver<String>,
-    log: mpsc::Sender<serde_json::Value>,
-) {
-    std::thread::spawn(move || {
-        for op4 in ops {
-            let value: serde_json::Value = serde_json::from_str(&op4).expect("op 4 is JSON");
-            let _ = log.send(value.clone());
-            if value["d"]["channel_id"].is_null() {
-                continue;
-            }
-            voice.handle_voice_server_update(server_update(&client));
-            let state = format!(
-                r#"{{"guild_id":"{}","channel_id":"{}","user_id":"{}","session_id":"{}"}}"#,
-                client.guild_id, client.channel_id, client.user_id, client.session_id
-            );
-            voice
-                .handle_dispatch("VOICE_STATE_UPDATE", &state)
-                .expect("a well-formed dispatch");
-        }
-    });
-}
 
 #[test]
 fn join_then_4014_then_move_then_leave() {

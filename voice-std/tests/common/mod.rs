@@ -4,12 +4,16 @@
 #![allow(dead_code)]
 
 use std::ops::Deref;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use voice_proto::gateway::VoiceServerDispatch;
+use voice_proto::id::GuildId;
+use voice_proto::secret::Token;
 pub use voice_sim::adapter_cases::*;
-use voice_sim::{Scenario, ServerConfig, VoiceServer};
-use voice_std::{Connection, Event, Events, VoiceConfig};
+use voice_sim::{ExpectedClient, Scenario, ServerConfig, VoiceServer};
+use voice_std::{Connection, Event, Events, Voice, VoiceConfig};
 
 /// voice-sim and the runtime it runs on.
 pub struct Sim {
@@ -89,4 +93,40 @@ pub fn wait_for_event(
         }
     }
     None
+}
+
+/// The VOICE_SERVER_UPDATE that sends `client` to its server.
+pub fn server_update(client: &ExpectedClient) -> VoiceServerDispatch {
+    VoiceServerDispatch {
+        token: Token::new(client.token.clone()),
+        guild_id: GuildId(client.guild_id),
+        endpoint: Some(client.endpoint.clone()),
+    }
+}
+
+/// Plays the main gateway on a thread: logs every op 4 and answers each join with both
+/// dispatches for `client`.
+pub fn fake_main_gateway(
+    voice: Voice,
+    client: ExpectedClient,
+    ops: mpsc::Receiver<String>,
+    log: mpsc::Sender<serde_json::Value>,
+) {
+    std::thread::spawn(move || {
+        for op4 in ops {
+            let value: serde_json::Value = serde_json::from_str(&op4).expect("op 4 is JSON");
+            let _ = log.send(value.clone());
+            if value["d"]["channel_id"].is_null() {
+                continue; // a leave
+            }
+            voice.handle_voice_server_update(server_update(&client));
+            let state = format!(
+                r#"{{"guild_id":"{}","channel_id":"{}","user_id":"{}","session_id":"{}"}}"#,
+                client.guild_id, client.channel_id, client.user_id, client.session_id
+            );
+            voice
+                .handle_dispatch("VOICE_STATE_UPDATE", &state)
+                .expect("a well-formed dispatch");
+        }
+    });
 }
