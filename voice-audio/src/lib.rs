@@ -2,8 +2,8 @@
 //!
 //! Runtime-independent: nothing here owns a socket or a runtime. Inputs become 20 ms Opus
 //! frames; a [`Player`] mixes tracks into those frames; a [`Pump`] thread pushes them into a
-//! connection's playout queue (voice-tokio's `OpusSender` with the `tokio` feature, or any
-//! [`FrameSink`]).
+//! connection's playout queue (voice-tokio's `OpusSender` with the `tokio` feature,
+//! voice-std's with the `std` feature, or any [`FrameSink`]).
 //!
 //! # Inputs ([`Input`])
 //!
@@ -35,7 +35,8 @@
 //! let handle = player.handle();
 //! let track = handle.enqueue(Input::file("song.mp3"));
 //! handle.enqueue(Input::file("speech.ogg"));
-//! // `sink`: voice_tokio's `connection.opus_send()` (feature `tokio`), or any FrameSink.
+//! // `sink`: `connection.opus_send()` of voice_tokio (feature `tokio`) or voice_std (feature
+//! // `std`), or any FrameSink.
 //! let sink = |frame: &[u8]| -> Result<(), voice_audio::SinkClosed> { let _ = frame; Ok(()) };
 //! let pump = Pump::spawn(player, sink, |event| println!("{event:?}"))?;
 //! track.set_volume(0.5);
@@ -46,6 +47,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "std")]
+mod blocking;
 mod codec;
 mod decode;
 mod error;

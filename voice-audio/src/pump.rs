@@ -14,8 +14,9 @@ pub struct SinkClosed;
 
 /// Where a pump puts frames: a connection's Opus sender, in blocking form.
 ///
-/// `voice_tokio::OpusSender` implements it with the `tokio` feature; a voice-std sender, a
-/// test's `Vec` or a channel can implement it in a few lines.
+/// `voice_tokio::OpusSender` implements it with the `tokio` feature, `voice_std::OpusSender`
+/// with the `std` feature; a test's `Vec` or a channel can implement it in a few lines (a
+/// closure is one).
 pub trait FrameSink: Send + 'static {
     /// Queues one 20 ms Opus frame, blocking while the connection's playout queue is full.
     fn send_frame(&mut self, frame: &[u8]) -> Result<(), SinkClosed>;

@@ -1,7 +1,9 @@
 //! Playing the sample: every Opus frame arrives byte-exact, in order, decryptable, in both AEAD
-//! modes, over wss:// with the server's own CA.
+//! modes, over wss:// with the server's own CA, and from voice-audio's pump.
 
 mod common;
+
+use std::time::Duration;
 
 use common::*;
 use voice_sim::{Scenario, ServerConfig};
@@ -49,4 +51,33 @@ fn a_host_name_is_resolved_and_the_sample_arrives() {
     connection.disconnect();
     assert_byte_exact(&sim, client.client, &frames);
     assert_client_closed_with(&sim, client.client, 1000);
+}
+
+/// voice-audio's pump feeds the blocking `OpusSender` (voice-audio's `std` feature): an Ogg
+/// Opus input passes through to the server byte for byte.
+#[test]
+fn the_audio_pump_plays_an_ogg_file_through_the_blocking_sender() {
+    let sim = Sim::start(false, Scenario::default());
+    let client = sim.expect_client();
+    let frames = sample_frames(50);
+    let ogg = voice_audio::ogg_write::ogg_opus(&frames, &[], 10, 0);
+    let connection =
+        Connection::connect(client.connection_info(), client_config(&sim)).expect("connects");
+    let player = voice_audio::Player::new(voice_audio::PlayerConfig::default());
+    player.enqueue(voice_audio::Input::bytes(ogg));
+    let (events_tx, events) = std::sync::mpsc::channel();
+    let pump = voice_audio::Pump::spawn(player, connection.opus_send(), move |event| {
+        let _ = events_tx.send(event);
+    })
+    .expect("the pump thread starts");
+    // Bounded only against a hang: the track lasts one second.
+    let ended = std::iter::from_fn(|| events.recv_timeout(Duration::from_secs(10)).ok())
+        .find(|e| matches!(e, voice_audio::PlayerEvent::Ended { .. }));
+    assert!(ended.is_some(), "the track plays to its end");
+    assert_eq!(pump.frames_sent(), 50);
+    drop(pump.stop());
+    connection.flush();
+    std::thread::sleep(Duration::from_millis(50));
+    connection.disconnect();
+    assert_byte_exact(&sim, client.client, &frames);
 }
