@@ -1,27 +1,34 @@
-//! Plays an Ogg Opus file into a Discord voice channel from plain threads — or, with no
+//! Plays an audio file into a Discord voice channel from plain threads — or, with no
 //! connection info, into an embedded loopback voice server (`voice-sim`), and prints the
-//! server's verdict. Same flags, environment variables and exit status as voice-tokio's `play`.
+//! server's verdict. Same flags, environment variables, inputs and exit status as voice-tokio's
+//! `play`: Ogg Opus and WebM Opus are passed through byte for byte; MP3, FLAC, WAV, AAC/M4A and
+//! Vorbis are decoded and encoded to Opus (voice-audio's player and pump, fed into the
+//! blocking `OpusSender`); a progress bar shows where it is.
 //!
 //! ```text
 //! cargo run --release -p voice-std --example play_blocking
+//! cargo run --release -p voice-std --example play_blocking -- --input my.mp3
 //! cargo run --release -p voice-std --example play_blocking -- --endpoint HOST:PORT --guild-id G \
 //!     --user-id U --session-id S --token T [--ca-file ca.pem] [--input my.ogg]
 //! ```
 
+#[path = "../../../voice-tokio/examples/play/audio.rs"]
+mod audio;
 #[path = "../../../voice-tokio/examples/play/options.rs"]
 mod options;
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use voice_sim::VoiceServer;
 use voice_std::{Connection, SpeakingFlags, VoiceConfig};
 
 fn help() -> String {
     format!(
-        "play: stream an Ogg Opus file into a Discord voice channel (voice-std example, no async)\n\n\
-         USAGE: play [OPTIONS]\n\n{}\n\n\
+        "play_blocking: stream an audio file into a Discord voice channel (voice-std example, no async)\n\n\
+         USAGE: play_blocking [OPTIONS]\n\n{}\n\n\
          REAL DISCORD through the main gateway is left to voice-tokio's example (it needs a main-gateway\n\
          client); give this one raw connection info from your own bot instead.",
         options::OPTIONS_HELP
@@ -32,7 +39,7 @@ fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(line) => {
-            eprintln!("play: {line}");
+            eprintln!("play_blocking: {line}");
             ExitCode::FAILURE
         }
     }
@@ -40,7 +47,11 @@ fn main() -> ExitCode {
 
 fn run() -> Result<(), String> {
     let options = options::parse(&help())?;
-    let frames = options.frames()?;
+    let input = options
+        .input
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(options::BUNDLED_SAMPLE));
+
     if let Some(info) = options.connection_info() {
         let config = VoiceConfig {
             extra_root_certificates: options.extra_roots()?,
@@ -48,7 +59,7 @@ fn run() -> Result<(), String> {
         };
         let connection = Connection::connect(info?, config)
             .map_err(|e| format!("connecting to the voice server failed: {e}"))?;
-        return play(&connection, &frames);
+        return play(connection, &input).map(drop);
     }
 
     // No connection info: the embedded loopback voice server, on a runtime of its own (the
@@ -65,48 +76,84 @@ fn run() -> Result<(), String> {
     let config = options::embedded_client_config(&server);
     let connection = Connection::connect(expected.connection_info(), config)
         .map_err(|e| format!("connecting to the embedded voice server failed: {e}"))?;
-    play(&connection, &frames)?;
-    connection.disconnect();
-    runtime.block_on(server.wait_until(Duration::from_secs(2), |report| {
-        report
-            .clients
-            .first()
-            .and_then(|c| c.connections.last())
-            .is_some_and(|w| w.closed_ms.is_some())
-    }));
-    options::verdict(&runtime.block_on(server.shutdown()), frames.len())
+    let played = play(connection, &input)?;
+    // Let the close land, then ask the server what it heard.
+    runtime.block_on(server.wait_until(Duration::from_secs(2), options::closed));
+    let received = options::received(&server);
+    options::verdict(&runtime.block_on(server.shutdown()), played.frames.len())?;
+    audio::byte_exact(&played, &received)
 }
 
-/// Streams every frame (paced at 20 ms by the media workers) with a progress line.
-fn play(connection: &Connection, frames: &[Vec<u8>]) -> Result<(), String> {
+/// Plays the file (paced by the connection's 20 ms playout) with a progress bar, then leaves.
+fn play(connection: Connection, input: &Path) -> Result<audio::Played, String> {
     connection.speaking(SpeakingFlags::MICROPHONE);
-    let sender = connection.opus_send();
     let started = Instant::now();
-    let total = frames.len();
-    for (i, frame) in frames.iter().enumerate() {
-        if sender.send(Bytes::copy_from_slice(frame)).is_err() {
-            let reason = connection
-                .events()
-                .try_iter()
-                .find_map(|e| match e {
-                    voice_std::Event::Closed { error } => Some(error.to_string()),
-                    _ => None,
-                })
-                .unwrap_or_else(|| "no reason given".to_owned());
+    let played = match play_file(&connection, input) {
+        Ok(played) => played,
+        Err(e) if connection.is_finished() => {
             return Err(format!(
-                "the connection ended after {i} of {total} frames: {reason}"
-            ));
+                "{e}; the connection ended: {}",
+                last_error(&connection)
+            ))
         }
-        options::progress(i + 1, total, started.elapsed().as_secs_f64());
-    }
+        Err(e) => return Err(e),
+    };
     connection.flush();
-    println!();
     if connection.is_finished() {
-        return Err("the connection ended before the end of the file".to_owned());
+        return Err(format!(
+            "the connection ended before the end: {}",
+            last_error(&connection)
+        ));
     }
+    connection.disconnect();
     println!(
-        "sent {total} frames in {:.1} s",
+        "sent {} frames in {:.1} s; disconnected with close 1000",
+        played.frames.len(),
         started.elapsed().as_secs_f64()
     );
-    Ok(())
+    Ok(played)
+}
+
+/// Plays `path` into the connection with a progress bar until the track ends and the
+/// connection's queue has played out. The pump thread blocks in `OpusSender::send`; this one
+/// waits for its events and draws in between.
+fn play_file(connection: &Connection, path: &Path) -> Result<audio::Played, String> {
+    let (events_tx, events) = mpsc::channel();
+    let (mut playback, pump) = audio::Playback::start(path, connection.opus_send(), move |e| {
+        let _ = events_tx.send(e);
+    })?;
+    let result = loop {
+        let event = match events.recv_timeout(audio::DRAW_EVERY) {
+            Ok(event) => Some(event),
+            Err(RecvTimeoutError::Timeout) => {
+                playback.draw(connection.stats().frames_queued);
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => None,
+        };
+        if let Some(end) = playback.on_event(event) {
+            break end;
+        }
+    };
+    drop(pump.stop());
+    result?;
+    // The rest of the queue plays out with the bar moving.
+    while connection.stats().frames_queued > 0 && !connection.is_finished() {
+        playback.draw(connection.stats().frames_queued);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    playback.finish()
+}
+
+/// The reason the connection ended, from its events.
+fn last_error(connection: &Connection) -> String {
+    connection
+        .events()
+        .try_iter()
+        .filter_map(|event| match event {
+            voice_std::Event::Closed { error } => Some(error.to_string()),
+            _ => None,
+        })
+        .last()
+        .unwrap_or_else(|| "no reason given".to_owned())
 }

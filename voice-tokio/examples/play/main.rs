@@ -18,7 +18,7 @@ mod audio;
 mod discord;
 mod options;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -87,61 +87,18 @@ async fn run() -> Result<(), String> {
     let played = play(connection, &input).await?;
     // Let the close land, then ask the server what it heard.
     server
-        .wait_until(Duration::from_secs(2), |report| {
-            report
-                .clients
-                .first()
-                .and_then(|c| c.connections.last())
-                .is_some_and(|w| w.closed_ms.is_some())
-        })
+        .wait_until(Duration::from_secs(2), options::closed)
         .await;
-    let received = server
-        .ssrcs(0)
-        .last()
-        .map(|&ssrc| server.frames(ssrc))
-        .unwrap_or_default();
+    let received = options::received(&server);
     options::verdict(&server.shutdown().await, played.frames.len())?;
-    byte_exact(&played, &received)
-}
-
-/// Every frame the server received (silence aside) is the frame sent, byte for byte.
-fn byte_exact(played: &audio::Played, received: &[voice_sim::ReceivedFrame]) -> Result<(), String> {
-    let audio: Vec<&[u8]> = received
-        .iter()
-        .filter(|f| !f.is_silence())
-        .map(|f| f.opus.as_slice())
-        .collect();
-    let same = audio.len() == played.frames.len()
-        && audio
-            .iter()
-            .zip(&played.frames)
-            .all(|(a, b)| *a == b.as_slice());
-    let how = if played.passthrough {
-        "passed through from the file"
-    } else {
-        "encoded by voice-audio"
-    };
-    if !same {
-        return Err(format!(
-            "the server's frames differ from the {} frames sent ({how})",
-            played.frames.len()
-        ));
-    }
-    println!(
-        "verdict: {} frames ({how}) received byte-exact after decryption",
-        played.frames.len()
-    );
-    Ok(())
+    audio::byte_exact(&played, &received)
 }
 
 /// Plays the file (paced by the connection's 20 ms playout) with a progress bar, then leaves.
-async fn play(
-    mut connection: Connection,
-    input: &std::path::Path,
-) -> Result<audio::Played, String> {
+async fn play(mut connection: Connection, input: &Path) -> Result<audio::Played, String> {
     connection.speaking(SpeakingFlags::MICROPHONE);
     let started = Instant::now();
-    let played = audio::play_file(&connection, input).await;
+    let played = play_file(&connection, input).await;
     let played = match played {
         Ok(played) => played,
         Err(e) if connection.is_finished() => {
@@ -166,6 +123,32 @@ async fn play(
         started.elapsed().as_secs_f64()
     );
     Ok(played)
+}
+
+/// Plays `path` into the connection with a progress bar until the track ends and the
+/// connection's queue has played out.
+async fn play_file(connection: &Connection, path: &Path) -> Result<audio::Played, String> {
+    let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+    let (mut playback, pump) = audio::Playback::start(path, connection.opus_send(), move |e| {
+        let _ = events_tx.send(e);
+    })?;
+    let mut ticker = tokio::time::interval(audio::DRAW_EVERY);
+    let result = loop {
+        tokio::select! {
+            event = events.recv() => if let Some(end) = playback.on_event(event) {
+                break end;
+            },
+            _ = ticker.tick() => playback.draw(connection.stats().frames_queued),
+        }
+    };
+    drop(pump.stop());
+    result?;
+    // The rest of the queue plays out with the bar moving.
+    while connection.stats().frames_queued > 0 && !connection.is_finished() {
+        playback.draw(connection.stats().frames_queued);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    playback.finish()
 }
 
 /// The reason the connection ended, from its events.

@@ -1,6 +1,6 @@
 //! What voice-tokio's `play` and voice-std's `play_blocking` examples share: flags and
-//! environment, the input file, the raw connection info, the embedded server and its verdict.
-//! (voice-std's example includes this file by path.)
+//! environment, the raw connection info, the embedded server and its verdict. (voice-std's
+//! example includes this file by path.)
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -24,9 +24,8 @@ and DAVE-decrypts every frame it receives.
 
 OPTIONS (each also read from the environment variable in brackets):
   --input FILE         audio file to play [VOICE_INPUT] (default: the bundled
-                       voice-sim/assets/sample.ogg). voice-tokio's play: Ogg or WebM Opus
-                       (passed through), MP3, FLAC, WAV, AAC/M4A, Vorbis (transcoded);
-                       voice-std's play_blocking: Ogg Opus with 20 ms frames
+                       voice-sim/assets/sample.ogg): Ogg or WebM Opus (passed through),
+                       MP3, FLAC, WAV, AAC/M4A, Vorbis (transcoded)
   --endpoint HOST:PORT voice server endpoint as in VOICE_SERVER_UPDATE, or a full ws:// or
                        wss:// URL [VOICE_ENDPOINT or VOICE_ENDPOINT_URL]
   --guild-id ID        guild id [VOICE_GUILD_ID]
@@ -123,32 +122,6 @@ pub fn parse(help: &str) -> Result<Options, String> {
 }
 
 impl Options {
-    /// The Opus frames of an Ogg Opus input file (the bundled sample by default). Used by
-    /// voice-std's `play_blocking`; voice-tokio's `play` reads any format through voice-audio.
-    #[allow(dead_code)]
-    pub fn frames(&self) -> Result<Vec<Vec<u8>>, String> {
-        let input = self
-            .input
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(BUNDLED_SAMPLE));
-        let frames = voice_sim::ogg_opus::read_file(&input).map_err(|e| {
-            format!(
-                "reading {}: {e} (give an Ogg Opus file with --input)",
-                input.display()
-            )
-        })?;
-        if frames.is_empty() {
-            return Err(format!("{} holds no Opus packets", input.display()));
-        }
-        println!(
-            "input: {} ({} Opus frames, {:.1} s)",
-            input.display(),
-            frames.len(),
-            frames.len() as f64 * 0.02
-        );
-        Ok(frames)
-    }
-
     /// Raw connection info when `--endpoint` was given; every other field is then required.
     pub fn connection_info(&self) -> Option<Result<ConnectionInfo, String>> {
         let endpoint = self.endpoint.clone()?;
@@ -193,6 +166,25 @@ impl Options {
             None => Ok(Vec::new()),
         }
     }
+}
+
+/// Whether the client's last websocket to the embedded server is closed (what the examples wait
+/// for before asking the server what it heard).
+pub fn closed(report: &voice_sim::Report) -> bool {
+    report
+        .clients
+        .first()
+        .and_then(|c| c.connections.last())
+        .is_some_and(|w| w.closed_ms.is_some())
+}
+
+/// The frames the embedded server received on the client's last stream.
+pub fn received(server: &voice_sim::VoiceServer) -> Vec<voice_sim::ReceivedFrame> {
+    server
+        .ssrcs(0)
+        .last()
+        .map(|&ssrc| server.frames(ssrc))
+        .unwrap_or_default()
 }
 
 /// Prints where the embedded server listens and returns the client configuration that trusts its
@@ -271,14 +263,4 @@ pub fn verdict(report: &voice_sim::Report, expected: usize) -> Result<(), String
         );
     }
     Ok(())
-}
-
-/// Prints "sending: N/total" in place (voice-std's `play_blocking`).
-#[allow(dead_code)]
-pub fn progress(sent: usize, total: usize, seconds: f64) {
-    use std::io::Write;
-    if sent % 50 == 0 || sent == total {
-        print!("\rsending: {sent:>5}/{total} frames, {seconds:>5.1} s");
-        let _ = std::io::stdout().flush();
-    }
 }
