@@ -29,7 +29,7 @@
 //! [`Connection::connect`] and [`Voice::join_channel`] until the session is established,
 //! [`OpusSender::send`] while the queue is full, [`Connection::flush`] until the queue has
 //! played, [`Connection::disconnect`] (and dropping a [`Connection`]) until its sockets are
-//! closed. The main-gateway link ([`GatewayLink`]) is called on an event loop: it must not
+//! closed, [`Events::recv`] until an event comes or the connection has ended. The main-gateway link ([`GatewayLink`]) is called on an event loop: it must not
 //! block.
 //!
 //! ```no_run
