@@ -7,4 +7,8 @@ impl FrameSink for voice_std::OpusSender {
     fn send_frame(&mut self, frame: &[u8]) -> Result<(), SinkClosed> {
         self.send(frame).map_err(|_| SinkClosed)
     }
+
+    fn try_send_frame(&mut self, frame: &[u8]) -> Result<bool, SinkClosed> {
+        self.try_send(frame).map_err(|_| SinkClosed)
+    }
 }

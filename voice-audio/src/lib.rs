@@ -59,6 +59,7 @@ mod pcm;
 mod player;
 mod process;
 mod pump;
+mod pump_pool;
 mod seekbuf;
 mod source;
 #[cfg(feature = "tokio")]
@@ -77,4 +78,5 @@ pub use player::{
     TrackState, FRAME_DURATION,
 };
 pub use pump::{FrameSink, Pump, SinkClosed};
+pub use pump_pool::{PooledPump, PumpPool, DEFAULT_INTERVAL as POOL_INTERVAL};
 pub use source::{Chunk, FrameBuf, Source};

@@ -191,6 +191,8 @@ enum Command {
 struct Control {
     commands: Mutex<VecDeque<Command>>,
     work: Condvar,
+    /// A pool thread serving this player, woken by every command.
+    waker: Mutex<Option<std::thread::Thread>>,
     next_id: AtomicU64,
     closed: AtomicBool,
 }
@@ -216,6 +218,28 @@ impl PlayerHandle {
             .unwrap_or_else(PoisonError::into_inner)
             .push_back(command);
         self.control.work.notify_all();
+        self.wake_pool();
+    }
+
+    /// Wakes the pool thread serving this player, if any.
+    fn wake_pool(&self) {
+        let waker = self
+            .control
+            .waker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(thread) = waker.as_ref() {
+            thread.unpark();
+        }
+    }
+
+    /// From now on every command also wakes `thread` (a [`PumpPool`](crate::PumpPool) thread).
+    pub(crate) fn wake_with(&self, thread: std::thread::Thread) {
+        *self
+            .control
+            .waker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(thread);
     }
 
     fn add(&self, input: Input, queued: bool) -> TrackHandle {
@@ -266,6 +290,7 @@ impl PlayerHandle {
     pub fn close(&self) {
         self.control.closed.store(true, Ordering::Release);
         self.control.work.notify_all();
+        self.wake_pool();
     }
 
     pub(crate) fn is_closed(&self) -> bool {

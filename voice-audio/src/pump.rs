@@ -20,6 +20,14 @@ pub struct SinkClosed;
 pub trait FrameSink: Send + 'static {
     /// Queues one 20 ms Opus frame, blocking while the connection's playout queue is full.
     fn send_frame(&mut self, frame: &[u8]) -> Result<(), SinkClosed>;
+
+    /// Queues one frame if there is room now: `Ok(false)` (nothing queued) when the queue is
+    /// full. A [`PumpPool`](crate::PumpPool) uses only this; the default blocks in
+    /// [`send_frame`](Self::send_frame), which would hold up the pool thread's other players, so
+    /// real connection sinks implement it (both adapters' `OpusSender`s do).
+    fn try_send_frame(&mut self, frame: &[u8]) -> Result<bool, SinkClosed> {
+        self.send_frame(frame).map(|()| true)
+    }
 }
 
 impl<F: FnMut(&[u8]) -> Result<(), SinkClosed> + Send + 'static> FrameSink for F {

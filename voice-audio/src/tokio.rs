@@ -38,4 +38,8 @@ impl FrameSink for voice_tokio::OpusSender {
     fn send_frame(&mut self, frame: &[u8]) -> Result<(), SinkClosed> {
         block_on(self.send(frame)).map_err(|_| SinkClosed)
     }
+
+    fn try_send_frame(&mut self, frame: &[u8]) -> Result<bool, SinkClosed> {
+        self.try_send(frame).map_err(|_| SinkClosed)
+    }
 }

@@ -317,3 +317,136 @@ fn a_closed_sink_ends_the_pump() {
     }
     assert_eq!(pump.frames_sent(), 0);
 }
+
+/// A connection's queue in miniature: at most `capacity` frames; the test drains it.
+#[derive(Clone)]
+struct BoundedSink {
+    queue: Arc<Mutex<std::collections::VecDeque<Vec<u8>>>>,
+    capacity: usize,
+}
+
+impl voice_audio::FrameSink for BoundedSink {
+    fn send_frame(&mut self, _frame: &[u8]) -> Result<(), SinkClosed> {
+        unreachable!("a pool never blocks in send_frame")
+    }
+
+    fn try_send_frame(&mut self, frame: &[u8]) -> Result<bool, SinkClosed> {
+        let mut queue = self.queue.lock().unwrap();
+        if queue.len() >= self.capacity {
+            return Ok(false);
+        }
+        queue.push_back(frame.to_vec());
+        Ok(true)
+    }
+}
+
+/// Pool tests one at a time, so a test counting pool threads sees only its own pool's.
+static POOL_TESTS: Mutex<()> = Mutex::new(());
+
+fn pool_threads() -> usize {
+    std::fs::read_dir("/proc/self/task").map_or(0, |tasks| {
+        tasks
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .filter(|name| name.starts_with("voice-audio-poo"))
+            .count()
+    })
+}
+
+#[test]
+fn a_pool_plays_many_players_into_full_queues_on_two_threads_losing_nothing() {
+    let _one_at_a_time = POOL_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while pool_threads() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "an earlier pool's threads never ended"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let packets = tone_packets(0.6);
+    let pool = voice_audio::PumpPool::with_interval(2, Duration::from_millis(5)).unwrap();
+    // A thread names itself when it starts.
+    while pool_threads() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pool's threads never started"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let mut played = Vec::new();
+    for _ in 0..24 {
+        let player = Player::default();
+        player.enqueue(Input::bytes(ogg_opus(&packets)));
+        let sink = BoundedSink {
+            queue: Arc::default(),
+            capacity: 4,
+        };
+        let pump = pool.add(player, sink.clone(), |_| {});
+        played.push((pump, sink, Vec::new()));
+    }
+    assert_eq!(pool_threads(), 2, "threads do not grow with the players");
+    // The test drains every queue like a connection's playout would, until all is received.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while played.iter().any(|(_, _, got)| got.len() < packets.len()) {
+        assert!(std::time::Instant::now() < deadline, "the pool stalled");
+        for (_, sink, got) in &mut played {
+            got.extend(sink.queue.lock().unwrap().drain(..));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    for (pump, _, got) in &played {
+        assert!(got == &packets, "every frame, in order, once");
+        assert_eq!(pump.frames_sent(), packets.len() as u64);
+    }
+}
+
+#[test]
+fn a_pooled_player_that_is_idle_sends_nothing_and_a_command_wakes_it() {
+    let _one_at_a_time = POOL_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+    let pool = voice_audio::PumpPool::with_interval(1, Duration::from_secs(3600)).unwrap();
+    let player = Player::default();
+    let handle = player.handle();
+    let sink = BoundedSink {
+        queue: Arc::default(),
+        capacity: 1000,
+    };
+    let pump = pool.add(player, sink.clone(), |_| {});
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(pump.frames_sent(), 0, "idle: nothing produced");
+    // An hour-long interval: only the command can wake the thread.
+    let packets = tone_packets(0.2);
+    handle.enqueue(Input::bytes(ogg_opus(&packets)));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while pump.frames_sent() < packets.len() as u64 {
+        assert!(std::time::Instant::now() < deadline, "woken by the command");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(*sink.queue.lock().unwrap() == packets);
+}
+
+#[test]
+fn a_closed_sink_or_a_dropped_handle_ends_a_pooled_player() {
+    let _one_at_a_time = POOL_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+    let pool = voice_audio::PumpPool::with_interval(1, Duration::from_millis(5)).unwrap();
+    let closed = Player::default();
+    closed.enqueue(Input::bytes(ogg_opus(&tone_packets(1.0))));
+    let closed = pool.add(closed, |_: &[u8]| Err(SinkClosed), |_| {});
+    let stopped = pool.add(
+        Player::default(),
+        BoundedSink {
+            queue: Arc::default(),
+            capacity: 1,
+        },
+        |_| {},
+    );
+    let stopped_handle = stopped.handle().clone();
+    drop(stopped);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !closed.is_finished() {
+        assert!(std::time::Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(closed.frames_sent(), 0);
+    // The dropped pump closed its player's handle: the pool forgets it.
+    stopped_handle.enqueue(Input::bytes(ogg_opus(&tone_packets(0.1))));
+}
