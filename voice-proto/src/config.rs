@@ -71,6 +71,11 @@ pub struct Config {
     /// Entropy for the jitter of the reconnect backoff. The core reads no randomness of its own:
     /// adapters pass a random value here (with the same seed, two connections back off in step).
     pub jitter_seed: u64,
+    /// Receiving other members' audio: `None` (the default) receives nothing and decrypts no
+    /// media datagram; `Some` orders each sender's frames in a playout buffer and hands them out
+    /// through [`Session::poll_received`](crate::Session::poll_received) (see
+    /// [`receive`](crate::receive)).
+    pub receive: Option<crate::receive::ReceiveConfig>,
 }
 
 impl Default for Config {
@@ -96,6 +101,7 @@ impl Default for Config {
             playout_queue_frames: crate::playout::DEFAULT_QUEUE_FRAMES,
             rtp_seed: 0,
             jitter_seed: 0,
+            receive: None,
         }
     }
 }

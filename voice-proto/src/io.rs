@@ -259,8 +259,6 @@ pub enum Event {
         /// Who.
         user_id: UserId,
     },
-    /// An audio packet from another member, transport-decrypted.
-    Audio(ReceivedAudio),
     /// A heartbeat was acknowledged.
     HeartbeatAcknowledged {
         /// Round trip time.
@@ -350,19 +348,4 @@ pub enum Event {
         /// What the table said.
         disposition: CloseDisposition,
     },
-}
-
-/// One received Opus frame.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReceivedAudio {
-    /// Sender's SSRC.
-    pub ssrc: u32,
-    /// Sender's user id, if op 5 told us.
-    pub user_id: Option<UserId>,
-    /// RTP sequence number.
-    pub sequence: u16,
-    /// RTP timestamp.
-    pub timestamp: u32,
-    /// The Opus frame (extension body and padding stripped).
-    pub opus: Vec<u8>,
 }

@@ -30,3 +30,21 @@ pub const HELD_FRAMES: usize = 64;
 /// How long a received DAVE frame waits for the op 5 naming its sender before it counts as
 /// undecryptable.
 pub const HELD_FRAME_WAIT: Duration = Duration::from_secs(1);
+
+/// Frames one receive buffer (one sender's SSRC) holds at most. A packet further ahead of the
+/// playout point than this gives the missing frames up at once (with more than 1.2 s missing,
+/// waiting longer would not bring them back).
+pub const RECEIVE_BUFFER_FRAMES: usize = 64;
+
+/// The largest depth a receive buffer waits for a missing frame, in frames (1 s), whatever
+/// [`ReceiveConfig::max_depth`](crate::receive::ReceiveConfig::max_depth) says.
+pub const RECEIVE_MAX_DEPTH: usize = 50;
+
+/// A jump of the sequence (in frames) inside a talk spurt beyond which the packet starts a new
+/// stream instead of reporting the frames in between as lost (5 s).
+pub const RECEIVE_RESYNC_GAP: u16 = 250;
+
+/// Senders (SSRCs) whose audio is followed at once; a new one beyond this evicts the one heard
+/// from least recently. With every buffer and queue full this bounds what received audio can
+/// make the core hold.
+pub const RECEIVE_STREAMS: usize = 256;

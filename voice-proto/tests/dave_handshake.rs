@@ -157,14 +157,14 @@ fn engine_commits_and_audio_flows_both_ways() {
     // Receive: the peer's frame is decrypted with the peer's user id (op 5 mapping).
     map_peer_ssrc(&mut h);
     let frame = member.encrypt_opus(&OPUS).unwrap().to_vec();
-    let outs = receive(&mut h, 1, &frame);
-    let audio = audio_events(&outs);
+    receive(&mut h, 1, &frame);
+    let audio = audio_events(&mut h);
     assert_eq!(audio.len(), 1);
     assert_eq!(audio[0].opus, OPUS);
     assert_eq!(audio[0].user_id, Some(PEER));
-    let outs = receive(&mut h, 2, &SILENCE_FRAME);
+    receive(&mut h, 2, &SILENCE_FRAME);
     assert_eq!(
-        audio_events(&outs)[0].opus,
+        audio_events(&mut h)[0].opus,
         SILENCE_FRAME,
         "silence passes (C46)"
     );
@@ -225,7 +225,14 @@ fn engine_is_welcomed_by_an_existing_member() {
     assert_eq!(decrypt_from(&mut member, USER, &frame), OPUS);
     map_peer_ssrc(&mut h);
     let theirs = member.encrypt_opus(&OPUS).unwrap().to_vec();
-    assert_eq!(audio_events(&receive(&mut h, 1, &theirs))[0].opus, OPUS);
+    assert_eq!(
+        {
+            receive(&mut h, 1, &theirs);
+            audio_events(&mut h)
+        }[0]
+        .opus,
+        OPUS
+    );
 }
 
 #[test]
@@ -299,7 +306,14 @@ fn downgrade_to_plain_and_upgrade_back() {
     assert_eq!(transition_ready(&outs), vec![9]);
     member.prepare_transition(9, 0).unwrap();
     // Passthrough is on from the prepare (C40): members that already switched send plain Opus.
-    assert_eq!(audio_events(&receive(&mut h, 40, &OPUS))[0].opus, OPUS);
+    assert_eq!(
+        {
+            receive(&mut h, 40, &OPUS);
+            audio_events(&mut h)
+        }[0]
+        .opus,
+        OPUS
+    );
     let frame = send(&mut h, &OPUS);
     assert_eq!(decrypt_from(&mut member, USER, &frame), OPUS);
     let outs = h.execute(9);
@@ -315,7 +329,14 @@ fn downgrade_to_plain_and_upgrade_back() {
     assert_eq!(h.session().dave_status(), DaveStatus::Off);
     assert_eq!(h.session().dave_active_protocol_version(), 0);
     assert_eq!(send(&mut h, &OPUS), OPUS, "plain Opus after the downgrade");
-    assert_eq!(audio_events(&receive(&mut h, 1, &OPUS))[0].opus, OPUS);
+    assert_eq!(
+        {
+            receive(&mut h, 41, &OPUS);
+            audio_events(&mut h)
+        }[0]
+        .opus,
+        OPUS
+    );
 
     // Op 24 epoch 1: a new group; new op 26 (C39). The call is becoming end-to-end encrypted:
     // audio is held, not sent plain, until the upgrade executes (C48).
@@ -363,10 +384,24 @@ fn downgrade_to_plain_and_upgrade_back() {
     );
     assert_eq!(decrypt_from(&mut member, USER, &frame), OPUS);
     // Step 9: plain frames still in flight play for a while after the upgrade...
-    assert_eq!(audio_events(&receive(&mut h, 2, &OPUS))[0].opus, OPUS);
+    assert_eq!(
+        {
+            receive(&mut h, 42, &OPUS);
+            audio_events(&mut h)
+        }[0]
+        .opus,
+        OPUS
+    );
     // ...and encrypted ones decrypt.
     let theirs = member.encrypt_opus(&OPUS).unwrap().to_vec();
-    assert_eq!(audio_events(&receive(&mut h, 3, &theirs))[0].opus, OPUS);
+    assert_eq!(
+        {
+            receive(&mut h, 43, &theirs);
+            audio_events(&mut h)
+        }[0]
+        .opus,
+        OPUS
+    );
 }
 
 /// Regression (found by voice-std's DAVE downgrade test with 100 ms of websocket latency): from

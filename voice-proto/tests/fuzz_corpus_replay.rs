@@ -12,6 +12,9 @@
 #[path = "../../fuzz/src/targets.rs"]
 mod targets;
 
+#[path = "../../fuzz/src/jitter_buffer.rs"]
+mod jitter_buffer;
+
 mod support;
 
 use std::fs;
@@ -20,6 +23,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 use arbitrary::{Arbitrary, Unstructured};
+use jitter_buffer::BufferScript;
 use targets::{
     AudioPacket, DaveScript, Driver, ScriptConfig, ServerText, ServerUpdate, SessionScript,
     StateUpdate, Step,
@@ -39,13 +43,14 @@ use voice_proto::{Error, Event};
 type Target = fn(&[u8]);
 
 /// Every target and its body.
-const TARGETS: [(&str, Target); 6] = [
+const TARGETS: [(&str, Target); 7] = [
     ("gateway_text", targets::gateway_text),
     ("gateway_binary", targets::gateway_binary),
     ("udp_datagram", targets::udp_datagram),
     ("session", targets::session_bytes),
     ("payload_roundtrip", targets::payload_roundtrip),
     ("dave_binary", targets::dave_binary),
+    ("jitter_buffer", jitter_buffer::jitter_buffer),
 ];
 
 fn corpus_dir(target: &str) -> PathBuf {
@@ -233,6 +238,28 @@ fn playout_seeds_play_what_they_were_written_for() {
     }
 }
 
+/// The `jitter_buffer` seeds read back and deliver what they were written for (the target checks
+/// every rule on the way; these are the totals).
+#[test]
+fn buffer_seeds_deliver_what_they_were_written_for() {
+    for (name, script, (frames, lost, spurts, late, duplicates)) in buffer_seeds() {
+        let read = BufferScript::read(&script.to_bytes());
+        assert_eq!(read, script, "seed {name} does not read back");
+        let outcome = jitter_buffer::run_buffer_script(&script);
+        assert_eq!(
+            (
+                outcome.frames,
+                outcome.lost_reported,
+                outcome.spurts,
+                outcome.late,
+                outcome.duplicates
+            ),
+            (frames, lost, spurts, late, duplicates),
+            "seed {name}: {outcome:?}"
+        );
+    }
+}
+
 /// The lifecycle seeds (issue 14) end as they were written to: the model checks every rule on
 /// the way; these are the outcomes.
 #[test]
@@ -403,6 +430,142 @@ fn seeds() -> Vec<(&'static str, Seeds)> {
                 .collect(),
         ),
         ("payload_roundtrip", roundtrip),
+        (
+            "jitter_buffer",
+            buffer_seeds()
+                .into_iter()
+                .map(|(name, script, _)| (name.to_owned(), script.to_bytes()))
+                .collect(),
+        ),
+    ]
+}
+
+/// What a `jitter_buffer` seed delivers: (frames, frames reported lost, spurts, late,
+/// duplicates).
+type BufferTotals = (u64, u64, u64, u64, u64);
+
+/// The `jitter_buffer` seeds and what each delivers.
+fn buffer_seeds() -> Vec<(&'static str, BufferScript, BufferTotals)> {
+    use jitter_buffer::BufferStep as B;
+    let in_order = |n: usize| vec![B::InOrder { after_ms: 20 }; n];
+    let silence = |n: usize| vec![B::Silence { after_ms: 20 }; n];
+    let script = |first_sequence: u16, steps: Vec<Vec<B>>| BufferScript {
+        depth: 3,
+        max_depth: 10,
+        timeout: 48,
+        first_sequence,
+        steps: steps.concat(),
+    };
+    vec![
+        (
+            "spurt-with-trailing-silence",
+            script(100, vec![in_order(10), silence(5), vec![B::PollAtDeadline]]),
+            (15, 0, 1, 0, 0),
+        ),
+        (
+            "reordered-within-the-depth",
+            script(
+                7,
+                vec![
+                    in_order(3),
+                    vec![
+                        B::Jump {
+                            after_ms: 20,
+                            jump: 2,
+                        },
+                        B::Jump {
+                            after_ms: 10,
+                            jump: -1,
+                        },
+                    ],
+                    in_order(3),
+                    vec![B::PollAtDeadline],
+                ],
+            ),
+            (8, 0, 1, 0, 0),
+        ),
+        (
+            "loss-reported-after-the-depth",
+            script(
+                65_530,
+                vec![
+                    in_order(4),
+                    vec![B::Jump {
+                        after_ms: 40,
+                        jump: 3,
+                    }],
+                    in_order(4),
+                    vec![B::PollAtDeadline, B::PollAtDeadline],
+                ],
+            ),
+            (9, 2, 1, 0, 0),
+        ),
+        (
+            "duplicates-and-a-late-packet",
+            script(
+                1,
+                vec![
+                    in_order(3),
+                    vec![
+                        B::Again {
+                            after_ms: 5,
+                            index: 1,
+                        },
+                        B::Jump {
+                            after_ms: 20,
+                            jump: 2,
+                        },
+                        B::Poll { after_ms: 200 },
+                        B::Jump {
+                            after_ms: 1,
+                            jump: -1,
+                        },
+                        B::Again {
+                            after_ms: 1,
+                            index: 0,
+                        },
+                    ],
+                ],
+            ),
+            (4, 1, 1, 1, 2),
+        ),
+        (
+            "resync-after-a-jump",
+            script(
+                1000,
+                vec![
+                    in_order(3),
+                    vec![B::Poll { after_ms: 100 }],
+                    vec![B::Jump {
+                        after_ms: 20,
+                        jump: 300,
+                    }],
+                    in_order(2),
+                    vec![
+                        B::PollAtDeadline,
+                        B::Jump {
+                            after_ms: 20,
+                            jump: 127,
+                        },
+                        B::PollAtDeadline,
+                    ],
+                ],
+            ),
+            (7, 126, 2, 0, 0),
+        ),
+        (
+            "timeout-then-a-new-spurt",
+            script(
+                40_000,
+                vec![
+                    in_order(3),
+                    vec![B::Poll { after_ms: 2000 }],
+                    in_order(2),
+                    vec![B::End],
+                ],
+            ),
+            (5, 0, 2, 0, 0),
+        ),
     ]
 }
 

@@ -13,6 +13,10 @@
 #[allow(dead_code)]
 mod targets;
 
+#[path = "../../fuzz/src/jitter_buffer.rs"]
+#[allow(dead_code)]
+mod jitter_buffer;
+
 use proptest::prelude::*;
 use targets::{ScriptConfig, ServerText, ServerUpdate, SessionScript, StateUpdate, Step};
 

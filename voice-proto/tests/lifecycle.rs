@@ -482,18 +482,22 @@ fn audio_from(h: &mut Harness, ssrc: u32) -> Vec<Output> {
     })
 }
 
-fn audio_user(outs: &[Output]) -> Option<Option<voice_proto::id::UserId>> {
-    events(outs).into_iter().find_map(|e| match e {
-        Event::Audio(audio) => Some(audio.user_id),
-        _ => None,
-    })
+/// The sender the first frame received since the last look was attributed to.
+fn audio_user(h: &mut Harness) -> Option<Option<voice_proto::id::UserId>> {
+    audio_events(h).first().map(|heard| heard.user_id)
 }
 
 #[test]
 fn a_move_forgets_who_sent_on_which_ssrc() {
     let mut h = connected();
     speaking(&mut h, 77, OTHER_USER);
-    assert_eq!(audio_user(&audio_from(&mut h, 77)), Some(Some(OTHER_USER)));
+    assert_eq!(
+        {
+            audio_from(&mut h, 77);
+            audio_user(&mut h)
+        },
+        Some(Some(OTHER_USER))
+    );
     assert_eq!(h.session().stats().ssrcs_mapped, 1);
     // Moved to another voice server, which hands SSRC 77 to someone we have no op 5 for yet.
     h.feed(Input::VoiceServerUpdate(server_dispatch("moved")));
@@ -502,7 +506,10 @@ fn a_move_forgets_who_sent_on_which_ssrc() {
     assert_eq!(h.session().user_for_ssrc(77), None);
     assert_eq!(h.session().stats().ssrcs_mapped, 0);
     assert_eq!(
-        audio_user(&audio_from(&mut h, 77)),
+        {
+            audio_from(&mut h, 77);
+            audio_user(&mut h)
+        },
         Some(None),
         "not attributed to the previous server's user"
     );

@@ -72,6 +72,9 @@ impl Engine {
                 for held in self.unmapped.take_ssrc(speaking.ssrc) {
                     self.deliver(now, held.packet, &held.frame);
                 }
+                if let Some(streams) = self.receive.as_mut() {
+                    streams.on_speaking(speaking.ssrc, user_id, speaking.speaking);
+                }
             }
             ServerMessage::ClientsConnect(clients) => {
                 let refused = self.dave.add_users(&clients.user_ids);
@@ -88,6 +91,9 @@ impl Engine {
             }
             ServerMessage::ClientDisconnect(client) => {
                 self.ssrc_users.remove_user(client.user_id);
+                if let Some(streams) = self.receive.as_mut() {
+                    streams.on_user_left(client.user_id);
+                }
                 self.dave.remove_user(client.user_id);
                 self.out.push_back(Output::Event(Event::ClientDisconnected {
                     user_id: client.user_id,

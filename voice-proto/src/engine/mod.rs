@@ -8,6 +8,7 @@ mod playout;
 mod receive;
 mod recovery;
 mod ssrc_users;
+mod streams;
 mod timers;
 mod unmapped;
 
@@ -30,6 +31,7 @@ use crate::secret::Token;
 pub(crate) use media::Media;
 use playout::Playout;
 use ssrc_users::SsrcUsers;
+use streams::Streams;
 use unmapped::UnmappedFrames;
 
 /// Close code we send when we abandon a websocket whose heartbeats went unanswered.
@@ -83,8 +85,12 @@ pub struct Stats {
     pub packets_received: u64,
     /// Received RTP packets that failed transport decryption or parsing.
     pub decrypt_failures: u64,
-    /// Datagrams ignored (foreign source, RTCP, not RTP, late discovery answers).
+    /// Datagrams ignored (foreign source, RTCP, not RTP, late discovery answers; every media
+    /// datagram when receive is off).
     pub datagrams_ignored: u64,
+    /// Received audio packets not decrypted because their sender's playout buffer had their
+    /// sequence already (a duplicate) or had given it up (late).
+    pub packets_skipped: u64,
     /// Gateway frames that were malformed or out of place.
     pub frames_ignored: u64,
     /// Audio frames sent DAVE-encrypted (a subset of `packets_sent`).
@@ -152,6 +158,8 @@ pub(crate) struct Engine {
     ssrc_users: SsrcUsers,
     /// DAVE frames that arrived before their SSRC's op 5.
     unmapped: UnmappedFrames,
+    /// The senders' playout buffers, when receive is on.
+    receive: Option<Streams>,
     keepalive_at: Option<Instant>,
     keepalive_counter: u32,
     /// Recovery attempts in a row (reset once a session stayed up `reconnect_reset_after`).
@@ -189,6 +197,7 @@ impl Engine {
         phase: Phase,
     ) -> Self {
         let playout = Playout::new(config.playout_queue_frames);
+        let receive = config.receive.map(Streams::new);
         let join_deadline = now.checked_add(config.join_timeout);
         let jitter_state = config.jitter_seed;
         Self {
@@ -215,6 +224,7 @@ impl Engine {
             playout,
             ssrc_users: SsrcUsers::default(),
             unmapped: UnmappedFrames::default(),
+            receive,
             keepalive_at: None,
             keepalive_counter: 0,
             reconnect_attempts: 0,
@@ -325,7 +335,7 @@ impl Engine {
     }
 
     /// The next deadline of the control side (handshake stages, heartbeats, keepalive, frames
-    /// waiting for their sender), without the playout clock.
+    /// waiting for their sender, the receive buffers), without the playout clock.
     pub(crate) fn next_timer(&self) -> Option<Instant> {
         let phase = match &self.phase {
             Phase::AwaitingServerUpdate { deadline, .. }
@@ -342,6 +352,7 @@ impl Engine {
             self.heartbeat.as_ref().map(Heartbeat::deadline),
             self.keepalive_at.filter(|_| self.media.is_some()),
             self.unmapped.next_expiry(),
+            self.receive.as_ref().and_then(Streams::next_deadline),
         ]
         .into_iter()
         .flatten()

@@ -1,7 +1,10 @@
-//! Received datagrams: the IP discovery answer, then transport- and DAVE-decrypted audio.
+//! Received datagrams: the IP discovery answer, then (when receive is on) transport- and
+//! DAVE-decrypted audio into the senders' playout buffers.
 
 use std::net::SocketAddr;
 use std::time::Instant;
+
+use bytes::Bytes;
 
 use super::unmapped::HeldFrame;
 use super::{Engine, PacketInfo, Phase};
@@ -9,8 +12,9 @@ use crate::dave::Incoming;
 use crate::discovery::parse_discovery_response;
 use crate::error::Error;
 use crate::id::UserId;
-use crate::io::{Event, Output, ReceivedAudio};
+use crate::io::{Event, Output};
 use crate::payload::{ClientMessage, SelectProtocol};
+use crate::receive::{BufferStats, ReceiveStats, Received};
 use crate::rtp::{classify, PacketKind, ReceivedRtp};
 
 impl Engine {
@@ -44,7 +48,8 @@ impl Engine {
     }
 
     pub(super) fn on_media_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
-        let Some(media) = self.media.as_ref() else {
+        // Receive off: nothing past a look at the source and the first bytes.
+        let (Some(media), Some(streams)) = (self.media.as_ref(), self.receive.as_mut()) else {
             self.stats.datagrams_ignored += 1;
             return;
         };
@@ -59,6 +64,12 @@ impl Engine {
                 return;
             }
         };
+        // A duplicate, or a packet whose frame was given up, costs no decryption (and a
+        // replayed DAVE frame never counts as a DAVE failure).
+        if !streams.check(header.ssrc, header.sequence) {
+            self.stats.packets_skipped += 1;
+            return;
+        }
         // Taken out (no allocation) so that `deliver` can borrow the engine mutably.
         let mut scratch = std::mem::take(&mut self.rx_scratch);
         scratch.clear();
@@ -86,7 +97,7 @@ impl Engine {
     }
 
     /// The DAVE stage for a transport-decrypted frame: decrypt with the sender's user id (silence
-    /// and plain frames pass), then hand the audio to the application. A DAVE frame whose SSRC is
+    /// and plain frames pass), then into the sender's playout buffer. A DAVE frame whose SSRC is
     /// not mapped yet waits for its op 5.
     pub(super) fn deliver(&mut self, now: Instant, packet: PacketInfo, opus: &[u8]) {
         let user_id = self.ssrc_users.get(packet.ssrc);
@@ -94,10 +105,10 @@ impl Engine {
             .dave
             .decrypt(user_id, opus, self.channel_id, &mut self.out)
         {
-            Incoming::Plain => opus.to_vec(),
+            Incoming::Plain => Bytes::copy_from_slice(opus),
             Incoming::Decrypted(frame) => {
                 self.stats.dave_frames_decrypted += 1;
-                frame.to_vec()
+                Bytes::copy_from_slice(frame)
             }
             Incoming::UnknownSender => {
                 if let Some(evicted) = self.unmapped.hold(now, packet, opus) {
@@ -119,15 +130,17 @@ impl Engine {
                 return;
             }
         };
-        let audio = ReceivedAudio {
-            ssrc: packet.ssrc,
-            user_id,
-            sequence: packet.sequence,
-            timestamp: packet.timestamp,
-            opus,
-        };
         self.stats.packets_received += 1;
-        self.out.push_back(Output::Event(Event::Audio(audio)));
+        if let Some(streams) = self.receive.as_mut() {
+            streams.insert(
+                now,
+                packet.ssrc,
+                user_id,
+                packet.sequence,
+                packet.timestamp,
+                opus,
+            );
+        }
     }
 
     /// Forgets the media session, and with it who sent on which SSRC and the frames that came on
@@ -136,6 +149,9 @@ impl Engine {
     pub(super) fn end_media(&mut self) {
         self.media = None;
         self.ssrc_users.clear();
+        if let Some(streams) = self.receive.as_mut() {
+            streams.end_all();
+        }
         self.playout.end_spurt();
         for held in self.unmapped.take_all() {
             self.drop_unmapped(held, "the media session it came on ended");
@@ -151,6 +167,26 @@ impl Engine {
             consecutive: self.dave.consecutive_failures(),
             reason: format!("unknown sender: {why}"),
         }));
+    }
+
+    /// The next item of received audio (receive on).
+    pub(crate) fn poll_received(&mut self) -> Option<Received> {
+        self.receive.as_mut()?.poll_received()
+    }
+
+    /// Counters of the receive side, when it is on.
+    pub(crate) fn receive_stats(&self) -> Option<ReceiveStats> {
+        let streams = self.receive.as_ref()?;
+        Some(ReceiveStats {
+            buffers: streams.stats(),
+            dropped: streams.dropped(),
+            streams: streams.len(),
+        })
+    }
+
+    /// One sender's buffer counters and current depth.
+    pub(crate) fn receive_stream_stats(&self, ssrc: u32) -> Option<(BufferStats, usize)> {
+        self.receive.as_ref()?.stream_stats(ssrc)
     }
 
     pub(crate) fn ssrc_user(&self, ssrc: u32) -> Option<UserId> {

@@ -1,4 +1,5 @@
-//! Deadlines: handshake stages, backoff, IP discovery retries, heartbeats, UDP keepalive.
+//! Deadlines: handshake stages, backoff, IP discovery retries, heartbeats, UDP keepalive, the
+//! receive buffers.
 
 use std::time::Instant;
 
@@ -11,6 +12,9 @@ use crate::payload::ClientMessage;
 
 impl Engine {
     pub(super) fn run_timers(&mut self, now: Instant) {
+        if let Some(streams) = self.receive.as_mut() {
+            streams.poll(now);
+        }
         for held in self.unmapped.take_expired(now) {
             self.drop_unmapped(held, "no op 5 mapped its SSRC to a user in time");
         }

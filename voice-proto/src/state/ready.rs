@@ -10,6 +10,7 @@ use crate::engine::{Engine, Phase, Stats};
 use crate::id::UserId;
 use crate::payload::SpeakingFlags;
 use crate::playout::{HoldReason, QueueError, Transmit};
+use crate::receive::{BufferStats, ReceiveStats, Received};
 use crate::rtp::MAX_PACKET_LEN;
 
 /// A negotiated voice session. Resumes, reconnects and moves happen inside it at run time;
@@ -185,5 +186,28 @@ impl Session {
     /// Counters for monitoring.
     pub fn stats(&self) -> Stats {
         self.engine.stats()
+    }
+
+    /// The next item of received audio, `None` when none waits (or receive is off:
+    /// [`Config::receive`](crate::Config::receive)). Items come per sender in playout order
+    /// (talk-spurt start, frames and loss markers, spurt end; see [`receive`](crate::receive)),
+    /// the senders in turn. Part of the drain rule when receive is on: take them after every
+    /// input (each sender's queue is bounded; frames beyond it are dropped and reported as a
+    /// loss). Never among the [`Output`](crate::Output)s, so a flood of audio cannot hold up a
+    /// control event.
+    pub fn poll_received(&mut self) -> Option<Received> {
+        self.engine.poll_received()
+    }
+
+    /// Counters of the receive side (buffers, drops, senders followed); `None` when receive is
+    /// off.
+    pub fn receive_stats(&self) -> Option<ReceiveStats> {
+        self.engine.receive_stats()
+    }
+
+    /// One sender's buffer counters and its current depth in frames (adapted to late packets);
+    /// `None` for an SSRC not followed.
+    pub fn receive_stream_stats(&self, ssrc: u32) -> Option<(BufferStats, usize)> {
+        self.engine.receive_stream_stats(ssrc)
     }
 }

@@ -21,7 +21,7 @@ use voice_proto::payload::{
     ProposalsOperation, ServerFrame, ServerMessage,
 };
 use voice_proto::secret::SecretKey;
-use voice_proto::{Event, Output, ReceivedAudio};
+use voice_proto::Output;
 
 use super::{Harness, CHANNEL};
 
@@ -423,16 +423,6 @@ pub fn inbound(h: &Harness, ssrc: u32, sequence: u16, payload: &[u8]) -> Vec<u8>
         .unwrap();
     packet.truncate(len);
     packet
-}
-
-pub fn audio_events(outs: &[Output]) -> Vec<ReceivedAudio> {
-    super::events(outs)
-        .into_iter()
-        .filter_map(|e| match e {
-            Event::Audio(a) => Some(a),
-            _ => None,
-        })
-        .collect()
 }
 
 /// A DAVE call in which our engine holds a sending key: it committed a peer's addition with

@@ -19,6 +19,7 @@ use voice_proto::payload::{
     ClientMessage, Encoded, HeartbeatAck, Hello, Ready, ServerFrame, ServerMessage,
     SessionDescription,
 };
+use voice_proto::receive::{Item, ReceiveConfig, Received};
 use voice_proto::rtp::ReceivedRtp;
 use voice_proto::secret::{SecretKey, Token};
 use voice_proto::{AnyState, Config, Error, Input, JoinRequest, Output};
@@ -43,11 +44,71 @@ pub fn client_public() -> SocketAddr {
     SocketAddr::new(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7)), 50_004)
 }
 
+/// The tests' settings: a fixed RTP seed, and receive on with no waiting (depth 0), so that
+/// every frame of an in-order stream comes out of `poll_received` as soon as it arrives (the
+/// playout buffer's own rules are tested in `receive_buffer.rs` and `receive_audio.rs`).
 pub fn test_config() -> Config {
     Config {
         rtp_seed: 0x1234_5678_9abc,
+        receive: Some(immediate_receive()),
         ..Config::default()
     }
+}
+
+/// Receive settings that release an in-order frame at once (depth 0, no adaptation).
+pub fn immediate_receive() -> ReceiveConfig {
+    ReceiveConfig {
+        depth: 0,
+        max_depth: 0,
+        ..ReceiveConfig::default()
+    }
+}
+
+/// A received item, compactly: `S` spurt started, `F<seq>` frame, `Z<seq>` silence frame,
+/// `L<seq>x<count>` lost, `E<reason>` spurt ended.
+pub fn compact(item: Item) -> String {
+    match item {
+        Item::SpurtStarted => "S".to_owned(),
+        Item::Frame(frame) if frame.is_silence() => format!("Z{}", frame.sequence),
+        Item::Frame(frame) => format!("F{}", frame.sequence),
+        Item::Lost {
+            sequence, count, ..
+        } => format!("L{sequence}x{count}"),
+        Item::SpurtEnded(reason) => format!("E{reason:?}"),
+        other => format!("{other:?}"),
+    }
+}
+
+/// `&str`s as `String`s, to compare with [`compact`] items.
+pub fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// One received frame, flattened for assertions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Heard {
+    pub ssrc: u32,
+    pub user_id: Option<UserId>,
+    pub sequence: u16,
+    pub timestamp: u32,
+    pub opus: Vec<u8>,
+}
+
+/// The frames received since the last call (markers left out).
+pub fn audio_events(h: &mut Harness) -> Vec<Heard> {
+    h.received
+        .drain(..)
+        .filter_map(|r| match r.item {
+            Item::Frame(frame) => Some(Heard {
+                ssrc: r.ssrc,
+                user_id: r.user_id,
+                sequence: frame.sequence,
+                timestamp: frame.timestamp,
+                opus: frame.opus.to_vec(),
+            }),
+            _ => None,
+        })
+        .collect()
 }
 
 /// What a connection without a main gateway starts from: our endpoint, ids, session and token.
@@ -272,6 +333,8 @@ pub struct Harness {
     pub start: Instant,
     /// Every output seen so far.
     pub log: Vec<Output>,
+    /// Received audio taken by `poll_received` after each input, not yet looked at.
+    pub received: Vec<Received>,
 }
 
 impl Harness {
@@ -293,14 +356,21 @@ impl Harness {
             now,
             start: now,
             log: Vec::new(),
+            received: Vec::new(),
         };
         harness.collect();
         harness
     }
 
+    /// Drains the outputs (returned) and the received audio (kept in `received`).
     pub fn collect(&mut self) -> Vec<Output> {
         let outputs = drain(&mut self.state);
         self.log.extend(outputs.iter().cloned());
+        if let Some(session) = self.state.session() {
+            while let Some(received) = session.poll_received() {
+                self.received.push(received);
+            }
+        }
         outputs
     }
 
