@@ -13,6 +13,8 @@ use crate::config::{
     AckPolicy, CloseRule, DaveConfig, FirstClose, Garbage, Scenario, ServerConfig, SimulatedUser,
     Trigger,
 };
+use crate::netem::NetemConfig;
+use crate::report::{NetemReport, SpokenStream};
 use crate::server::VoiceServer;
 use voice_proto::{Event, Recovery};
 
@@ -490,4 +492,215 @@ pub fn assert_client_closed_with(server: &VoiceServer, client: usize, code: u16)
         .and_then(|c| c.connections.last())
         .and_then(|c| c.client_close);
     assert_eq!(last, Some(code), "{report}");
+}
+
+// ---- receiving (issue 15) ---------------------------------------------------------------------
+
+/// The simulated user who speaks in the plain (no DAVE) receive cases.
+pub const SPEAKER: u64 = 500_000_000_000_000_004;
+
+/// Frames the speaker says in the receive cases (3 s).
+pub const RECEIVE_FRAMES: usize = 150;
+
+/// When the speaker starts, after the client's Session Description.
+pub const SPEAK_AFTER: Duration = Duration::from_millis(300);
+
+/// The impairment of the receive cases: 5 % loss, 5 % duplicates, 10 % of the packets held back
+/// 30 ms (overtaken by the next one or two), up to 15 ms of jitter; all within the client's
+/// default depth (60 ms), so that a packet that comes at all comes in time.
+pub fn receive_impairment() -> NetemConfig {
+    NetemConfig {
+        loss: 0.05,
+        duplicate: 0.05,
+        reorder: 0.1,
+        reorder_by: Duration::from_millis(30),
+        jitter: Duration::from_millis(15),
+        seed: 15,
+        ..NetemConfig::default()
+    }
+}
+
+/// A call (no DAVE) in which [`SPEAKER`] says `frames` from [`SPEAK_AFTER`] on, through
+/// `impairment` if any.
+pub fn speaker_speaks(frames: Vec<Vec<u8>>, impairment: Option<NetemConfig>) -> Scenario {
+    Scenario {
+        users: vec![SimulatedUser {
+            user_id: SPEAKER,
+            join_after: Duration::ZERO,
+            speak_after: Some(SPEAK_AFTER),
+            leave_after: None,
+            frames: Arc::new(frames),
+            dave: false,
+        }],
+        impairment,
+        ..Scenario::default()
+    }
+}
+
+/// [`dave_speaker`] (the DAVE member [`DAVE_LISTENER`] speaks `frames`, DAVE-encrypted) through
+/// `impairment` if any.
+pub fn dave_speaker_impaired(frames: Vec<Vec<u8>>, impairment: Option<NetemConfig>) -> Scenario {
+    Scenario {
+        impairment,
+        ..dave_speaker(frames)
+    }
+}
+
+/// What a receive case measured: what the speaker said, what the network did, what the client
+/// recorded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReceiveFigures {
+    /// Frames the speaker said (its five trailing silence frames included).
+    pub spoken: usize,
+    /// Frames that went out as packets.
+    pub sent: usize,
+    /// Packets the network emulator lost.
+    pub lost_on_the_way: usize,
+    /// Extra copies it made.
+    pub duplicated: usize,
+    /// Packets it held back for later ones to overtake.
+    pub reordered: usize,
+    /// Frames the client recorded (silence frames included).
+    pub recorded: usize,
+    /// Frames the client reported lost (in `Lost` items).
+    pub reported_lost: u64,
+    /// Sequences that reached the client's network but not its recording (came too late).
+    pub arrived_but_not_recorded: usize,
+}
+
+impl std::fmt::Display for ReceiveFigures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "spoken {}, sent {}, lost on the way {}, duplicated {}, reordered {}; recorded {}, \
+             reported lost {}, arrived but not recorded {}",
+            self.spoken,
+            self.sent,
+            self.lost_on_the_way,
+            self.duplicated,
+            self.reordered,
+            self.recorded,
+            self.reported_lost,
+            self.arrived_but_not_recorded
+        )
+    }
+}
+
+/// Checks what `client` recorded of simulated user `user` (`items`: its subscription's items,
+/// in order) against what the user said and what the network emulator did to it, and returns
+/// the figures:
+/// - the items follow the spurt grammar (a start, frames and losses, each carrying the sequence
+///   after the previous one, an end);
+/// - every recorded frame is a frame the user said with that sequence, byte for byte, that the
+///   network delivered; none twice, none out of order;
+/// - between the first and the last frame recorded, every sequence is recorded or reported lost,
+///   and every sequence the network lost there is reported lost;
+/// - without impairment, everything said is recorded.
+///
+/// # Panics
+/// With the server's report when anything differs.
+pub fn check_received(
+    server: &VoiceServer,
+    client: usize,
+    user: u64,
+    items: &[voice_proto::Received],
+) -> ReceiveFigures {
+    use voice_proto::receive::Item;
+    let report = server.report();
+    let spoken: Vec<SpokenStream> = server
+        .spoken(client)
+        .into_iter()
+        .filter(|s| s.user_id == user)
+        .collect();
+    let [stream] = spoken.as_slice() else {
+        panic!("expected one spoken stream of user {user}: {spoken:?}\n{report}")
+    };
+    let said = |sequence: u16| stream.frames.iter().find(|f| f.sequence == sequence);
+    let mut figures = ReceiveFigures {
+        spoken: stream.frames.len(),
+        sent: stream.frames.iter().filter(|f| f.sent).count(),
+        lost_on_the_way: stream.frames.iter().filter(|f| f.sent && f.lost).count(),
+        duplicated: stream.frames.iter().filter(|f| f.duplicated).count(),
+        reordered: stream.frames.iter().filter(|f| f.reordered).count(),
+        ..ReceiveFigures::default()
+    };
+    let mut in_spurt = false;
+    let mut next: Option<u16> = None;
+    let mut recorded: Vec<u16> = Vec::new();
+    let mut reported: Vec<u16> = Vec::new();
+    for received in items.iter().filter(|r| r.ssrc == stream.ssrc) {
+        match &received.item {
+            Item::SpurtStarted => {
+                assert!(!in_spurt, "a spurt inside a spurt: {items:?}");
+                in_spurt = true;
+            }
+            Item::Frame(frame) => {
+                assert!(in_spurt, "a frame outside a spurt: {items:?}");
+                assert!(
+                    next.is_none_or(|n| n == frame.sequence),
+                    "frame {} where {next:?} was due",
+                    frame.sequence
+                );
+                let Some(spoken) = said(frame.sequence) else {
+                    panic!("recorded frame {} was never said\n{report}", frame.sequence)
+                };
+                assert_eq!(spoken.opus, frame.opus.as_ref(), "frame {}", frame.sequence);
+                assert!(
+                    spoken.sent && !spoken.lost,
+                    "recorded frame {} the network lost",
+                    frame.sequence
+                );
+                assert_eq!(received.user_id, Some(voice_proto::id::UserId(user)));
+                recorded.push(frame.sequence);
+                next = Some(frame.sequence.wrapping_add(1));
+            }
+            Item::Lost {
+                sequence, count, ..
+            } => {
+                assert!(in_spurt, "a loss outside a spurt: {items:?}");
+                assert!(next.is_none_or(|n| n == *sequence), "loss at {sequence}");
+                figures.reported_lost += u64::from(*count);
+                for i in 0..*count {
+                    reported.push(sequence.wrapping_add(i as u16));
+                }
+                next = Some(sequence.wrapping_add(*count as u16));
+            }
+            Item::SpurtEnded(_) => {
+                assert!(in_spurt, "an end outside a spurt: {items:?}");
+                in_spurt = false;
+            }
+            _ => {}
+        }
+    }
+    figures.recorded = recorded.len();
+    // Between the first and the last frame recorded, the network's losses are reported.
+    if let (Some(first), Some(last)) = (recorded.first(), recorded.last()) {
+        let span = last.wrapping_sub(*first);
+        for frame in &stream.frames {
+            let inside = frame.sequence.wrapping_sub(*first) <= span;
+            if inside && frame.sent && frame.lost {
+                assert!(
+                    reported.contains(&frame.sequence),
+                    "frame {} lost on the way but not reported lost\n{report}",
+                    frame.sequence
+                );
+            }
+        }
+    }
+    figures.arrived_but_not_recorded = stream
+        .delivered()
+        .filter(|f| !recorded.contains(&f.sequence))
+        .count();
+    if server_config_has_no_impairment(stream) {
+        assert_eq!(
+            (figures.recorded, figures.reported_lost),
+            (figures.spoken, 0),
+            "without impairment everything said is recorded: {figures}\n{report}"
+        );
+    }
+    figures
+}
+
+fn server_config_has_no_impairment(stream: &SpokenStream) -> bool {
+    stream.netem == NetemReport::default() && stream.frames.iter().all(|f| f.sent && !f.lost)
 }

@@ -143,6 +143,10 @@ pub struct Scenario {
     /// Drop (count, do not answer) each client's first IP discovery request: the client must
     /// send it again.
     pub lose_first_discovery: bool,
+    /// What the network does to simulated users' audio on its way to each client: loss,
+    /// duplication, reordering, jitter (one emulator per user and client, seeded from this
+    /// seed, the user and the client). `None`: untouched.
+    pub impairment: Option<crate::netem::NetemConfig>,
 }
 
 /// How [`Scenario::first_websocket`] ends a client's first websocket.
@@ -169,6 +173,7 @@ impl Default for Scenario {
             withhold: Vec::new(),
             first_websocket: None,
             lose_first_discovery: false,
+            impairment: None,
         }
     }
 }
@@ -270,6 +275,9 @@ pub enum ScenarioStep {
     FirstClose(FirstClose),
     /// `lose-first-discovery`: drop each client's first IP discovery request.
     LoseFirstDiscovery,
+    /// `impair@loss=PCT,dup=PCT,reorder=PCT,jitter=MS,delay=MS,seed=N`: simulated users' audio
+    /// through the network emulator (percentages of packets; every key optional).
+    Impair(crate::netem::NetemConfig),
 }
 
 impl FromStr for ScenarioStep {
@@ -354,10 +362,30 @@ impl FromStr for ScenarioStep {
                 .map(|code| Self::FirstClose(FirstClose::Code(code)))
                 .map_err(|_| bad("close code out of range")),
             ("lose-first-discovery", None) => Ok(Self::LoseFirstDiscovery),
+            ("impair", None) => {
+                let percent = |key: &str| -> Result<f64, SimError> {
+                    match param(key)? {
+                        Some(p) if p <= 100 => Ok(p as f64 / 100.0),
+                        Some(_) => Err(bad("percentages are 0..=100")),
+                        None => Ok(0.0),
+                    }
+                };
+                let defaults = crate::netem::NetemConfig::default();
+                Ok(Self::Impair(crate::netem::NetemConfig {
+                    loss: percent("loss")?,
+                    duplicate: percent("dup")?,
+                    reorder: percent("reorder")?,
+                    jitter: Duration::from_millis(param("jitter")?.unwrap_or(0)),
+                    delay: Duration::from_millis(param("delay")?.unwrap_or(0)),
+                    seed: param("seed")?.unwrap_or(defaults.seed),
+                    ..defaults
+                }))
+            }
             _ => Err(bad(
                 "expected close=CODE@ms=N|@packets=N, no-acks[@after=N], garbage=KIND, no-discovery, \
                  user=ID@join=MS[,speak=MS][,leave=MS][,plain=1], loss=P, delay=MS, ws-delay=MS, \
-                 withhold=OP[+OP], first-close=CODE|drop or lose-first-discovery",
+                 withhold=OP[+OP], first-close=CODE|drop, lose-first-discovery or \
+                 impair@loss=PCT,dup=PCT,reorder=PCT,jitter=MS,delay=MS,seed=N",
             )),
         }
     }
@@ -393,6 +421,7 @@ impl Scenario {
                 ScenarioStep::Withhold(ops) => scenario.withhold.extend(ops),
                 ScenarioStep::FirstClose(how) => scenario.first_websocket = Some(*how),
                 ScenarioStep::LoseFirstDiscovery => scenario.lose_first_discovery = true,
+                ScenarioStep::Impair(netem) => scenario.impairment = Some(*netem),
             }
         }
         scenario
@@ -402,6 +431,27 @@ impl Scenario {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_impairment_parses_from_percentages_and_milliseconds() {
+        let step: ScenarioStep = "impair@loss=10,dup=5,reorder=20,jitter=30,seed=7"
+            .parse()
+            .expect("parses");
+        let ScenarioStep::Impair(netem) = step else {
+            panic!("{step:?}")
+        };
+        assert_eq!(
+            (
+                netem.loss,
+                netem.duplicate,
+                netem.reorder,
+                netem.jitter,
+                netem.seed
+            ),
+            (0.1, 0.05, 0.2, Duration::from_millis(30), 7)
+        );
+        assert!("impair@loss=101".parse::<ScenarioStep>().is_err());
+    }
 
     #[test]
     fn scenario_steps_parse() {

@@ -114,7 +114,9 @@
 //! [`Scenario`] makes the server misbehave on purpose: close with a code after a time or a packet
 //! count, stop acknowledging heartbeats, send garbage (unknown opcode, malformed JSON, unexpected
 //! binary frame), never answer IP discovery, simulated users who join (op 11), speak (op 5 and
-//! encrypted RTP with a header extension) and leave (op 13), loss and delay on server-sent media,
+//! encrypted RTP with a header extension) and leave (op 13), impaired by a sans-IO network
+//! emulator ([`netem`]: loss, bursts, duplication, reordering, jitter; what it did to each frame
+//! is in [`VoiceServer::spoken`]), loss and delay on server-sent media,
 //! delay on server-sent websocket frames, opcodes the server never sends (to exercise a
 //! client's handshake deadlines), and a bad start: each client's first websocket ended right
 //! after Identify (a close code, or TCP dropped) and its first IP discovery request lost.
@@ -146,6 +148,7 @@ pub mod error;
 mod gateway;
 pub mod load;
 mod media;
+pub mod netem;
 pub mod ogg_opus;
 pub mod report;
 mod scenario;
@@ -160,8 +163,9 @@ pub use config::{
     SimulatedUser, Trigger, DEFAULT_MODES,
 };
 pub use error::SimError;
+pub use netem::NetemConfig;
 pub use report::{
-    ClientReport, ConnectionReport, DaveChannelReport, Report, StreamReport, Violation,
-    ViolationKind,
+    ClientReport, ConnectionReport, DaveChannelReport, NetemReport, Report, SpokenFrame,
+    SpokenStream, StreamReport, Violation, ViolationKind,
 };
 pub use server::{ExpectedClient, ReceivedFrame, VoiceServer};

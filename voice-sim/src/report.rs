@@ -225,6 +225,65 @@ pub struct Report {
     /// The DAVE role per voice channel (empty when DAVE is off).
     #[serde(default)]
     pub dave: Vec<DaveChannelReport>,
+    /// What simulated users said to each client, and what the network emulator did to it.
+    #[serde(default)]
+    pub spoken: Vec<SpokenStream>,
+}
+
+/// What one simulated user said to one client ([`Scenario::users`](crate::Scenario::users)),
+/// frame by frame, with the fate the network emulator gave each packet
+/// ([`Scenario::impairment`](crate::Scenario::impairment)).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpokenStream {
+    /// The client it was sent to.
+    pub client: usize,
+    /// The simulated user.
+    pub user_id: u64,
+    /// The SSRC it spoke on.
+    pub ssrc: u32,
+    /// Every frame, in the order spoken (silence frames included).
+    pub frames: Vec<SpokenFrame>,
+    /// What the network emulator did (zero without impairment).
+    pub netem: NetemReport,
+}
+
+impl SpokenStream {
+    /// The frames that reached the network (sent, not lost), in the order spoken.
+    pub fn delivered(&self) -> impl Iterator<Item = &SpokenFrame> {
+        self.frames.iter().filter(|f| f.sent && !f.lost)
+    }
+}
+
+/// One frame a simulated user spoke.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpokenFrame {
+    /// Its RTP sequence number.
+    pub sequence: u16,
+    /// The Opus frame (before DAVE encryption).
+    pub opus: Vec<u8>,
+    /// Whether a packet went out at all (`false`: no session or no DAVE key at that moment).
+    pub sent: bool,
+    /// The emulator lost it.
+    pub lost: bool,
+    /// The emulator sent it twice.
+    pub duplicated: bool,
+    /// The emulator held it back for later packets to overtake.
+    pub reordered: bool,
+}
+
+/// The network emulator's counts for one spoken stream.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetemReport {
+    /// Packets that went into it.
+    pub sent: u64,
+    /// Lost.
+    pub lost: u64,
+    /// Extra copies.
+    pub duplicated: u64,
+    /// Held back.
+    pub reordered: u64,
+    /// Handed to the socket (copies included).
+    pub delivered: u64,
 }
 
 impl Report {
@@ -301,6 +360,22 @@ impl fmt::Display for Report {
                     st.dave_decrypted, st.dave_failures, st.dave_unverified, st.dave_plain
                 )?;
             }
+        }
+        for spoken in &self.spoken {
+            let n = &spoken.netem;
+            writeln!(
+                f,
+                "  simulated user {} to client {} on ssrc {}: {} frames spoken, {} sent; netem lost {}, \
+                 duplicated {}, reordered {}",
+                spoken.user_id,
+                spoken.client,
+                spoken.ssrc,
+                spoken.frames.len(),
+                spoken.frames.iter().filter(|f| f.sent).count(),
+                n.lost,
+                n.duplicated,
+                n.reordered
+            )?;
         }
         for d in &self.dave {
             writeln!(

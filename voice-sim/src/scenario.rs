@@ -12,7 +12,11 @@ use voice_proto::payload::{
 };
 use voice_proto::rtp::{OPUS_PAYLOAD_TYPE, SAMPLES_PER_FRAME, SILENCE_FRAME, SILENCE_FRAME_COUNT};
 
+use tokio::net::UdpSocket;
+
 use crate::config::{Garbage, SimulatedUser, Trigger};
+use crate::netem::{Netem, NetemConfig};
+use crate::report::{NetemReport, SpokenFrame, SpokenStream};
 use crate::server::{Shared, State};
 
 /// The one-byte header extension every simulated packet carries: profile `BE DE`, one word,
@@ -158,7 +162,7 @@ async fn simulated_user(shared: Arc<Shared>, client: usize, epoch: u64, user: Si
         while !can_speak(&shared, client, user.user_id) && tokio::time::Instant::now() < keyed_by {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let (ssrc, mut sequence, mut timestamp) = {
+        let (ssrc, mut sequence, mut timestamp, spoken) = {
             let mut state = shared.lock();
             let ssrc = state.fresh_ssrc();
             let sequence: u16 = state.rng.random();
@@ -166,14 +170,34 @@ async fn simulated_user(shared: Arc<Shared>, client: usize, epoch: u64, user: Si
             let mut speaking = Speaking::new(SpeakingFlags::MICROPHONE, ssrc);
             speaking.user_id = Some(user_id);
             state.send_numbered(client, ServerMessage::Speaking(speaking));
-            (ssrc, sequence, timestamp)
+            state.spoken.push(SpokenStream {
+                client,
+                user_id: user.user_id,
+                ssrc,
+                ..SpokenStream::default()
+            });
+            (ssrc, sequence, timestamp, state.spoken.len() - 1)
         };
+        // One emulator per user and client, each with its own fates.
+        let mut netem = shared.config.scenario.impairment.map(|config| {
+            Netem::new(NetemConfig {
+                seed: config.seed ^ user.user_id.rotate_left(17) ^ client as u64,
+                ..config
+            })
+        });
+        // No Tokio socket in counting mode, which refuses simulated users anyway.
+        let udp = shared.udp.clone();
         let silence = std::iter::repeat_n(SILENCE_FRAME.to_vec(), SILENCE_FRAME_COUNT);
         let frames = user.frames.iter().cloned().chain(silence);
         let mut ticker = tokio::time::interval(Duration::from_millis(20));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-        for frame in frames {
-            ticker.tick().await;
+        for plain in frames {
+            next_tick(&mut ticker, netem.as_mut(), udp.as_ref()).await;
+            let mut record = SpokenFrame {
+                sequence,
+                opus: plain.clone(),
+                ..SpokenFrame::default()
+            };
             let (target, drop) = {
                 let mut state = shared.lock();
                 let target = media_target(&mut state, client, epoch);
@@ -183,6 +207,7 @@ async fn simulated_user(shared: Arc<Shared>, client: usize, epoch: u64, user: Si
             };
             let Some((to, cipher, nonce)) = target else {
                 if alive(&shared, client, epoch) {
+                    record_spoken(&shared, spoken, record, netem.as_ref());
                     continue;
                 }
                 return;
@@ -191,28 +216,44 @@ async fn simulated_user(shared: Arc<Shared>, client: usize, epoch: u64, user: Si
                 let mut state = shared.lock();
                 let channel = channel_of(&state, client);
                 match state.dave.get_mut(&channel) {
-                    Some(ch) => ch.encrypt(user.user_id, &frame),
-                    None => Some(frame),
+                    Some(ch) => ch.encrypt(user.user_id, &plain),
+                    None => Some(plain),
                 }
             };
             let Some(frame) = frame else {
                 // No key right now (a re-key under way): the frame is not sent.
                 sequence = sequence.wrapping_add(1);
                 timestamp = timestamp.wrapping_add(SAMPLES_PER_FRAME);
+                record_spoken(&shared, spoken, record, netem.as_ref());
                 continue;
             };
             let packet = seal_packet(&cipher, sequence, timestamp, ssrc, nonce, &frame);
             sequence = sequence.wrapping_add(1);
             timestamp = timestamp.wrapping_add(SAMPLES_PER_FRAME);
-            let Some(packet) = packet else { continue };
-            if drop {
-                continue;
-            }
-            let delay = shared.config.scenario.udp_delay;
-            // No Tokio socket in counting mode, which refuses simulated users anyway.
-            let Some(udp) = shared.udp.clone() else {
+            let Some(packet) = packet else {
+                record_spoken(&shared, spoken, record, netem.as_ref());
                 continue;
             };
+            record.sent = true;
+            if drop {
+                record.lost = true;
+                record_spoken(&shared, spoken, record, netem.as_ref());
+                continue;
+            }
+            let Some(udp) = udp.clone() else {
+                continue;
+            };
+            if let Some(netem) = netem.as_mut() {
+                let now = tokio::time::Instant::now().into_std();
+                let fate = netem.send(now, (packet, to));
+                (record.lost, record.duplicated, record.reordered) =
+                    (fate.lost, fate.duplicated, fate.reordered);
+                send_due(netem, &udp).await;
+                record_spoken(&shared, spoken, record, Some(netem));
+                continue;
+            }
+            record_spoken(&shared, spoken, record, None);
+            let delay = shared.config.scenario.udp_delay;
             if delay.is_zero() {
                 let _ = udp.send_to(&packet, to).await;
             } else {
@@ -220,6 +261,16 @@ async fn simulated_user(shared: Arc<Shared>, client: usize, epoch: u64, user: Si
                     tokio::time::sleep(delay).await;
                     let _ = udp.send_to(&packet, to).await;
                 });
+            }
+        }
+        // What the emulator still holds goes out when due.
+        if let (Some(netem), Some(udp)) = (netem.as_mut(), udp.as_ref()) {
+            while let Some(due) = netem.next_due() {
+                tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
+                send_due(netem, udp).await;
+            }
+            if let Some(stream) = shared.lock().spoken.get_mut(spoken) {
+                stream.netem = netem_report(netem);
             }
         }
     }
@@ -241,6 +292,65 @@ async fn simulated_user(shared: Arc<Shared>, client: usize, epoch: u64, user: Si
             .map(|ch| ch.leave(user.user_id, now))
             .unwrap_or_default();
         state.apply_dave(shared.ms(now), effects);
+    }
+}
+
+/// A packet on its way through the network emulator, and where it goes.
+type Impaired = (Vec<u8>, SocketAddr);
+
+/// Waits for the ticker's next tick, sending what the emulator has due meanwhile.
+async fn next_tick(
+    ticker: &mut tokio::time::Interval,
+    mut netem: Option<&mut Netem<Impaired>>,
+    udp: Option<&Arc<UdpSocket>>,
+) {
+    loop {
+        let due = netem.as_ref().and_then(|n| n.next_due());
+        let (Some(due), Some(netem), Some(udp)) = (due, netem.as_deref_mut(), udp) else {
+            ticker.tick().await;
+            return;
+        };
+        tokio::select! {
+            _ = ticker.tick() => return,
+            () = tokio::time::sleep_until(tokio::time::Instant::from_std(due)) => {
+                send_due(netem, udp).await;
+            }
+        }
+    }
+}
+
+/// Sends every packet the emulator has due now.
+async fn send_due(netem: &mut Netem<Impaired>, udp: &UdpSocket) {
+    let now = tokio::time::Instant::now().into_std();
+    while let Some((packet, to)) = netem.poll(now) {
+        let _ = udp.send_to(&packet, to).await;
+    }
+}
+
+/// Records one spoken frame (and the emulator's counts so far).
+fn record_spoken(
+    shared: &Shared,
+    spoken: usize,
+    frame: SpokenFrame,
+    netem: Option<&Netem<Impaired>>,
+) {
+    let mut state = shared.lock();
+    if let Some(stream) = state.spoken.get_mut(spoken) {
+        stream.frames.push(frame);
+        if let Some(netem) = netem {
+            stream.netem = netem_report(netem);
+        }
+    }
+}
+
+fn netem_report(netem: &Netem<Impaired>) -> NetemReport {
+    let stats = netem.stats();
+    NetemReport {
+        sent: stats.sent,
+        lost: stats.lost,
+        duplicated: stats.duplicated,
+        reordered: stats.reordered,
+        delivered: stats.delivered,
     }
 }
 

@@ -22,7 +22,7 @@ use crate::dave::{DaveChannel, Effect};
 use crate::error::SimError;
 use crate::load::counting::CountingServer;
 use crate::load::{LoadReport, LoadStatus};
-use crate::report::{ClientReport, Report, StreamReport, Violation, ViolationKind};
+use crate::report::{ClientReport, Report, SpokenStream, StreamReport, Violation, ViolationKind};
 use crate::stats::StreamStats;
 use crate::tls::TlsMaterial;
 
@@ -218,6 +218,8 @@ pub(crate) struct State {
     replay_buffer: usize,
     /// The DAVE role per voice channel (created when the first member arrives).
     pub(crate) dave: BTreeMap<u64, DaveChannel>,
+    /// What simulated users said, per client and user.
+    pub(crate) spoken: Vec<SpokenStream>,
 }
 
 /// What the gateway and media tasks share.
@@ -434,6 +436,7 @@ impl State {
             stray_datagrams: self.stray_datagrams,
             failed_handshakes: self.failed_handshakes,
             dave: self.dave.values().map(DaveChannel::report).collect(),
+            spoken: self.spoken.clone(),
         }
     }
 
@@ -627,6 +630,7 @@ impl VoiceServer {
                 pending_checks: false,
                 replay_buffer: config.replay_buffer,
                 dave: BTreeMap::new(),
+                spoken: Vec::new(),
             }),
             config,
         });
@@ -784,6 +788,18 @@ impl VoiceServer {
             .get(&ssrc)
             .map(|s| s.frames.clone())
             .unwrap_or_default()
+    }
+
+    /// What the simulated users said to `client`, one stream per talk (user and SSRC), with
+    /// what the network emulator did to each frame.
+    pub fn spoken(&self, client: usize) -> Vec<SpokenStream> {
+        self.shared
+            .lock()
+            .spoken
+            .iter()
+            .filter(|s| s.client == client)
+            .cloned()
+            .collect()
     }
 
     /// The SSRCs handed to `client`, in order (one per fresh Identify).

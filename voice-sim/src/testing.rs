@@ -20,9 +20,10 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use voice_proto::crypto::{EncryptionMode, TransportCipher};
 use voice_proto::discovery::{discovery_request, parse_discovery_response};
 use voice_proto::payload::{Hello, Ready, ServerFrame, ServerMessage, SessionDescription};
+use voice_proto::receive::{Frame, Item};
 use voice_proto::rtp::{RtpHeader, RTP_HEADER_LEN};
 use voice_proto::secret::SecretKey;
-use voice_proto::{AnyState, Config, Event, Identifying, Input, Output};
+use voice_proto::{AnyState, Config, Event, Identifying, Input, Output, Received};
 
 use crate::error::SimError;
 use crate::server::ExpectedClient;
@@ -390,8 +391,26 @@ pub struct EngineOutcome {
     pub events: Vec<Event>,
     /// Opus frames sent (silence included).
     pub frames_sent: usize,
+    /// Other members' audio as `poll_received` gave it (receive is on in
+    /// [`EngineClient::new`]'s settings).
+    pub received: Vec<Received>,
     /// The error that ended the engine, if any (leaving on purpose is not one).
     pub error: Option<String>,
+}
+
+impl EngineOutcome {
+    /// The frames received from `ssrc` (`None`: from anyone), in playout order, with the user
+    /// each was attributed to.
+    pub fn frames(&self, ssrc: Option<u32>) -> Vec<(Option<voice_proto::id::UserId>, &Frame)> {
+        self.received
+            .iter()
+            .filter(|r| ssrc.is_none_or(|ssrc| r.ssrc == ssrc))
+            .filter_map(|r| match &r.item {
+                Item::Frame(frame) => Some((r.user_id, frame)),
+                _ => None,
+            })
+            .collect()
+    }
 }
 
 /// Drives voice-proto's engine over real sockets: connects with `info`, plays `frames` (one per
@@ -421,6 +440,7 @@ impl EngineClient {
             reconnect_backoff_initial: Duration::from_millis(50),
             max_dave_protocol_version: 1,
             rtp_seed: 0x5EED,
+            receive: Some(voice_proto::ReceiveConfig::default()),
             ..Config::default()
         };
         Self {
@@ -472,6 +492,11 @@ impl EngineClient {
                 }
             }
             let idle = io.drain(&mut engine).await?;
+            if let Some(session) = engine.session() {
+                while let Some(received) = session.poll_received() {
+                    io.outcome.received.push(received);
+                }
+            }
             if idle || tokio::time::Instant::now() >= deadline {
                 return Ok(io.outcome);
             }

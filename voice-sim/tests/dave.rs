@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use voice_proto::id::UserId;
-use voice_proto::{Event, ReceivedAudio};
+use voice_proto::Event;
 use voice_sim::adapter_cases::{
     assert_dave_byte_exact, assert_sessions, dave_call, dave_downgrade_and_back,
     dave_member_joins_and_leaves, dave_recovery_server_config, dave_server_config, dave_speaker,
@@ -102,23 +102,16 @@ async fn a_simulated_member_s_dave_audio_is_decrypted_by_the_client() {
     client.linger = Duration::from_millis(2500);
     let outcome = client.run().await.expect("runs");
     assert!(outcome.error.is_none(), "{:?}", outcome.error);
-    let audio: Vec<&ReceivedAudio> = outcome
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Audio(audio) => Some(audio),
-            _ => None,
-        })
-        .collect();
+    let audio = outcome.frames(None);
     let heard: Vec<Vec<u8>> = audio
         .iter()
-        .filter(|a| a.opus != voice_proto::rtp::SILENCE_FRAME)
-        .map(|a| a.opus.clone())
+        .filter(|(_, f)| !f.is_silence())
+        .map(|(_, f)| f.opus.to_vec())
         .collect();
-    assert_eq!(heard, spoken, "{:?}", outcome.events);
+    assert_eq!(heard, spoken, "{:?}", outcome.received);
     assert!(audio
         .iter()
-        .all(|a| a.user_id == Some(UserId(DAVE_LISTENER))));
+        .all(|(user, _)| *user == Some(UserId(DAVE_LISTENER))));
     assert!(
         !outcome
             .events

@@ -27,8 +27,8 @@ async fn audio_is_relayed_between_two_engine_clients_in_one_channel() {
 
     let mut listener = EngineClient::new(&server.ws_url(), listener_info.clone(), Vec::new());
     listener.linger = Duration::from_millis(1800);
-    let frames: Vec<Vec<u8>> = (0..20u8).map(|i| vec![0xFC, i, 0x33, 0x44]).collect();
-    let speaker = EngineClient::new(&server.ws_url(), speaker_info.clone(), frames.clone());
+    let frames_sent: Vec<Vec<u8>> = (0..20u8).map(|i| vec![0xFC, i, 0x33, 0x44]).collect();
+    let speaker = EngineClient::new(&server.ws_url(), speaker_info.clone(), frames_sent.clone());
     let listening = tokio::spawn(listener.run());
     tokio::time::sleep(Duration::from_millis(300)).await;
     let spoke = speaker.run().await.expect("speaker runs");
@@ -48,30 +48,25 @@ async fn audio_is_relayed_between_two_engine_clients_in_one_channel() {
             _ => None,
         })
         .expect("op 5 announced the speaker's SSRC");
-    let mut announced = false;
-    let mut audio: Vec<Vec<u8>> = Vec::new();
-    for event in &heard.events {
-        match event {
-            Event::Speaking { user_id, .. } if *user_id == speaker_user => announced = true,
-            // Op 13 drops the mapping; the speaker's last silence packet can still be on its way
-            // (the relay's UDP and the websocket race on loopback) and arrive unattributed.
-            Event::ClientDisconnected { user_id } if *user_id == speaker_user => announced = false,
-            Event::Audio(a) if a.ssrc == speaker_ssrc => {
-                if announced {
-                    assert_eq!(a.user_id, Some(speaker_user), "attributed after op 5");
-                }
-                audio.push(a.opus.clone());
-            }
-            _ => {}
-        }
-    }
+    // Frames leave the listener's playout buffer after op 5 named their sender (a new sender is
+    // held for the buffer's depth first). The speaker's last silence frames race its op 13 (the
+    // relay's UDP and the websocket on loopback): those that arrive after it start no spurt.
+    let frames = heard.frames(Some(speaker_ssrc));
+    let audio: Vec<Vec<u8>> = frames
+        .iter()
+        .filter(|(_, f)| !f.is_silence())
+        .map(|(_, f)| f.opus.to_vec())
+        .collect();
     assert_eq!(
-        audio.len(),
-        25,
-        "20 frames and 5 silence frames: {:?}",
-        heard.events
+        audio, frames_sent,
+        "byte for byte through the relay, in order"
     );
-    assert_eq!(&audio[..20], &frames[..], "byte for byte through the relay");
+    assert!(
+        frames.iter().all(|(user, _)| *user == Some(speaker_user)),
+        "attributed to the speaker: {frames:?}"
+    );
+    let silence = frames.iter().filter(|(_, f)| f.is_silence()).count();
+    assert!(silence <= 5, "{silence} silence frames");
     assert!(heard.events.iter().any(
         |e| matches!(e, Event::ClientsConnected { user_ids } if user_ids == &vec![speaker_user])
     ));

@@ -427,24 +427,21 @@ async fn voice_proto_engine_receives_a_simulated_speaker() {
     client.linger = Duration::from_millis(900);
     let outcome = client.run().await.expect("runs");
     assert!(outcome.error.is_none(), "{:?}", outcome.events);
-    let audio: Vec<&voice_proto::ReceivedAudio> = outcome
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            voice_proto::Event::Audio(audio) => Some(audio),
-            _ => None,
-        })
-        .collect();
+    let audio = outcome.frames(None);
     assert_eq!(
         audio.len(),
         17,
         "12 frames and 5 silence frames: {:?}",
-        outcome.events
+        outcome.received
     );
-    let opus: Vec<Vec<u8>> = audio.iter().take(12).map(|a| a.opus.clone()).collect();
+    let opus: Vec<Vec<u8>> = audio
+        .iter()
+        .take(12)
+        .map(|(_, f)| f.opus.to_vec())
+        .collect();
     assert_eq!(opus, frames, "the engine strips the header extension");
     assert!(
-        audio.iter().all(|a| a.user_id == Some(UserId(777))),
+        audio.iter().all(|(user, _)| *user == Some(UserId(777))),
         "op 5 mapped the SSRC"
     );
     assert!(outcome.events.iter().any(|e| matches!(e, voice_proto::Event::ClientsConnected { user_ids } if user_ids == &vec![UserId(777)])));
@@ -593,4 +590,30 @@ async fn lose_first_discovery_drops_one_request() {
         "the second is answered"
     );
     assert_eq!(server.report().clients[0].discovery_requests, 2);
+}
+
+#[tokio::test]
+async fn an_impaired_simulated_speaker_reaches_the_engine_in_order_with_its_losses_reported() {
+    use voice_sim::adapter_cases::{
+        check_received, receive_impairment, sample_frames, speaker_speaks, SPEAKER,
+    };
+    let scenario = speaker_speaks(sample_frames(100), Some(receive_impairment()));
+    let server = VoiceServer::start(config(scenario)).await.expect("starts");
+    let info = server.expect_client();
+    let mut client = voice_sim::testing::EngineClient::new(&server.ws_url(), info, Vec::new());
+    client.linger = Duration::from_millis(3000);
+    let outcome = client.run().await.expect("runs");
+    assert!(outcome.error.is_none(), "{:?}", outcome.events);
+    let figures = check_received(&server, 0, SPEAKER, &outcome.received);
+    let spoken = server.spoken(0);
+    assert!(
+        spoken[0].netem.lost > 0 && spoken[0].netem.duplicated > 0,
+        "{figures}"
+    );
+    assert_eq!(figures.spoken, 105);
+    assert!(
+        figures.recorded + figures.lost_on_the_way + figures.arrived_but_not_recorded
+            >= figures.sent,
+        "{figures}"
+    );
 }
