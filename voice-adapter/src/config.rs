@@ -24,6 +24,15 @@ pub struct VoiceConfig {
     pub close_timeout: Duration,
 }
 
+impl VoiceConfig {
+    /// This configuration with receive on (default buffer settings) for every connection:
+    /// `connection.receiver()` then hands out other members' audio.
+    pub fn receiving(mut self) -> Self {
+        self.core.receive = Some(self.core.receive.unwrap_or_default());
+        self
+    }
+}
+
 impl Default for VoiceConfig {
     fn default() -> Self {
         Self {
@@ -56,6 +65,19 @@ pub struct JoinOptions {
     pub self_mute: bool,
     /// Join deafened.
     pub self_deaf: bool,
+    /// Receive other members' audio on this connection with these settings, whatever
+    /// [`VoiceConfig::core`]'s `receive` says (`None`: as it says; off by default).
+    pub receive: Option<voice_proto::ReceiveConfig>,
+}
+
+impl JoinOptions {
+    /// Options that receive other members' audio with the default buffer settings.
+    pub fn receiving() -> Self {
+        Self {
+            receive: Some(voice_proto::ReceiveConfig::default()),
+            ..Self::default()
+        }
+    }
 }
 
 /// 64 bits of entropy from std's randomly keyed hasher and the clock (no RNG dependency).

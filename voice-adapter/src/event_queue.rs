@@ -2,9 +2,10 @@
 //!
 //! A connection reports what the application must not miss (it connected, it is reconnecting,
 //! it resumed, it was disconnected, it ended, its audio waits or flows again) among a stream of
-//! events that can come fast and in any number (received audio, speaking updates, unknown
-//! opcodes). An application that reads slowly must lose the latter, never the former (issue 14,
-//! row 6). So the queue keeps one order for all events, but bounds the two kinds apart:
+//! events that can come fast and in any number (speaking updates, unknown opcodes, DAVE decrypt
+//! failures; received audio has queues of its own, [`AudioRouter`](crate::AudioRouter)). An
+//! application that reads slowly must lose the latter, never the former (issue 14, row 6). So
+//! the queue keeps one order for all events, but bounds the two kinds apart:
 //!
 //! - **data events** (everything not listed below) take at most `capacity` places; one more is
 //!   dropped and counted;

@@ -20,9 +20,13 @@
 //!   gateway refused op 4), do the same: the core sends the leave exactly once, and not again
 //!   if it had ended by itself.
 //! - Queue events for the application through an [`EventChannel`] (an [`EventQueue`] and the
-//!   reader's wake-up): received audio and unknown opcodes never push out `Connected`,
+//!   reader's wake-up): speaking updates and unknown opcodes never push out `Connected`,
 //!   `Reconnecting`, `Resumed`, `Disconnected`, `Closed`; [`EventChannel::end`] it when the
 //!   driver stops, after its last event.
+//! - When receive is on, take the core's received audio after every input
+//!   ([`CoreState::take_received`](media::CoreState::take_received)) and route it through the
+//!   connection's [`AudioRouter`] with the core unlocked; end the router when the driver stops.
+//!   Received audio never goes through the event queue.
 //! - Make each connection's core with [`VoiceConfig::core_with_fresh_seeds`] (RTP and backoff
 //!   jitter entropy: the core reads none).
 //!
@@ -40,6 +44,7 @@ mod event_queue;
 mod gateway_link;
 pub mod media;
 mod pending_join;
+pub mod receive;
 mod send_error;
 mod shared_voice;
 mod tls;
@@ -51,6 +56,7 @@ pub use event_channel::{EventChannel, EventSignal};
 pub use event_queue::{is_control_event, EventQueue, Next, CONTROL_EVENTS};
 pub use gateway_link::GatewayLink;
 pub use pending_join::{JoinCaller, PendingJoin};
+pub use receive::{AudioRouter, Inbox, InboxItem, Subscription};
 pub use send_error::SendError;
 pub use shared_voice::{Dispatch, DispatchRoute, SharedVoice};
 pub use tls::tls_client_config;

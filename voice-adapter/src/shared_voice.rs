@@ -127,7 +127,10 @@ impl<R: DispatchRoute> SharedVoice<R> {
             self_deaf: options.self_deaf,
             ..JoinRequest::new(guild_id, channel_id, self.user_id)
         };
-        let core = self.config.core_with_fresh_seeds();
+        let mut core = self.config.core_with_fresh_seeds();
+        if options.receive.is_some() {
+            core.receive = options.receive;
+        }
         Ok(AwaitingServerUpdate::new(Instant::now(), core, join).into())
     }
 

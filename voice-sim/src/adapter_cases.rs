@@ -273,10 +273,11 @@ pub fn assert_recovered_from_the_bad_start(
     );
 }
 
-/// What a client that read nothing during [`resume_while_a_user_speaks`] finds queued: the
-/// received audio filled the `room` it keeps for data events, no more, and the resume's control
-/// events are there all the same (issue 14 row 6). `is_control` tells the two kinds apart (the
-/// adapters' `voice_adapter::is_control_event`).
+/// What a client that read nothing during [`resume_while_a_user_speaks`] finds queued: the data
+/// events stay within the `room` kept for them (received audio is no event at all: it has
+/// bounded queues of its own, issue 15), and the resume's control events are there all the same
+/// (issue 14 row 6). `is_control` tells the two kinds apart (the adapters'
+/// `voice_adapter::is_control_event`).
 ///
 /// # Panics
 /// With the events when anything differs.
@@ -286,9 +287,9 @@ pub fn assert_control_events_survived_the_flood(
     is_control: impl Fn(&Event) -> bool,
 ) {
     let data = events.iter().filter(|e| !is_control(e)).count();
-    assert_eq!(
-        data, room,
-        "the flood filled the data events' room, no more: {events:?}"
+    assert!(
+        data <= room,
+        "more data events than their room: {events:?}"
     );
     assert!(
         events.iter().any(|e| matches!(

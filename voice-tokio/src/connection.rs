@@ -8,12 +8,13 @@ use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::Connector;
 use voice_adapter::media::{DriverWake, MediaScheduler, SharedCore};
-use voice_adapter::{tls_client_config, Dispatch, PendingJoin};
+use voice_adapter::{tls_client_config, AudioRouter, Dispatch, PendingJoin};
 use voice_proto::payload::SpeakingFlags;
 use voice_proto::{AnyState, ConnectionInfo, Identifying};
 
 use crate::driver::{Channels, Driver};
 use crate::events::{EventChannel, Events};
+use crate::receiver::Receiver;
 use crate::{GatewayLink, JoinError, SendError, VoiceConfig};
 
 /// How the media worker and the application wake a connection's driver task and its senders.
@@ -82,6 +83,7 @@ pub struct Connection {
     shared: Shared,
     disconnect: mpsc::UnboundedSender<oneshot::Sender<()>>,
     events: Events,
+    router: Arc<AudioRouter>,
     task: Option<JoinHandle<()>>,
 }
 
@@ -105,6 +107,7 @@ impl Connection {
     ) -> Result<Self, JoinError> {
         let connector = Connector::Rustls(tls_client_config(&config.extra_root_certificates)?);
         let scheduler = MediaScheduler::shared(config.media_workers);
+        let router = Arc::new(AudioRouter::new(state.config().receive));
         let shared = SharedCore::new(state, TokioWake::default(), &scheduler)
             .map_err(|e| JoinError::Thread(e.to_string()))?;
         let (disconnect, disconnects) = mpsc::unbounded_channel();
@@ -129,6 +132,7 @@ impl Connection {
                 dispatches,
                 events: Arc::clone(&events),
                 join,
+                router: Arc::clone(&router),
             },
         );
         let task = tokio::spawn(driver.run());
@@ -137,6 +141,7 @@ impl Connection {
                 shared,
                 disconnect,
                 events: Events::new(events),
+                router,
                 task: Some(task),
             }),
             Ok(Err(error)) => {
@@ -189,10 +194,28 @@ impl Connection {
         self.shared.stats()
     }
 
-    /// Events: speaking, clients joining or leaving, received audio, reconnects, holds of the
-    /// playout, the end. Control events are never dropped for the others ([`Events`]).
+    /// Counters of the receive side: every sender's playout buffer added up (frames, losses,
+    /// late packets, duplicates, spurts), frames the core dropped for want of room, senders
+    /// followed. `None` with receive off.
+    pub fn receive_stats(&self) -> Option<voice_proto::receive::ReceiveStats> {
+        self.shared.receive_stats()
+    }
+
+    /// Events: speaking, clients joining or leaving, reconnects, holds of the playout, the end.
+    /// Control events are never dropped for the others ([`Events`]). Received audio is not among
+    /// them: see [`receiver`](Self::receiver).
     pub fn events(&mut self) -> &mut Events {
         &mut self.events
+    }
+
+    /// Streams of the audio other members send (receive must be on:
+    /// [`VoiceConfig::receiving`](crate::VoiceConfig::receiving) or
+    /// [`JoinOptions::receive`](crate::JoinOptions::receive)): `receiver().subscribe(user)` for
+    /// one user, `subscribe_all()` for everyone, each ordered by the core's playout buffer with
+    /// loss markers and talk-spurt boundaries, and bounded without ever holding up the
+    /// connection.
+    pub fn receiver(&self) -> Receiver {
+        Receiver::new(Arc::clone(&self.router))
     }
 
     /// Leaves the channel (op 4 with a null channel when joined through a main gateway), closes the

@@ -1,7 +1,8 @@
 //! The driver task: the websocket side of one connection around the core's drain loop. It is
 //! woken only by events (a websocket message, a datagram, a dispatch, a control deadline, the
 //! media worker saying the core has outputs): the audio goes out from the shared media workers,
-//! never from here. No protocol decision lives here.
+//! never from here. Received audio comes in here (datagrams, the receive buffers' deadlines among
+//! the control timers) and goes to the subscriptions. No protocol decision lives here.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -18,8 +19,8 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::Connector;
-use voice_adapter::{Dispatch, GatewayLink, PendingJoin};
-use voice_proto::{Event, Input, Output};
+use voice_adapter::{AudioRouter, Dispatch, GatewayLink, PendingJoin};
+use voice_proto::{Event, Input, Output, Received};
 
 use crate::connection::Shared;
 use crate::events::EventChannel;
@@ -47,6 +48,7 @@ pub(crate) struct Channels {
     pub(crate) dispatches: Option<mpsc::UnboundedReceiver<Dispatch>>,
     pub(crate) events: Arc<EventChannel>,
     pub(crate) join: PendingJoin,
+    pub(crate) router: Arc<AudioRouter>,
 }
 
 pub(crate) struct Driver {
@@ -63,6 +65,10 @@ pub(crate) struct Driver {
     dispatches: Option<mpsc::UnboundedReceiver<Dispatch>>,
     events: Arc<EventChannel>,
     join: PendingJoin,
+    /// Received audio's subscriptions.
+    router: Arc<AudioRouter>,
+    /// Received audio taken from the core, routed once its lock is released.
+    received: Vec<Received>,
     /// The next control deadline (heartbeat, keepalive, handshake stage); not the playout's.
     timer: Option<Instant>,
     /// Outputs taken from the core, carried out after its lock is released.
@@ -91,6 +97,8 @@ impl Driver {
             dispatches: channels.dispatches,
             events: channels.events,
             join: channels.join,
+            router: channels.router,
+            received: Vec::new(),
             timer: None,
             outputs: VecDeque::new(),
             receive: Box::new([0; RECEIVE_BUFFER]),
@@ -135,7 +143,13 @@ impl Driver {
         }
         self.close_socket(1000, true).await;
         // The worker stops sending on this connection's socket.
-        self.shared.lock().set_media_socket(None);
+        {
+            let mut core = self.shared.lock();
+            core.set_media_socket(None);
+            core.take_received(&mut self.received);
+        }
+        self.router.route(&mut self.received);
+        self.router.end();
         self.events.end();
         for reply in done {
             let _ = reply.send(());
@@ -202,6 +216,7 @@ impl Driver {
                     Input::Datagram { from, data },
                     &mut self.outputs,
                     &mut self.timer,
+                    &mut self.received,
                 );
             }
             Wake::Datagram(Err(error)) => {
@@ -211,16 +226,26 @@ impl Driver {
             Wake::Timer => self.feed(Input::Timer),
             Wake::Outputs => self.drain(),
         }
+        // Received audio goes to its subscribers apart from the events, the core unlocked.
+        self.router.route(&mut self.received);
         self.carry_out().await;
     }
 
     fn feed(&mut self, input: Input<'_>) {
-        feed(&self.shared, input, &mut self.outputs, &mut self.timer);
+        feed(
+            &self.shared,
+            input,
+            &mut self.outputs,
+            &mut self.timer,
+            &mut self.received,
+        );
     }
 
     /// Takes the outputs the core holds (left by the media worker or the application).
     fn drain(&mut self) {
-        self.timer = self.shared.lock().take_outputs(&mut self.outputs);
+        let mut core = self.shared.lock();
+        self.timer = core.take_outputs(&mut self.outputs);
+        core.take_received(&mut self.received);
     }
 
     /// Ends the connection in whatever state it is (a no-op for the core once it has ended):
@@ -312,6 +337,7 @@ impl Driver {
                 Input::WebSocketClosed { code: None },
                 &mut self.outputs,
                 &mut self.timer,
+                &mut self.received,
             );
             later.append(&mut self.outputs);
             self.outputs = later;
@@ -344,14 +370,18 @@ impl Driver {
     }
 }
 
-/// Feeds one input to the core and takes its outputs (the drain rule), under one lock.
+/// Feeds one input to the core and takes its outputs and received audio (the drain rule), under
+/// one lock.
 fn feed(
     shared: &Shared,
     input: Input<'_>,
     outputs: &mut VecDeque<Output>,
     timer: &mut Option<Instant>,
+    received: &mut Vec<Received>,
 ) {
-    *timer = shared.lock().feed(input, outputs);
+    let mut core = shared.lock();
+    *timer = core.feed(input, outputs);
+    core.take_received(received);
 }
 
 async fn next_dispatch(

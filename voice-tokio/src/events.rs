@@ -1,7 +1,7 @@
 //! The application's stream of a connection's events: `voice_adapter::EventChannel` with a
-//! `Notify` to wait on. Received audio or unknown opcodes that the application does not read in
-//! time are dropped, `Connected`, `Reconnecting`, `Resumed`, `Disconnected`, `Closed` never
-//! are.
+//! `Notify` to wait on. Speaking updates or unknown opcodes that the application does not read
+//! in time are dropped, `Connected`, `Reconnecting`, `Resumed`, `Disconnected`, `Closed` never
+//! are. (Received audio has streams of its own: `Connection::receiver`.)
 
 use std::sync::Arc;
 
@@ -12,8 +12,8 @@ use voice_proto::Event;
 /// What the driver and the application's [`Events`] share.
 pub(crate) type EventChannel = voice_adapter::EventChannel<Notify>;
 
-/// A connection's events, oldest first: speaking, clients joining or leaving, received audio,
-/// reconnects, holds of the playout, the end. Bounded
+/// A connection's events, oldest first: speaking, clients joining or leaving, reconnects, holds
+/// of the playout, the end. Bounded
 /// ([`VoiceConfig::event_queue`](crate::VoiceConfig::event_queue) data events, dropped and
 /// counted when the application reads too slowly), except for control events, which are never
 /// dropped for the others.

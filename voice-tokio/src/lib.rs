@@ -14,7 +14,9 @@
 //! due, and sleeps, so there is no timer, task wake-up or channel hop per packet and the threads
 //! do not grow with the number of connections. [`OpusSender`] queues frames straight into the
 //! connection's playout queue (in the core) and waits only when it is full, woken when it is half
-//! empty again. Any runtime flavour works, `current_thread` included.
+//! empty again. Any runtime flavour works, `current_thread` included. Received audio (opt-in,
+//! [`VoiceConfig::receiving`]) is taken in by the driver task, never by the media workers:
+//! [`Connection::receiver`] hands out per-user and all-users [`AudioStream`]s.
 //!
 //! ```no_run
 //! # async fn run(gateway: tokio::sync::mpsc::UnboundedSender<String>, opus_frames: Vec<bytes::Bytes>) -> Result<(), voice_tokio::JoinError> {
@@ -44,12 +46,15 @@
 mod connection;
 mod driver;
 mod events;
+mod receiver;
 mod voice;
 mod ws;
 
 pub use connection::{Connection, OpusSender};
 pub use events::Events;
+pub use receiver::{AudioStream, Receiver};
 pub use voice::Voice;
 pub use voice_adapter::{GatewayLink, JoinError, JoinOptions, SendError, VoiceConfig};
 pub use voice_proto::payload::SpeakingFlags;
-pub use voice_proto::{ConnectionInfo, Event};
+pub use voice_proto::receive::{Item, Received};
+pub use voice_proto::{ConnectionInfo, Event, ReceiveConfig};

@@ -1,5 +1,5 @@
 //! A simulated DAVE member speaks: its frames reach the application through the connection's
-//! events, DAVE-decrypted, byte-exact and attributed to the member, also when they arrive before
+//! receiver, DAVE-decrypted, byte-exact and attributed to the member, also when they arrive before
 //! the op 5 that names their sender.
 
 mod common;
@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use common::*;
 use voice_proto::id::UserId;
-use voice_proto::rtp::SILENCE_FRAME;
-use voice_tokio::{Connection, Event};
+use voice_tokio::{Connection, Event, Item};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_s_dave_audio_arrives_decrypted_and_attributed() {
@@ -33,40 +32,29 @@ async fn receive_member_audio(ws_delay: Duration) {
     };
     let server = start_dave_server(false, scenario).await;
     let client = server.expect_client();
-    let mut connection = Connection::connect(client.connection_info(), client_config(&server))
-        .await
-        .expect("connects");
-    // Everything up to the speaker's trailing silence.
-    let mut heard = 0;
-    let events = events_until(&mut connection, Duration::from_secs(10), |e| match e {
-        Event::Audio(audio) if audio.opus == SILENCE_FRAME => heard == spoken.len(),
-        Event::Audio(_) => {
-            heard += 1;
-            false
-        }
-        _ => false,
-    })
-    .await;
+    let mut connection =
+        Connection::connect(client.connection_info(), client_config(&server).receiving())
+            .await
+            .expect("connects");
+    let mut stream = connection.receiver().subscribe(UserId(DAVE_LISTENER));
+    // Everything up to the end of the speaker's spurt (its trailing silence).
+    let items = until_spurt_end(&mut stream, Duration::from_secs(10)).await;
+    let events = queued_events(&mut connection);
     connection.disconnect().await;
 
-    let audio: Vec<_> = events
+    let frames: Vec<&[u8]> = items
         .iter()
-        .filter_map(|e| match e {
-            Event::Audio(audio) => Some(audio),
+        .filter_map(|r| match &r.item {
+            Item::Frame(frame) if !frame.is_silence() => Some(frame.opus.as_ref()),
             _ => None,
         })
         .collect();
-    let frames: Vec<&[u8]> = audio
-        .iter()
-        .filter(|a| a.opus != SILENCE_FRAME)
-        .map(|a| a.opus.as_slice())
-        .collect();
-    assert_eq!(frames, spoken, "{events:?}");
+    assert_eq!(frames, spoken, "{items:?}");
     assert!(
-        audio
+        items
             .iter()
-            .all(|a| a.user_id == Some(UserId(DAVE_LISTENER))),
-        "every frame attributed to the speaker: {events:?}"
+            .all(|r| r.user_id == Some(UserId(DAVE_LISTENER))),
+        "every item attributed to the speaker: {items:?}"
     );
     assert!(
         events.iter().any(|e| matches!(

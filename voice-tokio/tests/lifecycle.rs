@@ -219,13 +219,18 @@ async fn a_dropped_connection_leaves_the_channel() {
 async fn control_events_survive_a_flood_of_received_audio() {
     let server = start_server(false, resume_while_a_user_speaks(sample_frames(200))).await;
     let client = server.expect_client();
-    let config = VoiceConfig {
+    let mut config = VoiceConfig {
         event_queue: 8,
-        ..client_config(&server)
+        ..client_config(&server).receiving()
     };
+    if let Some(receive) = config.core.receive.as_mut() {
+        receive.queue_frames = 20;
+    }
     let mut connection = Connection::connect(client.connection_info(), config)
         .await
         .expect("connects");
+    // Received audio has queues of its own: a subscription nobody reads, bounded.
+    let unread = connection.receiver().subscribe_all();
     // Nothing is read while the audio flows and the server closes with 4015 mid-stream.
     play(&connection, &sample_frames(60)).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -233,6 +238,15 @@ async fn control_events_survive_a_flood_of_received_audio() {
         &queued_events(&mut connection),
         8,
         voice_adapter::is_control_event,
+    );
+    let stats = connection.receive_stats().expect("receive is on");
+    assert!(
+        stats.buffers.frames > 40,
+        "the flood was received: {stats:?}"
+    );
+    assert!(
+        unread.dropped() > 0,
+        "the unread subscription dropped frames, counted"
     );
     connection.disconnect().await;
     assert_sessions(&server, client.client, 1, 1);

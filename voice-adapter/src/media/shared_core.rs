@@ -18,7 +18,7 @@ use std::time::Instant;
 use voice_proto::payload::SpeakingFlags;
 use voice_proto::playout::QueueError;
 use voice_proto::rtp::MAX_PACKET_LEN;
-use voice_proto::{AnyState, Input, Output, Stats};
+use voice_proto::{AnyState, Input, Output, Received, Stats};
 
 use super::scheduler::{MediaScheduler, Registration, Transmitted, Transmitter};
 use super::socket::bind_media_socket;
@@ -99,6 +99,17 @@ impl CoreState {
             outputs.push_back(output);
             if last {
                 return self.state.next_timer();
+            }
+        }
+    }
+
+    /// Moves the received audio waiting in the core into `received` (receive on; nothing before
+    /// the session). Part of the drain rule: the driver calls it after every input and routes
+    /// the items with the lock released ([`AudioRouter`](crate::AudioRouter)).
+    pub fn take_received(&mut self, received: &mut Vec<Received>) {
+        if let Some(session) = self.state.session() {
+            while let Some(item) = session.poll_received() {
+                received.push(item);
             }
         }
     }
@@ -243,6 +254,14 @@ impl<W: DriverWake> SharedCore<W> {
             .session()
             .map(|session| session.stats())
             .unwrap_or_default()
+    }
+
+    /// The session's receive counters (`None` before it is established or with receive off).
+    pub fn receive_stats(&self) -> Option<voice_proto::receive::ReceiveStats> {
+        self.lock()
+            .state
+            .session()
+            .and_then(|session| session.receive_stats())
     }
 
     /// Carries out `Output::BindUdp`: binds a media socket for `remote`, makes its receive

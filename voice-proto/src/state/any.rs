@@ -54,6 +54,11 @@ impl AnyState {
         self.engine().next_transmit()
     }
 
+    /// The configuration in use.
+    pub fn config(&self) -> &crate::Config {
+        &self.engine().config
+    }
+
     /// Whether `poll_output` has something other than a wake-up time to give.
     pub fn has_output(&self) -> bool {
         self.engine().has_output()

@@ -12,7 +12,7 @@ use voice_proto::id::GuildId;
 use voice_proto::secret::Token;
 pub use voice_sim::adapter_cases::*;
 use voice_sim::{ExpectedClient, Scenario, VoiceServer};
-use voice_tokio::{Connection, Event, Voice, VoiceConfig};
+use voice_tokio::{AudioStream, Connection, Event, Item, Received, Voice, VoiceConfig};
 
 pub async fn start_server(tls: bool, scenario: Scenario) -> VoiceServer {
     VoiceServer::start(server_config(tls, scenario))
@@ -82,6 +82,22 @@ pub async fn events_until(
     })
     .await;
     events
+}
+
+/// Every item of `stream` up to the end of a talk spurt (or `timeout`).
+pub async fn until_spurt_end(stream: &mut AudioStream, timeout: Duration) -> Vec<Received> {
+    let mut items = Vec::new();
+    let _ = tokio::time::timeout(timeout, async {
+        while let Some(received) = stream.recv().await {
+            let end = matches!(received.item, Item::SpurtEnded(_));
+            items.push(received);
+            if end {
+                return;
+            }
+        }
+    })
+    .await;
+    items
 }
 
 /// Collects events until `pred` matches one (or the timeout).
