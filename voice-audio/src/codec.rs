@@ -128,6 +128,25 @@ impl Decoder {
         self.inner.decode(packet, frame, out).map_err(codec_error)
     }
 
+    /// Conceals one lost 20 ms frame (packet-loss concealment from the stream so far) into
+    /// `out` (interleaved stereo, at least [`FRAME_PCM_LEN`] long); returns samples per channel.
+    pub fn conceal(&mut self, out: &mut [f32]) -> Result<usize, AudioError> {
+        self.inner
+            .decode(&[], FRAME_SAMPLES, out)
+            .map_err(codec_error)
+    }
+
+    /// Rebuilds the lost 20 ms frame before `next` from `next`'s in-band forward error correction
+    /// (concealment when it carries none) into `out` (at least [`FRAME_PCM_LEN`] long).
+    pub fn decode_fec(&mut self, next: &[u8], out: &mut [f32]) -> Result<usize, AudioError> {
+        if next.is_empty() {
+            return self.conceal(out);
+        }
+        self.inner
+            .decode_fec(next, FRAME_SAMPLES, out)
+            .map_err(codec_error)
+    }
+
     /// Forgets the stream so far (after a seek).
     pub fn reset(&mut self) {
         let _ = self.inner.reset_state();

@@ -26,6 +26,13 @@
 //! build script, nothing to install): the default build needs nothing beyond cargo. See the
 //! crate README for the measured cost.
 //!
+//! # Received audio
+//!
+//! [`OggOpusWriter`] records Opus packets as they come (e.g. what a connection's receiver hands
+//! out) into an Ogg Opus file. With the `receive` feature, [`ReceiveDecoder`] decodes received
+//! items (`voice_proto::receive`) to 48 kHz stereo PCM per sender, concealing lost frames
+//! (packet-loss concealment, in-band FEC when the next frame carries it).
+//!
 //! # Example
 //!
 //! ```no_run
@@ -54,12 +61,15 @@ mod decode;
 mod error;
 mod input;
 mod ogg;
+mod ogg_writer;
 pub mod opus_packet;
 mod pcm;
 mod player;
 mod process;
 mod pump;
 mod pump_pool;
+#[cfg(feature = "receive")]
+mod receive;
 mod seekbuf;
 mod source;
 #[cfg(feature = "tokio")]
@@ -72,6 +82,7 @@ pub use codec::{
 pub use error::AudioError;
 pub use input::Input;
 pub use ogg::write as ogg_write;
+pub use ogg_writer::OggOpusWriter;
 pub use pcm::{PcmFormat, SampleFormat};
 pub use player::{
     EndReason, LoopMode, Player, PlayerConfig, PlayerEvent, PlayerHandle, TrackHandle, TrackId,
@@ -79,4 +90,6 @@ pub use player::{
 };
 pub use pump::{FrameSink, Pump, SinkClosed};
 pub use pump_pool::{PooledPump, PumpPool, DEFAULT_INTERVAL as POOL_INTERVAL};
+#[cfg(feature = "receive")]
+pub use receive::{ReceiveDecoder, MAX_CONCEALED_FRAMES};
 pub use source::{Chunk, FrameBuf, Source};

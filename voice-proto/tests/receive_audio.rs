@@ -10,33 +10,23 @@ mod support;
 use std::time::Duration;
 
 use support::*;
-use voice_proto::crypto::TransportCipher;
 use voice_proto::payload::{ClientDisconnect, ServerMessage, Speaking, SpeakingFlags};
 use voice_proto::receive::{Item, ReceiveConfig, Received, SpurtEnd};
 use voice_proto::rtp::SILENCE_FRAME;
-use voice_proto::secret::SecretKey;
 use voice_proto::{Config, Event, Input, Output};
 
 const THEIR_SSRC: u32 = 4242;
 
 /// A packet as Discord relays it: X=1 with a one-byte extension, then the Opus frame.
 fn inbound(h: &Harness, sequence: u16, opus: &[u8]) -> Vec<u8> {
-    let mut packet = vec![0x90, 0x78];
-    packet.extend_from_slice(&sequence.to_be_bytes());
-    packet.extend_from_slice(&(u32::from(sequence) * 960).to_be_bytes());
-    packet.extend_from_slice(&THEIR_SSRC.to_be_bytes());
-    packet.extend_from_slice(&[0xBE, 0xDE, 0x00, 0x01]);
-    let aad_len = packet.len();
-    packet.extend_from_slice(&[0x10, 0x80, 0x00, 0x00]);
-    packet.extend_from_slice(opus);
-    let payload_len = packet.len() - aad_len;
-    packet.resize(packet.len() + 20, 0);
-    let cipher = TransportCipher::new(h.server.mode, &SecretKey::new(h.server.key));
-    let len = cipher
-        .seal(&mut packet, aad_len, payload_len, u32::from(sequence))
-        .unwrap();
-    packet.truncate(len);
-    packet
+    relayed_packet(
+        h.server.mode,
+        h.server.key,
+        THEIR_SSRC,
+        sequence,
+        u32::from(sequence),
+        opus,
+    )
 }
 
 /// An Opus frame that names its sequence.
@@ -302,15 +292,16 @@ fn an_application_that_does_not_take_its_audio_loses_frames_never_control_events
 #[test]
 fn senders_are_bounded_and_the_least_recently_heard_is_evicted() {
     let mut h = receiving(immediate_receive());
-    let cipher = TransportCipher::new(h.server.mode, &SecretKey::new(h.server.key));
     let streams = voice_proto::limits::RECEIVE_STREAMS as u32;
     for ssrc in 0..=streams {
-        let mut packet = vec![0x80, 0x78, 0, 1, 0, 0, 3, 0xC0];
-        packet.extend_from_slice(&(10_000 + ssrc).to_be_bytes());
-        packet.extend_from_slice(&[0xFC, 1, 2]);
-        packet.resize(packet.len() + 20, 0);
-        let len = cipher.seal(&mut packet, 12, 3, ssrc).unwrap();
-        packet.truncate(len);
+        let packet = relayed_packet(
+            h.server.mode,
+            h.server.key,
+            10_000 + ssrc,
+            1,
+            ssrc,
+            &opus(1),
+        );
         h.now += Duration::from_millis(1);
         h.feed(Input::Datagram {
             from: server_udp(),

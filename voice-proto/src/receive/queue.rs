@@ -152,8 +152,8 @@ impl ReceiveQueue {
 }
 
 /// Per-SSRC [`ReceiveQueue`]s taken in turn (round robin), so that one sender's flood never
-/// holds up another's items. At most `max_streams` SSRCs have a queue at once; an item of
-/// another SSRC beyond that is dropped and counted.
+/// holds up another's items. At most `max_streams` SSRCs have a queue at once (empty ones give
+/// their place up to a new SSRC); an item of another SSRC beyond that is dropped and counted.
 #[derive(Debug, Clone)]
 pub struct ReceiveQueues {
     queues: HashMap<u32, ReceiveQueue>,
@@ -183,6 +183,19 @@ impl ReceiveQueues {
     pub fn push(&mut self, received: Received) {
         let ssrc = received.ssrc;
         if !self.queues.contains_key(&ssrc) && self.queues.len() >= self.max_streams {
+            // Empty queues are kept for the next items of their SSRC (no allocation per item);
+            // they make room when a new SSRC needs it. An empty queue holds nothing pending.
+            let mut dropped = 0;
+            self.queues.retain(|_, queue| {
+                let keep = !queue.is_empty();
+                if !keep {
+                    dropped += queue.dropped();
+                }
+                keep
+            });
+            self.dropped_before += dropped;
+        }
+        if !self.queues.contains_key(&ssrc) && self.queues.len() >= self.max_streams {
             if matches!(received.item, Item::Frame(_)) {
                 self.refused += 1;
             }
@@ -208,12 +221,7 @@ impl ReceiveQueues {
             let Some(received) = queue.pop() else {
                 continue;
             };
-            if queue.is_empty() {
-                // An empty queue holds nothing pending (that needs a full one): forget it.
-                if let Some(queue) = self.queues.remove(&ssrc) {
-                    self.dropped_before += queue.dropped();
-                }
-            } else {
+            if !queue.is_empty() {
                 self.ready.push_back(ssrc);
             }
             return Some(received);

@@ -14,13 +14,11 @@ use openmls::prelude::*;
 use openmls_basic_credential::SignatureKeyPair;
 use openmls_rust_crypto::OpenMlsRustCrypto;
 use sha2::Sha256;
-use voice_proto::crypto::TransportCipher;
 use voice_proto::id::{ChannelId, UserId};
 use voice_proto::payload::{
     ClientMessage, DaveExecuteTransition, DavePrepareEpoch, DavePrepareTransition, Encoded,
     ProposalsOperation, ServerFrame, ServerMessage,
 };
-use voice_proto::secret::SecretKey;
 use voice_proto::Output;
 
 use super::{Harness, CHANNEL};
@@ -402,27 +400,14 @@ pub fn invalid_commit_welcome(outputs: &[Output]) -> Vec<u16> {
 /// A transport-encrypted RTP packet from another member, as the SFU relays it (X=1 with a
 /// one-byte extension), carrying `payload` (plain Opus or a DAVE frame).
 pub fn inbound(h: &Harness, ssrc: u32, sequence: u16, payload: &[u8]) -> Vec<u8> {
-    let mut packet = vec![0x90, 0x78];
-    packet.extend_from_slice(&sequence.to_be_bytes());
-    packet.extend_from_slice(&(u32::from(sequence) * 960).to_be_bytes());
-    packet.extend_from_slice(&ssrc.to_be_bytes());
-    packet.extend_from_slice(&[0xBE, 0xDE, 0x00, 0x01]);
-    let aad_len = packet.len();
-    packet.extend_from_slice(&[0x10, 0x80, 0x00, 0x00]);
-    packet.extend_from_slice(payload);
-    let payload_len = packet.len() - aad_len;
-    packet.resize(packet.len() + 20, 0);
-    let cipher = TransportCipher::new(h.server.mode, &SecretKey::new(h.server.key));
-    let len = cipher
-        .seal(
-            &mut packet,
-            aad_len,
-            payload_len,
-            1000 + u32::from(sequence),
-        )
-        .unwrap();
-    packet.truncate(len);
-    packet
+    super::relayed_packet(
+        h.server.mode,
+        h.server.key,
+        ssrc,
+        sequence,
+        1000 + u32::from(sequence),
+        payload,
+    )
 }
 
 /// A DAVE call in which our engine holds a sending key: it committed a peer's addition with

@@ -284,6 +284,35 @@ impl FakeServer {
     }
 }
 
+/// A transport-encrypted RTP packet from another member as the SFU relays it (X=1 with a
+/// one-byte extension), carrying `payload` (plain Opus or a DAVE frame), sealed under `key` with
+/// transport nonce `nonce`.
+pub fn relayed_packet(
+    mode: EncryptionMode,
+    key: [u8; 32],
+    ssrc: u32,
+    sequence: u16,
+    nonce: u32,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut packet = vec![0x90, 0x78];
+    packet.extend_from_slice(&sequence.to_be_bytes());
+    packet.extend_from_slice(&(u32::from(sequence).wrapping_mul(960)).to_be_bytes());
+    packet.extend_from_slice(&ssrc.to_be_bytes());
+    packet.extend_from_slice(&[0xBE, 0xDE, 0x00, 0x01]);
+    let aad_len = packet.len();
+    packet.extend_from_slice(&[0x10, 0x80, 0x00, 0x00]);
+    packet.extend_from_slice(payload);
+    let payload_len = packet.len() - aad_len;
+    packet.resize(packet.len() + mode.overhead(), 0);
+    let cipher = TransportCipher::new(mode, &SecretKey::new(key));
+    let len = cipher
+        .seal(&mut packet, aad_len, payload_len, nonce)
+        .expect("a test packet seals");
+    packet.truncate(len);
+    packet
+}
+
 /// Decodes every text/binary frame the client sent among `outputs`.
 pub fn client_messages(outputs: &[Output]) -> Vec<ClientMessage> {
     outputs
