@@ -9,9 +9,10 @@ use voice_proto::id::{ChannelId, GuildId, UserId};
 use voice_proto::secret::Token;
 use voice_tokio::{Connection, JoinOptions, Voice, VoiceConfig};
 
-/// Connects to the main gateway with `DISCORD_TOKEN`, joins the channel and returns the voice
-/// connection. The shard keeps running in a background task that forwards the voice dispatches.
-pub async fn join(guild: GuildId, channel: ChannelId) -> Result<Connection, String> {
+/// Connects to the main gateway with `DISCORD_TOKEN`, joins the channel (receiving the others'
+/// audio when `receive`) and returns the voice connection. The shard keeps running in a
+/// background task that forwards the voice dispatches.
+pub async fn join(guild: GuildId, channel: ChannelId, receive: bool) -> Result<Connection, String> {
     let token =
         std::env::var("DISCORD_TOKEN").map_err(|_| "DISCORD_TOKEN is not set".to_owned())?;
     let mut shard = Shard::new(
@@ -66,8 +67,13 @@ pub async fn join(guild: GuildId, channel: ChannelId) -> Result<Connection, Stri
             }
         }
     });
+    let options = if receive {
+        JoinOptions::receiving()
+    } else {
+        JoinOptions::default()
+    };
     voice
-        .join_channel(guild, channel, JoinOptions::default())
+        .join_channel(guild, channel, options)
         .await
         .map_err(|e| format!("joining channel {channel} failed: {e}"))
 }

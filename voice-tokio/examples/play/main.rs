@@ -10,6 +10,7 @@
 //! cargo run --release -p voice-tokio --example play -- --endpoint HOST:PORT --guild-id G \
 //!     --user-id U --session-id S --token T [--ca-file ca.pem] [--input my.ogg]   # raw connection info
 //! DISCORD_TOKEN=... cargo run --release -p voice-tokio --example play -- --guild-id G --channel-id C
+//! cargo run --release -p voice-tokio --example play -- --record rec --stay-ms 2000  # and record the others
 //! ```
 //!
 //! Every flag can also come from the environment (see `--help`).
@@ -17,6 +18,7 @@
 mod audio;
 mod discord;
 mod options;
+mod record;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -56,12 +58,13 @@ async fn run() -> Result<(), String> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(options::BUNDLED_SAMPLE));
 
+    let receive = options.record.is_some();
     if std::env::var("DISCORD_TOKEN").is_ok_and(|t| !t.is_empty()) {
         let (Some(guild), Some(channel)) = (options.guild_id, options.channel_id) else {
             return Err("with DISCORD_TOKEN, give --guild-id and --channel-id".to_owned());
         };
-        let connection = discord::join(GuildId(guild), ChannelId(channel)).await?;
-        return play(connection, &input).await.map(drop);
+        let connection = discord::join(GuildId(guild), ChannelId(channel), receive).await?;
+        return play(connection, &input, &options).await.map(drop);
     }
 
     if let Some(info) = options.connection_info() {
@@ -69,10 +72,11 @@ async fn run() -> Result<(), String> {
             extra_root_certificates: options.extra_roots()?,
             ..VoiceConfig::default()
         };
+        let config = if receive { config.receiving() } else { config };
         let connection = Connection::connect(info?, config)
             .await
             .map_err(|e| format!("connecting to the voice server failed: {e}"))?;
-        return play(connection, &input).await.map(drop);
+        return play(connection, &input, &options).await.map(drop);
     }
 
     // No credentials: the embedded loopback voice server.
@@ -81,22 +85,37 @@ async fn run() -> Result<(), String> {
         .map_err(|e| format!("starting the embedded voice server failed: {e}"))?;
     let expected = server.expect_client();
     let config = options::embedded_client_config(&server);
+    let config = if receive { config.receiving() } else { config };
     let connection = Connection::connect(expected.connection_info(), config)
         .await
         .map_err(|e| format!("connecting to the embedded voice server failed: {e}"))?;
-    let played = play(connection, &input).await?;
+    let played = play(connection, &input, &options).await?;
     // Let the close land, then ask the server what it heard.
     server
         .wait_until(Duration::from_secs(2), options::closed)
         .await;
     let received = options::received(&server);
-    options::verdict(&server.shutdown().await, played.frames.len())?;
-    audio::byte_exact(&played, &received)
+    let report = server.shutdown().await;
+    options::verdict(&report, played.frames.len())?;
+    audio::byte_exact(&played, &received)?;
+    match &options.record {
+        Some(dir) => options::recording_verdict(&report, dir),
+        None => Ok(()),
+    }
 }
 
-/// Plays the file (paced by the connection's 20 ms playout) with a progress bar, then leaves.
-async fn play(mut connection: Connection, input: &Path) -> Result<audio::Played, String> {
+/// Plays the file (paced by the connection's 20 ms playout) with a progress bar, stays
+/// `--stay-ms`, then leaves; with `--record`, records the others meanwhile.
+async fn play(
+    mut connection: Connection,
+    input: &Path,
+    options: &options::Options,
+) -> Result<audio::Played, String> {
     connection.speaking(SpeakingFlags::MICROPHONE);
+    let recorder = match &options.record {
+        Some(dir) => Some(record::Recorder::start(&connection, dir)?),
+        None => None,
+    };
     let started = Instant::now();
     let played = play_file(&connection, input).await;
     let played = match played {
@@ -110,6 +129,10 @@ async fn play(mut connection: Connection, input: &Path) -> Result<audio::Played,
         Err(e) => return Err(e),
     };
     connection.flush().await;
+    if !options.stay.is_zero() {
+        println!("staying {} ms", options.stay.as_millis());
+        tokio::time::sleep(options.stay).await;
+    }
     if connection.is_finished() {
         return Err(format!(
             "the connection ended before the end: {}",
@@ -122,6 +145,9 @@ async fn play(mut connection: Connection, input: &Path) -> Result<audio::Played,
         played.frames.len(),
         started.elapsed().as_secs_f64()
     );
+    if let Some(recorder) = recorder {
+        recorder.finish().await?;
+    }
     Ok(played)
 }
 

@@ -3,7 +3,8 @@
 //! example includes this file by path.)
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use voice_proto::id::{ChannelId, GuildId, UserId};
 use voice_proto::secret::Token;
@@ -36,6 +37,14 @@ OPTIONS (each also read from the environment variable in brackets):
   --channel-id ID      voice channel; DAVE needs it as its group id [VOICE_CHANNEL_ID]
   --no-dave            embedded server only: DAVE off, transport encryption only (as in a
                        Stage channel) [VOICE_NO_DAVE=1]
+  --record DIR         receive what every other user says and write it to DIR/<user_id>.ogg:
+                       Ogg Opus (48 kHz, stereo OpusHead), one packet per received Opus frame
+                       in playout order, silence frames included, lost frames left out
+                       [VOICE_RECORD_DIR]. With the embedded server a simulated user speaks 3 s
+                       of the sample while we play, and the verdict checks its file frame by
+                       frame against what it said
+  --stay-ms MS         stay connected MS milliseconds after the playback (default 0)
+                       [VOICE_STAY_MS]
   -h, --help           this text
 
 EXIT STATUS: 0 only when the whole file was sent (and, against the embedded server, every frame
@@ -55,6 +64,10 @@ pub struct Options {
     pub channel_id: Option<u64>,
     /// `--no-dave`: the embedded server runs without DAVE.
     pub no_dave: bool,
+    /// `--record DIR`: other users' audio goes to `DIR/<user_id>.ogg`.
+    pub record: Option<PathBuf>,
+    /// `--stay-ms MS`: how long to stay connected after the playback.
+    pub stay: Duration,
 }
 
 /// Parses the command line (printing `help` and exiting on `-h`/`--help`).
@@ -89,6 +102,8 @@ pub fn parse(help: &str) -> Result<Options, String> {
         "token",
         "ca-file",
         "channel-id",
+        "record",
+        "stay-ms",
     ];
     if let Some(unknown) = flags.keys().find(|k| !known.contains(&k.as_str())) {
         return Err(format!("unknown option --{unknown} (see --help)"));
@@ -118,6 +133,15 @@ pub fn parse(help: &str) -> Result<Options, String> {
         ca_file: get("ca-file", &["VOICE_CA_FILE"]).map(PathBuf::from),
         channel_id: id("channel-id", "VOICE_CHANNEL_ID")?,
         no_dave: no_dave || std::env::var("VOICE_NO_DAVE").is_ok_and(|v| v == "1"),
+        record: get("record", &["VOICE_RECORD_DIR"]).map(PathBuf::from),
+        stay: get("stay-ms", &["VOICE_STAY_MS"])
+            .map(|v| {
+                v.parse()
+                    .map(Duration::from_millis)
+                    .map_err(|_| format!("--stay-ms must be a number of milliseconds, got {v:?}"))
+            })
+            .transpose()?
+            .unwrap_or(Duration::ZERO),
     })
 }
 
@@ -143,16 +167,27 @@ impl Options {
 
     /// The embedded loopback server: TLS with its own CA and, unless `--no-dave`, DAVE required
     /// with one simulated DAVE listener in the call (`voice_sim::adapter_cases::dave_call`), so
-    /// the client forms the MLS group with it and every frame is checked end to end.
+    /// the client forms the MLS group with it and every frame is checked end to end. With
+    /// `--record`, a simulated user also speaks 3 s of the sample (the DAVE listener, its frames
+    /// DAVE-encrypted; without DAVE, a plain speaker) so that the recording has something in it.
     pub fn embedded_server_config(&self) -> voice_sim::ServerConfig {
-        let dave = if self.no_dave {
-            voice_sim::ServerConfig::default()
-        } else {
-            voice_sim::ServerConfig {
-                dave: voice_sim::DaveConfig::required(),
-                scenario: voice_sim::adapter_cases::dave_call(),
+        use voice_sim::adapter_cases::{dave_call, dave_speaker, sample_frames, speaker_speaks};
+        let spoken = || sample_frames(voice_sim::adapter_cases::RECEIVE_FRAMES);
+        let dave = match (self.no_dave, self.record.is_some()) {
+            (true, false) => voice_sim::ServerConfig::default(),
+            (true, true) => voice_sim::ServerConfig {
+                scenario: speaker_speaks(spoken(), None),
                 ..voice_sim::ServerConfig::default()
-            }
+            },
+            (false, record) => voice_sim::ServerConfig {
+                dave: voice_sim::DaveConfig::required(),
+                scenario: if record {
+                    dave_speaker(spoken())
+                } else {
+                    dave_call()
+                },
+                ..voice_sim::ServerConfig::default()
+            },
         };
         voice_sim::ServerConfig { tls: true, ..dave }
     }
@@ -263,4 +298,68 @@ pub fn verdict(report: &voice_sim::Report, expected: usize) -> Result<(), String
         );
     }
     Ok(())
+}
+
+/// The recording's verdict against the embedded server: every simulated user who spoke has a
+/// `DIR/<user_id>.ogg` whose OpusHead says 48 kHz stereo and whose packets are, in order and
+/// byte for byte, every frame it said that went out (its trailing silence included).
+pub fn recording_verdict(report: &voice_sim::Report, dir: &Path) -> Result<(), String> {
+    if report.spoken.is_empty() {
+        return Err("no simulated user spoke: nothing to check the recording against".to_owned());
+    }
+    for spoken in &report.spoken {
+        let path = dir.join(format!("{}.ogg", spoken.user_id));
+        let file = std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let head = file
+            .windows(8)
+            .position(|w| w == b"OpusHead")
+            .and_then(|at| file.get(at..at + 16))
+            .ok_or_else(|| format!("{} has no OpusHead", path.display()))?;
+        let (channels, rate) = (
+            head[9],
+            u32::from_le_bytes([head[12], head[13], head[14], head[15]]),
+        );
+        if (channels, rate) != (2, 48_000) {
+            return Err(format!(
+                "{}: OpusHead says {channels} channel(s) at {rate} Hz, expected stereo at 48000 Hz",
+                path.display()
+            ));
+        }
+        let recorded = voice_sim::ogg_opus::read_file(&path)
+            .map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let said: Vec<&[u8]> = spoken.delivered().map(|f| f.opus.as_slice()).collect();
+        let silence = said
+            .iter()
+            .filter(|f| **f == voice_proto::rtp::SILENCE_FRAME)
+            .count();
+        if recorded.len() != said.len() || recorded.iter().zip(&said).any(|(a, b)| a != b) {
+            let first = recorded.iter().zip(&said).position(|(a, b)| a != b);
+            return Err(format!(
+                "{} holds {} packets, user {} said {} (first difference at {first:?})",
+                path.display(),
+                recorded.len(),
+                spoken.user_id,
+                said.len()
+            ));
+        }
+        println!(
+            "verdict: recording {}: {} frames ({} of them silence) byte-exact, in order, as user {} \
+             said them",
+            path.display(),
+            recorded.len(),
+            silence,
+            spoken.user_id
+        );
+    }
+    Ok(())
+}
+
+/// Prints "sending: N/total" in place (voice-std's `play_blocking`).
+#[allow(dead_code)]
+pub fn progress(sent: usize, total: usize, seconds: f64) {
+    use std::io::Write;
+    if sent % 50 == 0 || sent == total {
+        print!("\rsending: {sent:>5}/{total} frames, {seconds:>5.1} s");
+        let _ = std::io::stdout().flush();
+    }
 }
