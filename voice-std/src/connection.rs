@@ -1,11 +1,11 @@
 //! The application's handle on one voice connection.
 
-use std::sync::mpsc::{self, Receiver};
+use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Instant;
 
 use voice_adapter::media::SharedCore;
-use voice_adapter::{tls_client_config, Dispatch, PendingJoin};
+use voice_adapter::{tls_client_config, AudioRouter, Dispatch, PendingJoin};
 use voice_proto::payload::SpeakingFlags;
 use voice_proto::{AnyState, ConnectionInfo, Identifying};
 
@@ -13,6 +13,7 @@ use crate::driver::{Driver, Setup};
 use crate::event_loop::Reservation;
 use crate::events::{EventChannel, Events};
 use crate::link::{Shared, StdWake};
+use crate::receiver::Receiver;
 use crate::{GatewayLink, JoinError, SendError, VoiceConfig};
 
 /// Queues Opus frames (one 20 ms frame each) on a connection's playout. Cheap to clone. Bounded:
@@ -47,6 +48,7 @@ impl OpusSender {
 pub struct Connection {
     shared: Shared,
     events: Events,
+    router: Arc<AudioRouter>,
     left: bool,
 }
 
@@ -66,12 +68,13 @@ impl Connection {
     pub(crate) fn start(
         state: AnyState,
         gateway: Option<Arc<dyn GatewayLink>>,
-        dispatches: Option<Receiver<Dispatch>>,
+        dispatches: Option<mpsc::Receiver<Dispatch>>,
         reservation: Reservation,
         config: &VoiceConfig,
     ) -> Result<Self, JoinError> {
         let tls = tls_client_config(&config.extra_root_certificates)?;
         let link = Arc::clone(reservation.link());
+        let router = Arc::new(AudioRouter::new(state.config().receive));
         let shared = SharedCore::new(state, StdWake(Arc::clone(&link)), reservation.scheduler())
             .map_err(|e| JoinError::Thread(e.to_string()))?;
         let events = Arc::new(EventChannel::new(config.event_queue));
@@ -88,12 +91,14 @@ impl Connection {
             join: PendingJoin::new(move |outcome| {
                 let _ = ready_tx.send(outcome);
             }),
+            router: Arc::clone(&router),
         });
         reservation.start(driver)?;
         match ready.recv() {
             Ok(Ok(())) => Ok(Self {
                 shared,
                 events: Events::new(events),
+                router,
                 left: false,
             }),
             Ok(Err(error)) => {
@@ -147,11 +152,28 @@ impl Connection {
         self.shared.stats()
     }
 
-    /// Events: speaking, clients joining or leaving, received audio (DAVE-decrypted and
-    /// attributed to its sender), reconnects, DAVE transitions and readiness, holds of the
-    /// playout, the end. Control events are never dropped for the others ([`Events`]).
+    /// Counters of the receive side: every sender's playout buffer added up (frames, losses,
+    /// late packets, duplicates, spurts), frames the core dropped for want of room, senders
+    /// followed. `None` with receive off.
+    pub fn receive_stats(&self) -> Option<voice_proto::receive::ReceiveStats> {
+        self.shared.receive_stats()
+    }
+
+    /// Events: speaking, clients joining or leaving, reconnects, DAVE transitions and readiness,
+    /// holds of the playout, the end. Control events are never dropped for the others
+    /// ([`Events`]). Received audio is not among them: see [`receiver`](Self::receiver).
     pub fn events(&self) -> &Events {
         &self.events
+    }
+
+    /// Streams of the audio other members send (receive must be on:
+    /// [`VoiceConfig::receiving`](crate::VoiceConfig::receiving) or
+    /// [`JoinOptions::receive`](crate::JoinOptions::receive)): `receiver().subscribe(user)` for
+    /// one user, `subscribe_all()` for everyone, each a blocking iterator ordered by the core's
+    /// playout buffer with loss markers and talk-spurt boundaries, bounded without ever holding
+    /// up the connection. The event loops receive; the media workers only send.
+    pub fn receiver(&self) -> Receiver {
+        Receiver::new(Arc::clone(&self.router))
     }
 
     /// Leaves the channel (op 4 with a null channel when joined through a main gateway), closes

@@ -1,7 +1,9 @@
 //! One connection's websocket side, run by an event loop: the core's drain loop around a
 //! non-blocking websocket, the receive half of the media socket and the control timers. It runs
 //! only when something happened (readiness, a deadline, a wake-up from its link); the audio goes
-//! out from the shared media workers, never from here. No protocol decision lives here.
+//! out from the shared media workers, never from here. Received audio comes in here (datagrams,
+//! the receive buffers' deadlines among the control timers) and goes to the subscriptions. No
+//! protocol decision lives here.
 
 use std::collections::VecDeque;
 use std::io::ErrorKind;
@@ -13,8 +15,8 @@ use std::time::{Duration, Instant};
 use mio::net::UdpSocket;
 use mio::Interest;
 use tungstenite::Message;
-use voice_adapter::{Dispatch, GatewayLink, PendingJoin};
-use voice_proto::{Event, Input, Output};
+use voice_adapter::{AudioRouter, Dispatch, GatewayLink, PendingJoin};
+use voice_proto::{Event, Input, Output, Received};
 
 use crate::event_loop::{tcp_token, udp_token, Io, News};
 use crate::events::EventChannel;
@@ -40,6 +42,8 @@ pub(crate) struct Setup {
     pub(crate) close_timeout: Duration,
     pub(crate) events: Arc<EventChannel>,
     pub(crate) join: PendingJoin,
+    /// Received audio's subscriptions.
+    pub(crate) router: Arc<AudioRouter>,
 }
 
 pub(crate) struct Driver {
@@ -57,6 +61,9 @@ pub(crate) struct Driver {
     timer: Option<Instant>,
     /// Outputs taken from the core, carried out after its lock is released.
     outputs: VecDeque<Output>,
+    /// Received audio taken from the core, routed to the subscriptions once its lock is
+    /// released.
+    received: Vec<Received>,
     /// Written to the websocket since it was last read until `WouldBlock`: with TLS, a write
     /// may read what arrived meanwhile into rustls's buffer, where no readiness event will tell
     /// of it; so every run that wrote ends with a read.
@@ -74,6 +81,7 @@ impl Drop for Driver {
         // latest): tell whoever waits in `disconnect()`. The events ended when it stopped (here
         // too if its loop dropped it without a stop: a reader never waits for nothing).
         self.setup.events.end();
+        self.setup.router.end();
         self.setup.link.end();
     }
 }
@@ -89,6 +97,7 @@ impl Driver {
             udp: None,
             timer: None,
             outputs: VecDeque::new(),
+            received: Vec::new(),
             wrote: false,
             read_again: false,
             finished: false,
@@ -130,7 +139,7 @@ impl Driver {
             self.carry_out(io);
         }
         if !self.finished {
-            self.timer = self.setup.shared.lock().take_outputs(&mut self.outputs);
+            self.take_outputs();
             self.carry_out(io);
         }
         self.settle(io);
@@ -230,18 +239,33 @@ impl Driver {
         self.stopped && self.closing.is_empty()
     }
 
+    /// Feeds one input to the core and takes its outputs and received audio (the drain rule),
+    /// under one lock; the audio goes to its subscriptions once the lock is released.
     fn feed(&mut self, input: Input<'_>) {
-        self.timer = self.setup.shared.lock().feed(input, &mut self.outputs);
+        {
+            let mut core = self.setup.shared.lock();
+            self.timer = core.feed(input, &mut self.outputs);
+            core.take_received(&mut self.received);
+        }
+        self.setup.router.route(&mut self.received);
+    }
+
+    /// Takes the outputs and received audio the core holds (left by the media worker or the
+    /// application, or a disconnect).
+    fn take_outputs(&mut self) {
+        {
+            let mut core = self.setup.shared.lock();
+            self.timer = core.take_outputs(&mut self.outputs);
+            core.take_received(&mut self.received);
+        }
+        self.setup.router.route(&mut self.received);
     }
 
     /// Ends the connection in whatever state it is (a no-op for the core once it has ended):
     /// the op 4 leave when joined through the main gateway, close 1000.
     fn disconnect(&mut self, io: &mut Io<'_>) {
-        {
-            let mut core = self.setup.shared.lock();
-            core.state.disconnect();
-            self.timer = core.take_outputs(&mut self.outputs);
-        }
+        self.setup.shared.lock().state.disconnect();
+        self.take_outputs();
         self.carry_out(io);
         self.finished = true;
     }
@@ -290,6 +314,7 @@ impl Driver {
         self.setup.dispatches = None;
         self.timer = None;
         self.setup.events.end();
+        self.setup.router.end();
     }
 
     /// Carries out the outputs taken from the core, in order, with its lock released. Outputs

@@ -1,7 +1,8 @@
 //! The application's stream of a connection's events, in blocking form:
-//! `voice_adapter::EventChannel` with a condition variable to wait on. Received audio or unknown
-//! opcodes that the application does not read in time are dropped, `Connected`,
-//! `Reconnecting`, `Resumed`, `Disconnected`, `Closed` never are.
+//! `voice_adapter::EventChannel` with a condition variable to wait on. Speaking updates or
+//! unknown opcodes that the application does not read in time are dropped, `Connected`,
+//! `Reconnecting`, `Resumed`, `Disconnected`, `Closed` never are. (Received audio has streams of
+//! its own: `Connection::receiver`.)
 
 use std::sync::{Arc, Condvar, PoisonError};
 use std::time::{Duration, Instant};
@@ -12,9 +13,8 @@ use voice_proto::Event;
 /// What the driver and the application's [`Events`] share.
 pub(crate) type EventChannel = voice_adapter::EventChannel<Condvar>;
 
-/// A connection's events, oldest first: speaking, clients joining or leaving, received audio
-/// (DAVE-decrypted and attributed to its sender), reconnects, holds of the playout, the end
-/// ([`Event::Closed`], the last event of every connection).
+/// A connection's events, oldest first: speaking, clients joining or leaving, reconnects, holds
+/// of the playout, the end ([`Event::Closed`], the last event of every connection).
 ///
 /// Bounded: at most [`VoiceConfig::event_queue`](crate::VoiceConfig::event_queue) data events
 /// wait; one more that finds them unread is dropped (counted in a warning when the connection

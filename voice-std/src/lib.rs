@@ -16,9 +16,10 @@
 //!   packet) and for its inbox. The websocket is non-blocking: TCP connect, TLS and the HTTP
 //!   upgrade advance on readiness events, messages are read until the socket has no more,
 //!   writes it cannot take at once are flushed when it is writable again. Datagrams go to the
-//!   core from one reused buffer per loop. The inbox brings new connections and wake-ups: a
-//!   connection whose core holds outputs (an op 5 the playout queued), a dispatch from
-//!   [`Voice::handle_dispatch`], a disconnect.
+//!   core from one reused buffer per loop (received audio, opt-in, goes from there to the
+//!   [`Receiver`]'s streams, never through a media worker). The inbox brings new connections
+//!   and wake-ups: a connection whose core holds outputs (an op 5 the playout queued), a
+//!   dispatch from [`Voice::handle_dispatch`], a disconnect.
 //! - `voice-media-N`, the media workers shared with `voice-tokio`: they send the audio of every
 //!   connection when it is due.
 //! - `voice-dns`, one thread, only while a websocket URL names a host instead of an IP address:
@@ -57,13 +58,16 @@ mod driver;
 mod event_loop;
 mod events;
 mod link;
+mod receiver;
 mod resolver;
 mod voice;
 mod ws;
 
 pub use connection::{Connection, OpusSender};
 pub use events::Events;
+pub use receiver::{AudioStream, Receiver};
 pub use voice::Voice;
 pub use voice_adapter::{GatewayLink, JoinError, JoinOptions, SendError, VoiceConfig};
 pub use voice_proto::payload::SpeakingFlags;
-pub use voice_proto::{ConnectionInfo, Event};
+pub use voice_proto::receive::{Item, Received};
+pub use voice_proto::{ConnectionInfo, Event, ReceiveConfig};

@@ -11,9 +11,8 @@ use common::*;
 use voice_proto::close::FatalReason;
 use voice_proto::id::UserId;
 use voice_proto::rtp::SILENCE_FRAME;
-use voice_proto::ReceivedAudio;
 use voice_sim::{DaveChannelReport, Report, Scenario};
-use voice_std::{Connection, Event, JoinError};
+use voice_std::{Connection, Event, Item, JoinError};
 
 /// What one DAVE call left behind.
 struct Played {
@@ -223,40 +222,27 @@ fn receive_member_audio(ws_delay: Duration) {
     };
     let sim = Sim::with_config(dave_server_config(false, scenario));
     let client = sim.expect_client();
-    let connection =
-        Connection::connect(client.connection_info(), client_config(&sim)).expect("connects");
-
-    // Collect events until every spoken frame was heard (or an upper bound passes).
-    let mut events = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let heard = |events: &[Event]| -> Vec<ReceivedAudio> {
-        events
-            .iter()
-            .filter_map(|e| match e {
-                Event::Audio(audio) if audio.opus != SILENCE_FRAME => Some(audio.clone()),
-                _ => None,
-            })
-            .collect()
-    };
-    while heard(&events).len() < spoken.len() {
-        let Some(left) = deadline.checked_duration_since(Instant::now()) else {
-            break;
-        };
-        match connection.events().recv_timeout(left) {
-            Some(event) => events.push(event),
-            None => break,
-        }
-    }
+    let connection = Connection::connect(client.connection_info(), client_config(&sim).receiving())
+        .expect("connects");
+    let stream = connection.receiver().subscribe(UserId(DAVE_LISTENER));
+    // Everything up to the end of the speaker's spurt (its trailing silence).
+    let items = until_spurt_end(&stream, Duration::from_secs(10));
+    let events: Vec<Event> = connection.events().try_iter().collect();
     connection.disconnect();
 
-    let audio = heard(&events);
-    let opus: Vec<Vec<u8>> = audio.iter().map(|a| a.opus.clone()).collect();
-    assert_eq!(opus, spoken, "{events:?}");
+    let opus: Vec<&[u8]> = items
+        .iter()
+        .filter_map(|r| match &r.item {
+            Item::Frame(frame) if frame.opus.as_ref() != SILENCE_FRAME => Some(frame.opus.as_ref()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(opus, spoken, "{items:?}");
     assert!(
-        audio
+        items
             .iter()
-            .all(|a| a.user_id == Some(UserId(DAVE_LISTENER))),
-        "{audio:?}"
+            .all(|r| r.user_id == Some(UserId(DAVE_LISTENER))),
+        "{items:?}"
     );
     assert_no_dave_trouble(&events);
     let report = sim.shutdown();

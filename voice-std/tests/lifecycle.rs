@@ -183,16 +183,30 @@ fn a_refused_rejoin_ends_the_join_and_still_leaves_the_channel() {
 fn control_events_survive_a_flood_of_received_audio() {
     let sim = Sim::start(false, resume_while_a_user_speaks(sample_frames(200)));
     let client = sim.expect_client();
-    let config = VoiceConfig {
+    let mut config = VoiceConfig {
         event_queue: 8,
-        ..client_config(&sim)
+        ..client_config(&sim).receiving()
     };
+    if let Some(receive) = config.core.receive.as_mut() {
+        receive.queue_frames = 20;
+    }
     let connection = Connection::connect(client.connection_info(), config).expect("connects");
+    // Received audio has queues of its own: a subscription nobody reads, bounded.
+    let unread = connection.receiver().subscribe_all();
     // Nothing is read while the audio flows and the server closes with 4015 mid-stream.
     play(&connection, &sample_frames(60));
     std::thread::sleep(Duration::from_millis(300));
     let events: Vec<Event> = connection.events().try_iter().collect();
     assert_control_events_survived_the_flood(&events, 8, voice_adapter::is_control_event);
+    let stats = connection.receive_stats().expect("receive is on");
+    assert!(
+        stats.buffers.frames > 40,
+        "the flood was received: {stats:?}"
+    );
+    assert!(
+        unread.dropped() > 0,
+        "the unread subscription dropped frames, counted"
+    );
     connection.disconnect();
     assert_sessions(&sim, client.client, 1, 1);
 }

@@ -10,12 +10,15 @@
 //! cargo run --release -p voice-std --example play_blocking -- --input my.mp3
 //! cargo run --release -p voice-std --example play_blocking -- --endpoint HOST:PORT --guild-id G \
 //!     --user-id U --session-id S --token T [--ca-file ca.pem] [--input my.ogg]
+//! cargo run --release -p voice-std --example play_blocking -- --record rec --stay-ms 2000
 //! ```
 
 #[path = "../../../voice-tokio/examples/play/audio.rs"]
 mod audio;
 #[path = "../../../voice-tokio/examples/play/options.rs"]
 mod options;
+#[path = "../../../voice-tokio/examples/play/record.rs"]
+mod record;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -52,14 +55,16 @@ fn run() -> Result<(), String> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(options::BUNDLED_SAMPLE));
 
+    let receive = options.record.is_some();
     if let Some(info) = options.connection_info() {
         let config = VoiceConfig {
             extra_root_certificates: options.extra_roots()?,
             ..VoiceConfig::default()
         };
+        let config = if receive { config.receiving() } else { config };
         let connection = Connection::connect(info?, config)
             .map_err(|e| format!("connecting to the voice server failed: {e}"))?;
-        return play(connection, &input).map(drop);
+        return play(connection, &input, &options).map(drop);
     }
 
     // No connection info: the embedded loopback voice server, on a runtime of its own (the
@@ -74,19 +79,34 @@ fn run() -> Result<(), String> {
         .map_err(|e| format!("starting the embedded voice server failed: {e}"))?;
     let expected = server.expect_client();
     let config = options::embedded_client_config(&server);
+    let config = if receive { config.receiving() } else { config };
     let connection = Connection::connect(expected.connection_info(), config)
         .map_err(|e| format!("connecting to the embedded voice server failed: {e}"))?;
-    let played = play(connection, &input)?;
+    let played = play(connection, &input, &options)?;
     // Let the close land, then ask the server what it heard.
     runtime.block_on(server.wait_until(Duration::from_secs(2), options::closed));
     let received = options::received(&server);
-    options::verdict(&runtime.block_on(server.shutdown()), played.frames.len())?;
-    audio::byte_exact(&played, &received)
+    let report = runtime.block_on(server.shutdown());
+    options::verdict(&report, played.frames.len())?;
+    audio::byte_exact(&played, &received)?;
+    match &options.record {
+        Some(dir) => options::recording_verdict(&report, dir),
+        None => Ok(()),
+    }
 }
 
-/// Plays the file (paced by the connection's 20 ms playout) with a progress bar, then leaves.
-fn play(connection: Connection, input: &Path) -> Result<audio::Played, String> {
+/// Plays the file (paced by the connection's 20 ms playout) with a progress bar, stays
+/// `--stay-ms`, then leaves; with `--record`, records the others meanwhile.
+fn play(
+    connection: Connection,
+    input: &Path,
+    options: &options::Options,
+) -> Result<audio::Played, String> {
     connection.speaking(SpeakingFlags::MICROPHONE);
+    let recorder = match &options.record {
+        Some(dir) => Some(start_recording(&connection, dir)?),
+        None => None,
+    };
     let started = Instant::now();
     let played = match play_file(&connection, input) {
         Ok(played) => played,
@@ -99,6 +119,10 @@ fn play(connection: Connection, input: &Path) -> Result<audio::Played, String> {
         Err(e) => return Err(e),
     };
     connection.flush();
+    if !options.stay.is_zero() {
+        println!("staying {} ms", options.stay.as_millis());
+        std::thread::sleep(options.stay);
+    }
     if connection.is_finished() {
         return Err(format!(
             "the connection ended before the end: {}",
@@ -111,7 +135,32 @@ fn play(connection: Connection, input: &Path) -> Result<audio::Played, String> {
         played.frames.len(),
         started.elapsed().as_secs_f64()
     );
+    if let Some(recorder) = recorder {
+        recorder
+            .join()
+            .map_err(|_| "the recorder thread panicked".to_owned())??;
+    }
     Ok(played)
+}
+
+/// `--record`: a thread writing every other user's received frames under `dir` until the
+/// connection's receive stream ends.
+fn start_recording(
+    connection: &Connection,
+    dir: &Path,
+) -> Result<std::thread::JoinHandle<Result<(), String>>, String> {
+    let mut recording = record::Recording::new(dir)?;
+    let stream = connection.receiver().subscribe_all();
+    std::thread::Builder::new()
+        .name("play-record".to_owned())
+        .spawn(move || {
+            let dropped = || stream.dropped();
+            while let Some(received) = stream.recv() {
+                recording.on(received)?;
+            }
+            recording.finish(dropped())
+        })
+        .map_err(|e| format!("starting the recorder thread failed: {e}"))
 }
 
 /// Plays `path` into the connection with a progress bar until the track ends and the

@@ -13,7 +13,7 @@ use voice_proto::id::GuildId;
 use voice_proto::secret::Token;
 pub use voice_sim::adapter_cases::*;
 use voice_sim::{ExpectedClient, Scenario, ServerConfig, VoiceServer};
-use voice_std::{Connection, Event, Events, Voice, VoiceConfig};
+use voice_std::{AudioStream, Connection, Event, Events, Item, Received, Voice, VoiceConfig};
 
 /// voice-sim and the runtime it runs on.
 pub struct Sim {
@@ -77,6 +77,23 @@ pub fn play(connection: &Connection, frames: &[Vec<u8>]) {
     connection.flush();
     // The last datagrams are in flight on loopback.
     std::thread::sleep(Duration::from_millis(50));
+}
+
+/// Every item of `stream` up to the end of a talk spurt (or `timeout`).
+pub fn until_spurt_end(stream: &AudioStream, timeout: Duration) -> Vec<Received> {
+    let deadline = Instant::now() + timeout;
+    let mut items = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        let Some(received) = stream.recv_timeout(left) else {
+            break;
+        };
+        let end = matches!(received.item, Item::SpurtEnded(_));
+        items.push(received);
+        if end {
+            break;
+        }
+    }
+    items
 }
 
 /// Reads events until `pred` matches one (or the timeout).

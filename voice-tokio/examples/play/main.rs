@@ -113,7 +113,7 @@ async fn play(
 ) -> Result<audio::Played, String> {
     connection.speaking(SpeakingFlags::MICROPHONE);
     let recorder = match &options.record {
-        Some(dir) => Some(record::Recorder::start(&connection, dir)?),
+        Some(dir) => Some(start_recording(&connection, dir)?),
         None => None,
     };
     let started = Instant::now();
@@ -146,9 +146,27 @@ async fn play(
         started.elapsed().as_secs_f64()
     );
     if let Some(recorder) = recorder {
-        recorder.finish().await?;
+        recorder
+            .await
+            .map_err(|e| format!("the recorder task failed: {e}"))??;
     }
     Ok(played)
+}
+
+/// `--record`: a task writing every other user's received frames under `dir` until the
+/// connection's receive stream ends.
+fn start_recording(
+    connection: &Connection,
+    dir: &Path,
+) -> Result<tokio::task::JoinHandle<Result<(), String>>, String> {
+    let mut recording = record::Recording::new(dir)?;
+    let mut stream = connection.receiver().subscribe_all();
+    Ok(tokio::spawn(async move {
+        while let Some(received) = stream.recv().await {
+            recording.on(received)?;
+        }
+        recording.finish(stream.dropped())
+    }))
 }
 
 /// Plays `path` into the connection with a progress bar until the track ends and the
