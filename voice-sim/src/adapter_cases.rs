@@ -287,10 +287,7 @@ pub fn assert_control_events_survived_the_flood(
     is_control: impl Fn(&Event) -> bool,
 ) {
     let data = events.iter().filter(|e| !is_control(e)).count();
-    assert!(
-        data <= room,
-        "more data events than their room: {events:?}"
-    );
+    assert!(data <= room, "more data events than their room: {events:?}");
     assert!(
         events.iter().any(|e| matches!(
             e,
@@ -303,6 +300,29 @@ pub fn assert_control_events_survived_the_flood(
         "{events:?}"
     );
     assert!(events.contains(&Event::Resumed), "{events:?}");
+}
+
+/// The flood of [`resume_while_a_user_speaks`] went to the receiver, not the events: the
+/// connection received it (`receive`, its receive counters) and a subscription nobody read
+/// dropped frames beyond its bound (`unread_dropped`), counted, while the connection went on.
+///
+/// # Panics
+/// With the counters when either is not so.
+pub fn assert_the_flood_went_to_the_receiver(
+    receive: Option<voice_proto::receive::ReceiveStats>,
+    unread_dropped: u64,
+) {
+    let Some(stats) = receive else {
+        panic!("receive is off")
+    };
+    assert!(
+        stats.buffers.frames > 40,
+        "the flood was received: {stats:?}"
+    );
+    assert!(
+        unread_dropped > 0,
+        "the unread subscription dropped frames, counted: {stats:?}"
+    );
 }
 
 /// The simulated DAVE user in every DAVE case: in the call from the start, it decrypts what the
