@@ -18,7 +18,8 @@
 //! DAVE-encrypted inside [`Session::poll_transmit`] once a sending key is in place; before that,
 //! queued frames wait ([`Event::PlayoutHeld`]) and [`Session::is_connected`] is `false`. Received
 //! frames are DAVE-decrypted with the sender's user id (from op 5); failures are counted and
-//! reported as [`Event::DaveDecryptFailed`], never fatal. Version 0 (Stage channels) is plain
+//! reported as [`Event::DaveDecryptFailed`], never fatal (with receive on; off, nothing is
+//! decrypted). Version 0 (Stage channels) is plain
 //! Opus. Without the feature, version 0 is offered and only Stage channels work: Discord closes
 //! other calls with 4017, a fatal "DAVE required" error.
 //!
@@ -53,7 +54,15 @@
 //! [`Output::WakeAt`] or [`Output::Idle`], carrying out every other output in order. When the
 //! wake-up time comes, feed [`Input::Timer`] (for the playout alone, polling transmits is enough).
 //! That is the whole contract; both adapters and the loopback server's tests run exactly this
-//! loop.
+//! loop. With receive on ([`Config::receive`]), take [`Session::poll_received`] until `None` as
+//! well: received audio is kept apart from the outputs.
+//!
+//! # Receiving
+//!
+//! Off by default: media datagrams are not decrypted. On, each sender's frames go through a
+//! playout (jitter) buffer (order, duplicates and late packets, loss markers after a bounded
+//! wait, talk spurts; its deadlines are part of [`Session::next_timer`]) and wait in bounded
+//! queues for [`Session::poll_received`]; see [`receive`] for every rule.
 //!
 //! Audio is the exception to "outputs": the application queues Opus frames
 //! ([`Session::queue_opus`]) and [`Session::poll_transmit`] writes each encrypted RTP datagram,

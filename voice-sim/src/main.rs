@@ -101,6 +101,10 @@ Scenario steps (--scenario, repeatable):
   first-close=CODE|drop   end each client's first websocket right after its Identify, with CODE
                           or by dropping TCP (the client must retry its join)
   lose-first-discovery    drop each client's first IP discovery request (it must be sent again)
+  impair@loss=PCT,dup=PCT,reorder=PCT,jitter=MS,delay=MS,seed=N
+                          simulated users' audio through a network emulator (percent of packets
+                          lost, duplicated, held back 30 ms; extra random delay); the report's
+                          `spoken` lists every frame they said and its fate
 Example: voice-sim --tls --heartbeat-ms 1000 --scenario close=4015@packets=100 --report r.json
 Load:    voice-sim load --streams 1000 --seconds 10  (counting server cost; `voice-sim load --help`)
 DAVE:    voice-sim --tls --dave --require-dave --scenario user=42@join=0 --report r.json";
