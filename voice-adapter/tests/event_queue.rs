@@ -1,6 +1,7 @@
-//! Issue 14 row 6: received audio and unknown opcodes never push control events out of the queue
-//! an application reads slowly; order is kept; even control events are bounded; the end comes
-//! after every event queued before it.
+//! Issue 14 row 6: data events (speaking updates, unknown opcodes) never push control events out
+//! of the queue an application reads slowly; order is kept; even control events are bounded; the
+//! end comes after every event queued before it. (Received audio is no event:
+//! `receive_router.rs`.)
 
 use voice_adapter::{is_control_event, EventQueue, Next, CONTROL_EVENTS};
 use voice_proto::{Error, Event, Recovery};
