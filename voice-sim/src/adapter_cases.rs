@@ -22,6 +22,27 @@ pub const HEARTBEAT: Duration = Duration::from_millis(250);
 /// Packets after which the mid-stream close cases close the websocket.
 pub const CLOSE_AFTER_PACKETS: u64 = 20;
 
+/// What Discord's main gateway sends `client` for its join, as `(event name, d JSON)` pairs in
+/// the order of an adapter's `Voice::handle_dispatch`: VOICE_SERVER_UPDATE (its server, its
+/// token) and VOICE_STATE_UPDATE (its channel and session).
+pub fn join_dispatches(client: &crate::ExpectedClient) -> [(&'static str, String); 2] {
+    let server = serde_json::json!({
+        "token": client.token,
+        "guild_id": client.guild_id.to_string(),
+        "endpoint": client.endpoint,
+    });
+    let state = serde_json::json!({
+        "guild_id": client.guild_id.to_string(),
+        "channel_id": client.channel_id.to_string(),
+        "user_id": client.user_id.to_string(),
+        "session_id": client.session_id,
+    });
+    [
+        ("VOICE_SERVER_UPDATE", server.to_string()),
+        ("VOICE_STATE_UPDATE", state.to_string()),
+    ]
+}
+
 /// The first `n` Opus frames of the bundled 8-second sample (398 frames).
 ///
 /// # Panics

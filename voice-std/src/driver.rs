@@ -40,6 +40,8 @@ pub(crate) struct Setup {
     pub(crate) close_timeout: Duration,
     pub(crate) events: Arc<EventChannel>,
     pub(crate) join: PendingJoin,
+    /// The connection's span (guild and channel), entered whenever the driver runs.
+    pub(crate) span: tracing::Span,
 }
 
 pub(crate) struct Driver {
@@ -94,6 +96,10 @@ impl Driver {
             finished: false,
             stopped: false,
         }
+    }
+
+    pub(crate) fn span(&self) -> &tracing::Span {
+        &self.setup.span
     }
 
     pub(crate) fn id(&self) -> u64 {

@@ -65,5 +65,9 @@ pub use connection::{Connection, OpusSender};
 pub use events::Events;
 pub use voice::Voice;
 pub use voice_adapter::{GatewayLink, JoinError, JoinOptions, SendError, VoiceConfig};
+/// The protocol core, for everything not re-exported by name (payloads, close codes, errors).
+pub use voice_proto;
+pub use voice_proto::id::{ChannelId, GuildId, UserId};
 pub use voice_proto::payload::SpeakingFlags;
-pub use voice_proto::{ConnectionInfo, Event};
+pub use voice_proto::secret::Token;
+pub use voice_proto::{Config, ConnectionInfo, Event, Stats};

@@ -13,7 +13,7 @@ use common::*;
 use voice_proto::gateway::VoiceStateUpdate;
 use voice_proto::id::{ChannelId, GuildId, UserId};
 use voice_proto::Error;
-use voice_sim::{ExpectedClient, FirstClose, Scenario};
+use voice_sim::{ExpectedClient, FirstClose};
 use voice_std::{Connection, Event, JoinError, JoinOptions, Voice, VoiceConfig};
 
 /// Long enough for anything on loopback; only a hang reaches it.
@@ -130,16 +130,6 @@ fn a_fatal_close_leaves_the_channel_once_and_disconnect_still_returns() {
     returns(move || connection.disconnect()).expect("disconnect returns");
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(op4_counts(&log), (0, 0));
-}
-
-#[test]
-fn a_dropped_connection_leaves_the_channel() {
-    let sim = Sim::start(false, Scenario::default());
-    let client = sim.expect_client();
-    let (voice, log) = voice_with_gateway(&client, client_config(&sim));
-    let connection = join(&voice, &client).expect("joins");
-    drop(connection);
-    assert_eq!(wait_for_leaves(&log, 1), (1, 1));
 }
 
 #[test]

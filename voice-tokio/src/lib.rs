@@ -18,8 +18,7 @@
 //!
 //! ```no_run
 //! # async fn run(gateway: tokio::sync::mpsc::UnboundedSender<String>, opus_frames: Vec<bytes::Bytes>) -> Result<(), voice_tokio::JoinError> {
-//! use voice_tokio::{JoinOptions, SpeakingFlags, Voice, VoiceConfig};
-//! use voice_proto::id::{ChannelId, GuildId, UserId};
+//! use voice_tokio::{ChannelId, GuildId, JoinOptions, SpeakingFlags, UserId, Voice, VoiceConfig};
 //!
 //! // Made once; `gateway` sends op-4 payloads on the application's main gateway.
 //! let voice = Voice::new(UserId(80351110224678912), gateway, VoiceConfig::default());
@@ -51,5 +50,9 @@ pub use connection::{Connection, OpusSender};
 pub use events::Events;
 pub use voice::Voice;
 pub use voice_adapter::{GatewayLink, JoinError, JoinOptions, SendError, VoiceConfig};
+/// The protocol core, for everything not re-exported by name (payloads, close codes, errors).
+pub use voice_proto;
+pub use voice_proto::id::{ChannelId, GuildId, UserId};
 pub use voice_proto::payload::SpeakingFlags;
-pub use voice_proto::{ConnectionInfo, Event};
+pub use voice_proto::secret::Token;
+pub use voice_proto::{Config, ConnectionInfo, Event, Stats};

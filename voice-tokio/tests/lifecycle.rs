@@ -201,18 +201,6 @@ async fn a_fatal_close_leaves_the_channel_once_and_disconnect_still_returns() {
     assert_eq!(op4_counts(&mut log), (0, 0));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dropped_connection_leaves_the_channel() {
-    let server = start_server(false, Scenario::default()).await;
-    let client = server.expect_client();
-    let token = client.token.clone();
-    let (voice, mut log) =
-        voice_with_gateway(&client, client_config(&server), move |_| token.clone());
-    let connection = join(&voice, &client).await.expect("joins");
-    drop(connection);
-    assert_eq!(wait_for_leaves(&mut log, 1).await, (1, 1));
-}
-
 // ---- row 6 ---------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
