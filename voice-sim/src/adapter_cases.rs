@@ -72,15 +72,16 @@ pub fn server_config(tls: bool, scenario: Scenario) -> ServerConfig {
 /// The client's protocol settings for `server`: its ws:// URL when it has no TLS (with TLS, trust
 /// [`VoiceServer::ca_pem`] instead) and deadlines short enough for tests.
 pub fn client_core_config(server: &VoiceServer) -> voice_proto::Config {
-    voice_proto::Config {
-        gateway_url_override: server.ca_pem().is_none().then(|| server.ws_url()),
-        server_update_timeout: Duration::from_millis(300),
-        handshake_timeout: Duration::from_secs(3),
-        session_description_timeout: Duration::from_secs(3),
-        discovery_retry_interval: Duration::from_millis(200),
-        reconnect_backoff_initial: Duration::from_millis(100),
-        move_timeout: Duration::from_secs(3),
-        ..voice_proto::Config::default()
+    {
+        let mut config = voice_proto::Config::default();
+        config.gateway_url_override = server.ca_pem().is_none().then(|| server.ws_url());
+        config.server_update_timeout = Duration::from_millis(300);
+        config.handshake_timeout = Duration::from_secs(3);
+        config.session_description_timeout = Duration::from_secs(3);
+        config.discovery_retry_interval = Duration::from_millis(200);
+        config.reconnect_backoff_initial = Duration::from_millis(100);
+        config.move_timeout = Duration::from_secs(3);
+        config
     }
 }
 

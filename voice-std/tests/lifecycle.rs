@@ -173,10 +173,9 @@ fn a_refused_rejoin_ends_the_join_and_still_leaves_the_channel() {
 fn control_events_survive_a_flood_of_received_audio() {
     let sim = Sim::start(false, resume_while_a_user_speaks(sample_frames(200)));
     let client = sim.expect_client();
-    let config = VoiceConfig {
-        event_queue: 8,
-        ..client_config(&sim)
-    };
+    let mut config = client_config(&sim);
+    config.event_queue = 8;
+
     let connection = Connection::connect(client.connection_info(), config).expect("connects");
     // Nothing is read while the audio flows and the server closes with 4015 mid-stream.
     play(&connection, &sample_frames(60));

@@ -207,10 +207,9 @@ async fn a_fatal_close_leaves_the_channel_once_and_disconnect_still_returns() {
 async fn control_events_survive_a_flood_of_received_audio() {
     let server = start_server(false, resume_while_a_user_speaks(sample_frames(200))).await;
     let client = server.expect_client();
-    let config = VoiceConfig {
-        event_queue: 8,
-        ..client_config(&server)
-    };
+    let mut config = client_config(&server);
+    config.event_queue = 8;
+
     let mut connection = Connection::connect(client.connection_info(), config)
         .await
         .expect("connects");

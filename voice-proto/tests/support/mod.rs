@@ -44,9 +44,10 @@ pub fn client_public() -> SocketAddr {
 }
 
 pub fn test_config() -> Config {
-    Config {
-        rtp_seed: 0x1234_5678_9abc,
-        ..Config::default()
+    {
+        let mut config = Config::default();
+        config.rtp_seed = 0x1234_5678_9abc;
+        config
     }
 }
 

@@ -53,10 +53,9 @@ fn run() -> Result<(), String> {
         .unwrap_or_else(|| PathBuf::from(options::BUNDLED_SAMPLE));
 
     if let Some(info) = options.connection_info() {
-        let config = VoiceConfig {
-            extra_root_certificates: options.extra_roots()?,
-            ..VoiceConfig::default()
-        };
+        let mut config = VoiceConfig::default();
+        config.extra_root_certificates = options.extra_roots()?;
+
         let connection = Connection::connect(info?, config)
             .map_err(|e| format!("connecting to the voice server failed: {e}"))?;
         return play(connection, &input).map(drop);

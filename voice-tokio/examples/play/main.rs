@@ -65,10 +65,9 @@ async fn run() -> Result<(), String> {
     }
 
     if let Some(info) = options.connection_info() {
-        let config = VoiceConfig {
-            extra_root_certificates: options.extra_roots()?,
-            ..VoiceConfig::default()
-        };
+        let mut config = VoiceConfig::default();
+        config.extra_root_certificates = options.extra_roots()?;
+
         let connection = Connection::connect(info?, config)
             .await
             .map_err(|e| format!("connecting to the voice server failed: {e}"))?;

@@ -195,12 +195,13 @@ pub fn embedded_client_config(server: &voice_sim::VoiceServer) -> voice_adapter:
         server.endpoint(),
         server.udp_addr()
     );
-    voice_adapter::VoiceConfig {
-        extra_root_certificates: server
+    {
+        let mut config = voice_adapter::VoiceConfig::default();
+        config.extra_root_certificates = server
             .ca_pem()
             .map(|pem| vec![pem.as_bytes().to_vec()])
-            .unwrap_or_default(),
-        ..voice_adapter::VoiceConfig::default()
+            .unwrap_or_default();
+        config
     }
 }
 
