@@ -16,7 +16,7 @@ use voice_proto::{AnyState, ConnectionInfo, Identifying};
 
 use crate::driver::{Channels, Driver};
 use crate::events::{EventChannel, Events};
-use crate::{GatewayLink, JoinError, SendError, VoiceConfig};
+use crate::{GatewayLink, IntoChannelId, JoinError, SendError, VoiceConfig};
 
 /// How the media worker and the application wake a connection's driver task and its senders.
 #[derive(Debug, Default)]
@@ -204,7 +204,8 @@ impl Connection {
     /// `Connected`), queued audio waiting meanwhile. `false` without a main gateway or once the
     /// connection ended. [`Voice::join_channel`](crate::Voice::join_channel) on a connected
     /// guild does this.
-    pub fn move_to(&self, channel_id: ChannelId) -> bool {
+    pub fn move_to(&self, channel_id: impl IntoChannelId) -> bool {
+        let channel_id = channel_id.into_channel_id();
         (self.inner.shared).update_voice_state(|_, mute, deaf| (channel_id, mute, deaf))
     }
 

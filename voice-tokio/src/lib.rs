@@ -37,17 +37,32 @@
 //! connection.disconnect().await;
 //! # Ok(()) }
 //! ```
+//!
+//! # Features
+//!
+//! - `serenity`: `SerenityVoice`, serenity's voice gateway manager (register it with
+//!   `ClientBuilder::voice_manager_arc`), and serenity's ids wherever [`Voice`] takes an id.
+//! - `twilight`: `TwilightGateway` (op 4 through the shards' message senders, any number of
+//!   shards), `Voice::process_twilight_event`, and twilight's ids wherever [`Voice`] takes one.
+//!
+//! Both are off by default; the `serenity_bot` and `twilight_bot` examples use them.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod connection;
 mod driver;
 mod events;
+mod integrations;
 mod voice;
 mod ws;
 
 pub use connection::{Connection, OpusSender};
 pub use events::Events;
+#[cfg(feature = "serenity")]
+pub use integrations::serenity::SerenityVoice;
+#[cfg(feature = "twilight")]
+pub use integrations::twilight::TwilightGateway;
+pub use integrations::{IntoChannelId, IntoGuildId, IntoUserId};
 pub use voice::Voice;
 pub use voice_adapter::{GatewayLink, JoinError, JoinOptions, SendError, VoiceConfig};
 /// The protocol core, for everything not re-exported by name (payloads, close codes, errors).
