@@ -1,4 +1,4 @@
-//! The main-gateway side of a voice connection (PROTOCOL.md 1.1, 1.2).
+//! The main-gateway side of a voice connection (docs/protocol.md 1.1, 1.2).
 //!
 //! The main gateway is the application's: this module only builds the op 4 "Update Voice State"
 //! command, parses the two dispatches it answers with (`VOICE_STATE_UPDATE`, `VOICE_SERVER_UPDATE`)
