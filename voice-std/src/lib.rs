@@ -28,7 +28,7 @@
 //! last one, so an idle process keeps none. Only the caller's own thread ever blocks:
 //! [`Connection::connect`] and [`Voice::join_channel`] until the session is established,
 //! [`OpusSender::send`] while the queue is full, [`Connection::flush`] until the queue has
-//! played, [`Connection::disconnect`] (and dropping a [`Connection`]) until its sockets are
+//! played, [`Connection::disconnect`] (and dropping the last handle of a [`Connection`]) until its sockets are
 //! closed, [`Events::recv`] until an event comes or the connection has ended. The main-gateway link ([`GatewayLink`]) is called on an event loop: it must not
 //! block.
 //!
