@@ -183,6 +183,7 @@ fn engine_commits_and_audio_flows_both_ways() {
     expected.sort();
     assert_eq!(members, expected);
     assert_eq!(h.session().dave_epoch(), Some(1));
+    assert_eq!(h.session().stats().dave_epoch, Some(1), "the epoch in the stats too");
     assert!(h.session().dave_verification_code(PEER).is_some());
 }
 
