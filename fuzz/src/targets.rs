@@ -697,23 +697,24 @@ pub struct ScriptConfig {
 impl ScriptConfig {
     /// The engine configuration.
     pub fn config(&self) -> Config {
-        Config {
-            rtp_seed: self.rtp_seed,
-            max_dave_protocol_version: u16::from(self.flags & 1),
-            max_heartbeat_interval: (self.flags & 2 != 0).then(|| Duration::from_secs(5)),
-            max_reconnect_attempts: if self.flags & 4 != 0 { 1 } else { 5 },
-            max_missed_heartbeats: if self.flags & 8 != 0 { 3 } else { 2 },
-            playout_queue_frames: if self.flags & 16 != 0 {
+        {
+            let mut config = Config::default();
+            config.rtp_seed = self.rtp_seed;
+            config.max_dave_protocol_version = u16::from(self.flags & 1);
+            config.max_heartbeat_interval = (self.flags & 2 != 0).then(|| Duration::from_secs(5));
+            config.max_reconnect_attempts = if self.flags & 4 != 0 { 1 } else { 5 };
+            config.max_missed_heartbeats = if self.flags & 8 != 0 { 3 } else { 2 };
+            config.playout_queue_frames = if self.flags & 16 != 0 {
                 SMALL_QUEUE
             } else {
                 DEFAULT_QUEUE_FRAMES
-            },
-            receive: Some(ReceiveConfig {
+            };
+            config.receive = Some(ReceiveConfig {
                 depth: usize::from((self.flags >> 5) & 3),
                 max_depth: 4,
                 ..ReceiveConfig::default()
-            }),
-            ..Config::default()
+            });
+            config
         }
     }
 }
@@ -3600,10 +3601,9 @@ impl DaveRun {
     fn start() -> Self {
         // Reconnects are a DAVE step here, not a limit to reach: the attempt counter does not
         // reset between back-to-back reconnects (row 3), so the limit is lifted.
-        let config = Config {
-            max_reconnect_attempts: u32::MAX,
-            ..dave_config().config()
-        };
+        let mut config = dave_config().config();
+        config.max_reconnect_attempts = u32::MAX;
+
         let mut driver = Driver::join(config);
         driver.run(&dave_handshake_steps());
         let connected = driver

@@ -3,7 +3,24 @@
 use core::time::Duration;
 
 /// Settings for every connection made by an adapter's `Voice` or `Connection::connect`.
+///
+/// New settings may be added in any release (`#[non_exhaustive]`): start from
+/// `VoiceConfig::default()` and use the `with_*` methods (or set the public fields).
+///
+/// ```
+/// use std::time::Duration;
+/// use voice_adapter::VoiceConfig;
+///
+/// let mut core = voice_proto::Config::default();
+/// core.join_timeout = Duration::from_secs(15);
+/// let config = VoiceConfig::default()
+///     .with_core(core)
+///     .with_event_queue(256)
+///     .with_close_timeout(Duration::from_secs(1));
+/// assert_eq!(config.event_queue, 256);
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct VoiceConfig {
     /// Protocol timing and policy (timeouts, retries, mode preference, URL override).
     pub core: voice_proto::Config,
@@ -46,6 +63,36 @@ impl Default for VoiceConfig {
 }
 
 impl VoiceConfig {
+    /// These settings with the core's protocol timing and policy replaced by `core`.
+    pub fn with_core(mut self, core: voice_proto::Config) -> Self {
+        self.core = core;
+        self
+    }
+
+    /// These settings trusting one more root certificate (PEM), e.g. a loopback server's CA.
+    pub fn with_extra_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.extra_root_certificates.push(pem.into());
+        self
+    }
+
+    /// These settings with `workers` media worker threads (0: one per core).
+    pub fn with_media_workers(mut self, workers: usize) -> Self {
+        self.media_workers = workers;
+        self
+    }
+
+    /// These settings keeping at most `events` data events for the application.
+    pub fn with_event_queue(mut self, events: usize) -> Self {
+        self.event_queue = events;
+        self
+    }
+
+    /// These settings waiting at most `timeout` for the websocket close handshake.
+    pub fn with_close_timeout(mut self, timeout: Duration) -> Self {
+        self.close_timeout = timeout;
+        self
+    }
+
     /// The core settings for one new connection: [`core`](Self::core) with fresh entropy in
     /// `rtp_seed` (the initial RTP sequence and timestamp) and `jitter_seed` (the reconnect
     /// backoff's jitter, so that connections that lost the same server do not come back in
@@ -58,8 +105,15 @@ impl VoiceConfig {
     }
 }
 
-/// Per-join options.
+/// Per-join options. New options may be added in any release (`#[non_exhaustive]`): start from
+/// `JoinOptions::default()` and use the `with_*` methods.
+///
+/// ```
+/// let options = voice_adapter::JoinOptions::default().with_self_deaf(true);
+/// assert!(options.self_deaf && !options.self_mute);
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct JoinOptions {
     /// Join muted.
     pub self_mute: bool,
@@ -77,6 +131,20 @@ impl JoinOptions {
             receive: Some(voice_proto::ReceiveConfig::default()),
             ..Self::default()
         }
+    }
+}
+
+impl JoinOptions {
+    /// These options joining muted (or not).
+    pub fn with_self_mute(mut self, mute: bool) -> Self {
+        self.self_mute = mute;
+        self
+    }
+
+    /// These options joining deafened (or not).
+    pub fn with_self_deaf(mut self, deaf: bool) -> Self {
+        self.self_deaf = deaf;
+        self
     }
 }
 

@@ -1,5 +1,6 @@
-//! The runtime-independent half of each adapter's `Voice`: joins, and the routes of main-gateway
-//! dispatches to each guild's connection driver.
+//! The runtime-independent half of each adapter's `Voice`: joins, the routes of main-gateway
+//! dispatches to each guild's connection driver, and the registry of the connections made
+//! through it (one per guild).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -40,15 +41,27 @@ impl DispatchRoute for tokio::sync::mpsc::UnboundedSender<Dispatch> {
 }
 
 /// What an adapter's `Voice` holds apart from how it runs connections: made once, fed the two
-/// voice dispatches, asked to start and abandon joins. `R` is the adapter's way into a driver.
-pub struct SharedVoice<R> {
+/// voice dispatches, asked to start and abandon joins, and keeping the connections it made.
+/// `R` is the adapter's way into a driver, `C` its handle on a connection (cheap to clone).
+///
+/// A connection stays registered while its driver listens ([`DispatchRoute::is_open`]): the
+/// registry holds a handle until [`remove`](Self::remove) or the connection's end, so the
+/// connection lives on when the application drops its own handles (as songbird's `Call` and
+/// discord.js's `VoiceConnection` do), and ends when the `Voice` is dropped.
+pub struct SharedVoice<R, C = ()> {
     user_id: UserId,
     gateway: Arc<dyn GatewayLink>,
     config: VoiceConfig,
-    routes: Mutex<HashMap<GuildId, R>>,
+    routes: Mutex<HashMap<GuildId, Entry<R, C>>>,
 }
 
-impl<R> core::fmt::Debug for SharedVoice<R> {
+/// One guild's driver and, once its join completed, its connection.
+struct Entry<R, C> {
+    route: R,
+    connection: Option<C>,
+}
+
+impl<R, C> core::fmt::Debug for SharedVoice<R, C> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("SharedVoice")
             .field("user_id", &self.user_id)
@@ -56,7 +69,7 @@ impl<R> core::fmt::Debug for SharedVoice<R> {
     }
 }
 
-impl<R: DispatchRoute> SharedVoice<R> {
+impl<R: DispatchRoute, C: Clone> SharedVoice<R, C> {
     /// `user_id` is the bot's own id; `gateway` sends op 4 on the main gateway.
     pub fn new(user_id: UserId, gateway: impl GatewayLink, config: VoiceConfig) -> Self {
         Self {
@@ -117,10 +130,17 @@ impl<R: DispatchRoute> SharedVoice<R> {
     ) -> Result<AnyState, JoinError> {
         {
             let mut routes = self.routes();
-            if routes.get(&guild_id).is_some_and(R::is_open) {
+            if routes
+                .get(&guild_id)
+                .is_some_and(|entry| entry.route.is_open())
+            {
                 return Err(JoinError::AlreadyConnected(guild_id));
             }
-            routes.insert(guild_id, route);
+            let entry = Entry {
+                route,
+                connection: None,
+            };
+            routes.insert(guild_id, entry);
         }
         let join = JoinRequest {
             self_mute: options.self_mute,
@@ -139,14 +159,56 @@ impl<R: DispatchRoute> SharedVoice<R> {
         self.routes().remove(&guild_id);
     }
 
+    /// Registers the connection whose join just completed for `guild_id` (the route
+    /// [`begin_join`](Self::begin_join) took). Does nothing when that route has gone meanwhile.
+    pub fn register(&self, guild_id: GuildId, connection: C) {
+        if let Some(entry) = self.routes().get_mut(&guild_id) {
+            entry.connection = Some(connection);
+        }
+    }
+
+    /// The connection of `guild_id`, while its driver listens (joined and not ended).
+    pub fn connection(&self, guild_id: GuildId) -> Option<C> {
+        let mut routes = self.routes();
+        let entry = routes.get(&guild_id)?;
+        if !entry.route.is_open() {
+            routes.remove(&guild_id);
+            return None;
+        }
+        entry.connection.clone()
+    }
+
+    /// Takes `guild_id`'s connection out of the registry (the caller leaves with it); a join
+    /// still in progress for the guild is left alone.
+    pub fn remove(&self, guild_id: GuildId) -> Option<C> {
+        let mut routes = self.routes();
+        let connection = routes.get(&guild_id)?.connection.clone()?;
+        routes.remove(&guild_id);
+        Some(connection)
+    }
+
+    /// Every registered connection whose driver still listens, with its guild; the ended ones
+    /// are forgotten.
+    pub fn connections(&self) -> Vec<(GuildId, C)> {
+        let mut routes = self.routes();
+        routes.retain(|_, entry| entry.route.is_open());
+        routes
+            .iter()
+            .filter_map(|(guild, entry)| Some((*guild, entry.connection.clone()?)))
+            .collect()
+    }
+
     fn route(&self, guild: GuildId, dispatch: Dispatch) {
         let mut routes = self.routes();
-        if routes.get(&guild).map(|route| route.deliver(dispatch)) == Some(false) {
+        let delivered = routes
+            .get(&guild)
+            .map(|entry| entry.route.deliver(dispatch));
+        if delivered == Some(false) {
             routes.remove(&guild);
         }
     }
 
-    fn routes(&self) -> MutexGuard<'_, HashMap<GuildId, R>> {
+    fn routes(&self) -> MutexGuard<'_, HashMap<GuildId, Entry<R, C>>> {
         self.routes.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

@@ -1,5 +1,6 @@
 //! The rustls client configuration for the voice websocket: webpki roots plus the configured
-//! extra roots, the ring provider. Each adapter wraps it in its websocket library's connector.
+//! extra roots, the aws-lc-rs provider (rustls's default and recommended one; post-quantum key
+//! exchange preferred). Each adapter wraps it in its websocket library's connector.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -47,7 +48,7 @@ fn build(extra_roots: &[Vec<u8>]) -> Result<Arc<rustls::ClientConfig>, JoinError
                 .map_err(|e| JoinError::Tls(format!("unusable root certificate: {e}")))?;
         }
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| JoinError::Tls(e.to_string()))?

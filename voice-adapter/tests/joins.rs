@@ -23,7 +23,8 @@ impl DispatchRoute for Route {
 
 #[test]
 fn one_live_join_per_guild_receives_its_dispatches() {
-    let voice = SharedVoice::new(UserId(1), |_: &VoiceStateUpdate| Ok(()), Default::default());
+    let voice: SharedVoice<Route> =
+        SharedVoice::new(UserId(1), |_: &VoiceStateUpdate| Ok(()), Default::default());
     let join = |inbox: &Arc<_>| {
         let route = Route(Arc::downgrade(inbox));
         voice.begin_join(GuildId(7), ChannelId(8), Default::default(), route)
@@ -88,4 +89,39 @@ fn a_caller_that_got_its_outcome_has_not_left() {
     // The caller returns with its connection: the `JoinCaller` goes, nothing is pending.
     drop(caller);
     assert!(!join.caller_left());
+}
+
+#[test]
+fn the_registry_keeps_each_guilds_connection_while_its_driver_listens() {
+    let voice: SharedVoice<Route, &str> =
+        SharedVoice::new(UserId(1), |_: &VoiceStateUpdate| Ok(()), Default::default());
+    let (a, b) = (Arc::default(), Arc::default());
+    let begin = |guild, inbox: &Arc<_>| {
+        let route = Route(Arc::downgrade(inbox));
+        voice.begin_join(GuildId(guild), ChannelId(1), Default::default(), route)
+    };
+    assert!(begin(7, &a).is_ok() && begin(9, &b).is_ok());
+    // Joining: routed, but no connection to hand out yet.
+    assert_eq!(voice.connection(GuildId(7)), None);
+    assert_eq!(
+        voice.remove(GuildId(7)),
+        None,
+        "a join in progress is not removed"
+    );
+    voice.register(GuildId(7), "seven");
+    voice.register(GuildId(9), "nine");
+    voice.register(GuildId(11), "never joined");
+    assert_eq!(voice.connection(GuildId(7)), Some("seven"));
+    assert_eq!(voice.connection(GuildId(11)), None);
+    let mut all = voice.connections();
+    all.sort();
+    assert_eq!(all, [(GuildId(7), "seven"), (GuildId(9), "nine")]);
+    // Guild 9's driver ended by itself: forgotten, and joinable again.
+    drop(b);
+    assert_eq!(voice.connections(), [(GuildId(7), "seven")]);
+    assert_eq!(voice.connection(GuildId(9)), None);
+    // Leaving guild 7 takes its connection out.
+    assert_eq!(voice.remove(GuildId(7)), Some("seven"));
+    assert_eq!(voice.connection(GuildId(7)), None);
+    assert!(begin(7, &a).is_ok(), "a removed guild can be joined again");
 }

@@ -92,10 +92,9 @@ fn session(server: &UdpSocket) -> AnyState {
         session_id: "session".into(),
         token: voice_proto::secret::Token::new("token"),
     };
-    let config = Config {
-        max_dave_protocol_version: 0,
-        ..Config::default()
-    };
+    let mut config = Config::default();
+    config.max_dave_protocol_version = 0;
+
     let mut state = AnyState::from(Identifying::connect(now, config, info).unwrap());
     drain(&mut state);
     state.handle_input(now, Input::WebSocketOpened).unwrap();

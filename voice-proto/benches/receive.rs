@@ -19,7 +19,7 @@ use voice_proto::crypto::{EncryptionMode, TransportCipher};
 use voice_proto::receive::ReceiveConfig;
 use voice_proto::rtp::ReceivedRtp;
 use voice_proto::secret::SecretKey;
-use voice_proto::{Config, Input};
+use voice_proto::Input;
 
 const FRAME_LEN: usize = 120;
 const THEIR_SSRC: u32 = 4242;
@@ -56,10 +56,9 @@ fn bench(c: &mut Criterion) {
             ("off_ignored_120B", None),
             ("decrypt_and_buffer_120B", Some(ReceiveConfig::default())),
         ] {
-            let mut h = Harness::join(Config {
-                receive,
-                ..test_config()
-            });
+            let mut config = test_config();
+            config.receive = receive;
+            let mut h = Harness::join(config);
             h.server.modes = vec![mode.name().to_owned()];
             h.server.mode = mode;
             h.connect();

@@ -1,4 +1,4 @@
-//! Voice websocket close codes as data: what each one means and what to do next (PROTOCOL.md 5).
+//! Voice websocket close codes as data: what each one means and what to do next (docs/protocol.md 5).
 //!
 //! [`disposition`] is the whole policy; [`VOICE_CLOSE_CODES`] is the table behind it for the
 //! Discord-specific codes, and [`describe`] gives a human meaning for logs.

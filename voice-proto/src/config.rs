@@ -7,7 +7,16 @@ use crate::crypto::ModePreference;
 
 /// Everything the engine needs to decide timing and policy. [`Config::default`] holds sane values
 /// for Discord; tests shrink them.
+///
+/// New settings may be added in any release (`#[non_exhaustive]`): start from
+/// `Config::default()` and set the fields you need.
+///
+/// ```
+/// let mut config = voice_proto::Config::default();
+/// config.join_timeout = std::time::Duration::from_secs(15);
+/// ```
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Config {
     /// How long to wait for both main-gateway dispatches after sending op 4.
     pub server_update_timeout: Duration,

@@ -1,4 +1,4 @@
-//! Transport encryption of RTP/RTCP packets (PROTOCOL.md §8).
+//! Transport encryption of RTP/RTCP packets (docs/protocol.md §8).
 //!
 //! [`TransportCipher`] seals and opens packets in place in a caller-owned buffer, with no heap
 //! allocation. The two current modes are AEADs over the `rtpsize` layout:
@@ -121,7 +121,7 @@ impl fmt::Display for EncryptionMode {
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModePreference(Vec<EncryptionMode>);
 
-/// AES-256-GCM, then XChaCha20-Poly1305 (PROTOCOL.md C16). Legacy modes are never in the
+/// AES-256-GCM, then XChaCha20-Poly1305 (docs/protocol.md C16). Legacy modes are never in the
 /// default, even when compiled in: Discord no longer accepts them.
 impl Default for ModePreference {
     fn default() -> Self {
@@ -217,7 +217,7 @@ enum Keyed {
     XSalsa(Box<crypto_secretbox::XSalsa20Poly1305>),
 }
 
-/// Seals and opens transport packets under the session's `secret_key` (PROTOCOL.md §8).
+/// Seals and opens transport packets under the session's `secret_key` (docs/protocol.md §8).
 pub struct TransportCipher {
     mode: EncryptionMode,
     keyed: Keyed,
@@ -266,7 +266,7 @@ impl TransportCipher {
     /// moved 16 bytes forward) and then their nonce suffix; `xsalsa20_poly1305` ignores `nonce`
     /// and uses `buf[..12]` instead.
     ///
-    /// The caller must never reuse a `nonce` value under one key (PROTOCOL.md C25).
+    /// The caller must never reuse a `nonce` value under one key (docs/protocol.md C25).
     pub fn seal(
         &self,
         buf: &mut [u8],
@@ -337,14 +337,14 @@ impl TransportCipher {
     }
 }
 
-/// AES-256-GCM nonce: counter BE in bytes 0..4, then 8 zeros (PROTOCOL.md C22).
+/// AES-256-GCM nonce: counter BE in bytes 0..4, then 8 zeros (docs/protocol.md C22).
 fn aes_nonce(counter: u32) -> Nonce<Aes256Gcm> {
     let mut nonce = Nonce::<Aes256Gcm>::default();
     nonce[..4].copy_from_slice(&counter.to_be_bytes());
     nonce
 }
 
-/// XChaCha20-Poly1305 nonce: counter BE in bytes 0..4, then 20 zeros (PROTOCOL.md C22).
+/// XChaCha20-Poly1305 nonce: counter BE in bytes 0..4, then 20 zeros (docs/protocol.md C22).
 fn xchacha_nonce(counter: u32) -> Nonce<XChaCha20Poly1305> {
     let mut nonce = Nonce::<XChaCha20Poly1305>::default();
     nonce[..4].copy_from_slice(&counter.to_be_bytes());

@@ -1,7 +1,7 @@
-//! DAVE end-to-end encryption: the glue between the voice gateway's DAVE opcodes (PROTOCOL.md 9)
+//! DAVE end-to-end encryption: the glue between the voice gateway's DAVE opcodes (docs/protocol.md 9)
 //! and the [`davey`](https://docs.rs/davey) MLS/frame-encryption implementation.
 //!
-//! What this module decides (PROTOCOL.md 9.3, steps 1-9):
+//! What this module decides (docs/protocol.md 9.3, steps 1-9):
 //!
 //! 1. Session Description with `dave_protocol_version > 0` creates a DAVE session (our user id, the
 //!    channel id as MLS group id) and sends op 26 with a fresh key package. Version 0 (Stage
@@ -65,7 +65,7 @@ pub const SUPPORTED_PROTOCOL_VERSION: u16 = davey::DAVE_PROTOCOL_VERSION;
 pub const SUPPORTED_PROTOCOL_VERSION: u16 = 0;
 
 /// Size of the DAVE trailer on an Opus frame at most: 8-byte tag, up to 5 bytes of ULEB128
-/// nonce, the supplemental-size byte and the `FA FA` marker (PROTOCOL.md 9.4).
+/// nonce, the supplemental-size byte and the `FA FA` marker (docs/protocol.md 9.4).
 pub const MAX_FRAME_OVERHEAD: usize = 8 + 5 + 1 + 2;
 
 /// The marker that ends every DAVE-encrypted frame.
@@ -672,7 +672,7 @@ mod imp {
             }
         }
 
-        /// The incoming DAVE stage for a transport-decrypted frame from `user` (PROTOCOL.md 10).
+        /// The incoming DAVE stage for a transport-decrypted frame from `user` (docs/protocol.md 10).
         /// Failures may queue the op 31 recovery into `out`.
         pub(crate) fn decrypt<'a>(
             &'a mut self,

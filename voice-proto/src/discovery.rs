@@ -1,4 +1,4 @@
-//! IP discovery over UDP (PROTOCOL.md §6): the 74-byte request we send to learn our external
+//! IP discovery over UDP (docs/protocol.md §6): the 74-byte request we send to learn our external
 //! address, and the response. Timeouts and retries belong to the engine.
 //!
 //! ```text
@@ -24,7 +24,7 @@ const ADDRESS_LEN: usize = 64;
 /// Longest error text we keep from a bad address.
 const MAX_ERROR_TEXT: usize = 64;
 
-/// The request for `ssrc`: `00 01 00 46`, SSRC BE, 64 zero bytes, `00 00` (PROTOCOL.md C13).
+/// The request for `ssrc`: `00 01 00 46`, SSRC BE, 64 zero bytes, `00 00` (docs/protocol.md C13).
 pub fn discovery_request(ssrc: u32) -> [u8; DISCOVERY_PACKET_LEN] {
     build(TYPE_REQUEST, ssrc, None)
 }

@@ -1,4 +1,4 @@
-//! The main-gateway side of a voice connection (PROTOCOL.md 1.1, 1.2).
+//! The main-gateway side of a voice connection (docs/protocol.md 1.1, 1.2).
 //!
 //! The main gateway is the application's: this module only builds the op 4 "Update Voice State"
 //! command, parses the two dispatches it answers with (`VOICE_STATE_UPDATE`, `VOICE_SERVER_UPDATE`)
@@ -222,6 +222,22 @@ fn describe(value: &Value) -> &'static str {
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
     }
+}
+
+/// The main-gateway shard that carries `guild_id`'s events and must carry its op 4, out of
+/// `shard_count` shards: `(guild_id >> 22) % shard_count`, Discord's sharding formula. A
+/// `shard_count` of 0 is taken as 1.
+///
+/// ```
+/// use voice_proto::gateway::shard_for_guild;
+/// use voice_proto::id::GuildId;
+/// assert_eq!(shard_for_guild(GuildId(41771983423143937), 1), 0);
+/// assert_eq!(shard_for_guild(GuildId(41771983423143937), 16), 6);
+/// ```
+pub fn shard_for_guild(guild_id: GuildId, shard_count: u32) -> u32 {
+    let count = u64::from(shard_count.max(1));
+    // The remainder is below `shard_count`, a u32.
+    u32::try_from((guild_id.0 >> 22) % count).unwrap_or(0)
 }
 
 /// The voice websocket URL for a `VOICE_SERVER_UPDATE` endpoint (C1).

@@ -10,6 +10,10 @@
 //! end-to-end encryption (the [`dave`] module, on by default), and the close-code policy (resume,
 //! reconnect, wait for a move, or stop with a clear error).
 //!
+//! The documentation and comments cite the project's protocol notes, `docs/protocol.md` in the
+//! repository: sections as "§8.2", conformance checklist items as "C1" to "C50", each of which
+//! names the page of Discord's developer documentation it comes from.
+//!
 //! # DAVE end-to-end encryption
 //!
 //! With the default `dave` feature, Identify offers `max_dave_protocol_version: 1` and a Session

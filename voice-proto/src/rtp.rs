@@ -1,4 +1,4 @@
-//! RTP as Discord uses it (PROTOCOL.md §7): the outgoing header, its counters, silence frames,
+//! RTP as Discord uses it (docs/protocol.md §7): the outgoing header, its counters, silence frames,
 //! demultiplexing of received datagrams (§10) and strict parsing of received headers.
 
 /// Length of the fixed RTP header (no CSRCs, no extension), which is all we send.
@@ -7,7 +7,7 @@ pub const RTP_HEADER_LEN: usize = 12;
 /// RTP payload type Discord uses for Opus.
 pub const OPUS_PAYLOAD_TYPE: u8 = 120;
 
-/// One Opus silence frame; five of them are sent when audio stops (PROTOCOL.md C21).
+/// One Opus silence frame; five of them are sent when audio stops (docs/protocol.md C21).
 pub const SILENCE_FRAME: [u8; 3] = [0xF8, 0xFF, 0xFE];
 
 /// How many silence frames to send before stopping transmission.
@@ -38,7 +38,7 @@ pub const MAX_PACKET_LEN: usize =
 /// First byte of every header we send: V=2, P=0, X=0, CC=0.
 const VERSION_BYTE: u8 = 0x80;
 
-/// Length of an IP discovery packet, which shares the socket (PROTOCOL.md §6).
+/// Length of an IP discovery packet, which shares the socket (docs/protocol.md §6).
 const DISCOVERY_LEN: usize = 74;
 
 /// The header of an outgoing packet.
@@ -53,7 +53,7 @@ pub struct RtpHeader {
 }
 
 impl RtpHeader {
-    /// Writes `80 78 | sequence | timestamp | ssrc`, all big-endian (PROTOCOL.md C18).
+    /// Writes `80 78 | sequence | timestamp | ssrc`, all big-endian (docs/protocol.md C18).
     pub fn write(&self, out: &mut [u8; RTP_HEADER_LEN]) {
         let [s0, s1] = self.sequence.to_be_bytes();
         let [t0, t1, t2, t3] = self.timestamp.to_be_bytes();
@@ -118,7 +118,7 @@ impl RtpCounters {
     }
 }
 
-/// What a received datagram is (PROTOCOL.md §10 demultiplexing).
+/// What a received datagram is (docs/protocol.md §10 demultiplexing).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PacketKind {
     /// An RTP packet carrying Opus (version 2, payload type 120).
@@ -229,7 +229,7 @@ impl ReceivedRtp {
     }
 
     /// After transport decryption: strips the extension body (4*words bytes) and padding (last
-    /// byte = pad count) from the plaintext, returning the Opus frame (PROTOCOL.md C27). Errors
+    /// byte = pad count) from the plaintext, returning the Opus frame (docs/protocol.md C27). Errors
     /// if the counts exceed the plaintext.
     pub fn payload<'a>(&self, plaintext: &'a [u8]) -> Result<&'a [u8], RtpError> {
         let rest = match self.extension_words {

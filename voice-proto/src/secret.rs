@@ -74,7 +74,7 @@ impl Serialize for SecretKey {
     }
 }
 
-/// Accepts exactly 32 integers in `0..=255` (PROTOCOL.md C17); anything else is an error that says
+/// Accepts exactly 32 integers in `0..=255` (docs/protocol.md C17); anything else is an error that says
 /// what arrived.
 impl<'de> Deserialize<'de> for SecretKey {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

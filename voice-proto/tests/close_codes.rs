@@ -1,4 +1,4 @@
-//! The close-code policy, row by row (PROTOCOL.md 5, C11, C12).
+//! The close-code policy, row by row (docs/protocol.md 5, C11, C12).
 
 use voice_proto::close::{describe, disposition, CloseDisposition, FatalReason, VOICE_CLOSE_CODES};
 use CloseDisposition::{AwaitMove, Fatal, Finished, Reconnect, RejoinOnce, Resume};

@@ -13,9 +13,10 @@ fn nothing_is_offered_and_dave_1_is_refused() {
     assert_eq!(Config::default().max_dave_protocol_version, 0);
     assert_eq!(voice_proto::dave::SUPPORTED_PROTOCOL_VERSION, 0);
     // Even a config asking for DAVE offers 0: this build cannot speak it.
-    let mut h = Harness::join(Config {
-        max_dave_protocol_version: 1,
-        ..test_config()
+    let mut h = Harness::join({
+        let mut config = test_config();
+        config.max_dave_protocol_version = 1;
+        config
     });
     h.server.dave_protocol_version = 1;
     let outs = h.connect();

@@ -1,4 +1,4 @@
-//! A full in-memory DAVE handshake (PROTOCOL.md 9.3): our engine, a fake gateway acting as MLS
+//! A full in-memory DAVE handshake (docs/protocol.md 9.3): our engine, a fake gateway acting as MLS
 //! external sender (openmls) and a second member (davey). Ops 25, 26, 27, 28, 29, 30, 22, 23; then
 //! audio both ways, checked by the peer and by an independent implementation of the frame format
 //! (C33, C35, C36, C37, C41, C42, C43, C44, C46).
@@ -183,6 +183,11 @@ fn engine_commits_and_audio_flows_both_ways() {
     expected.sort();
     assert_eq!(members, expected);
     assert_eq!(h.session().dave_epoch(), Some(1));
+    assert_eq!(
+        h.session().stats().dave_epoch,
+        Some(1),
+        "the epoch in the stats too"
+    );
     assert!(h.session().dave_verification_code(PEER).is_some());
 }
 

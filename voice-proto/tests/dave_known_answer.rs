@@ -1,4 +1,4 @@
-//! Known-answer tests of PROTOCOL.md 9.4 (C43, C44, C45): the sender-key ratchet and both Opus
+//! Known-answer tests of docs/protocol.md 9.4 (C43, C44, C45): the sender-key ratchet and both Opus
 //! frame vectors, reproduced with an independent implementation (hkdf/sha2/aes-gcm), which the
 //! DAVE handshake tests then use to check the frames our send path produces.
 #![cfg(feature = "dave")]

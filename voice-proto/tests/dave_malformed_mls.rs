@@ -12,7 +12,7 @@
 mod support;
 
 use support::*;
-use voice_proto::{Config, Event, Input, Output};
+use voice_proto::{Event, Input, Output};
 
 /// `[seq u16][op 25]` then an `ExternalSender` whose first vector claims 260 bytes (QUIC varint
 /// `41 04`) but carries 12.
@@ -21,9 +21,10 @@ const TRUNCATED_EXTERNAL_SENDER: [u8; 17] =
 
 #[test]
 fn a_truncated_external_sender_is_an_event_not_a_panic() {
-    let mut h = Harness::join(Config {
-        max_dave_protocol_version: 1,
-        ..test_config()
+    let mut h = Harness::join({
+        let mut config = test_config();
+        config.max_dave_protocol_version = 1;
+        config
     });
     h.server.dave_protocol_version = 1;
     h.connect();

@@ -38,9 +38,10 @@ fn identify_offers_dave_1_by_default() {
 
 #[test]
 fn offering_more_than_supported_is_clamped() {
-    let mut h = Harness::join(Config {
-        max_dave_protocol_version: 9,
-        ..test_config()
+    let mut h = Harness::join({
+        let mut config = test_config();
+        config.max_dave_protocol_version = 9;
+        config
     });
     let outs = h.connect();
     assert_eq!(identify_version(&outs), Some(1));
@@ -177,9 +178,10 @@ fn dave_without_a_channel_id_is_a_typed_error() {
 
 #[test]
 fn dave_messages_are_ignored_when_dave_is_not_offered() {
-    let mut h = Harness::join(Config {
-        max_dave_protocol_version: 0,
-        ..test_config()
+    let mut h = Harness::join({
+        let mut config = test_config();
+        config.max_dave_protocol_version = 0;
+        config
     });
     let outs = h.connect();
     assert_eq!(identify_version(&outs), Some(0));

@@ -5,7 +5,7 @@
 //! crash ever fixed) runs through exactly the code libFuzzer runs, as part of
 //! `cargo test --workspace`. No nightly needed.
 //!
-//! The seed files are written by the ignored test `write_seed_corpus` from PROTOCOL.md's examples,
+//! The seed files are written by the ignored test `write_seed_corpus` from docs/protocol.md's examples,
 //! the golden payloads and scripted sessions: `cargo test -p voice-proto --test fuzz_corpus_replay
 //! -- --ignored write_seed_corpus`.
 
@@ -586,7 +586,7 @@ fn encoded_text(frame: ServerFrame) -> String {
     }
 }
 
-/// PROTOCOL.md's examples, the golden payloads' shapes, and one encoding of every server message.
+/// docs/protocol.md's examples, the golden payloads' shapes, and one encoding of every server message.
 fn text_seeds() -> Seeds {
     let description = format!(
         r#"{{"op":4,"d":{{"mode":"aead_aes256_gcm_rtpsize","secret_key":{KEY_JSON},"dave_protocol_version":1,"media_session_id":"89f1d62f166b948746f7646713d39dbb","audio_codec":"opus"}},"seq":3}}"#
@@ -728,7 +728,7 @@ fn hex(text: &str) -> Vec<u8> {
         .collect()
 }
 
-/// PROTOCOL.md 6 and 8.3: discovery packets, the three worked RTP examples, their plaintext
+/// docs/protocol.md 6 and 8.3: discovery packets, the three worked RTP examples, their plaintext
 /// forms (for the sealed path), RTCP, keepalives.
 fn datagram_seeds() -> Seeds {
     let public = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7));
@@ -747,7 +747,7 @@ fn datagram_seeds() -> Seeds {
         ("plain-padding", hex("a0 78 00 03 00 00 0b 40 01 02 03 04 fc ff fe 00 00 03")),
         ("plain-csrc", hex("82 f8 00 04 00 00 0f 00 01 02 03 04 00 00 00 01 00 00 00 02 fc")),
         ("plain-extension-too-long", hex("90 78 00 05 00 00 12 c0 01 02 03 04 be de ff ff 00")),
-        // PROTOCOL.md 9.4's first DAVE frame vector (ends with the FA FA marker), from a member.
+        // docs/protocol.md 9.4's first DAVE frame vector (ends with the FA FA marker), from a member.
         ("plain-dave-frame", hex("80 78 00 06 00 00 16 80 01 02 03 04 2d da 55 ea 4d 83 e7 aa 95 bc 52 9d d5 b3 01 0c fa fa")),
         ("own-ssrc", hex("80 78 00 01 00 00 03 c0 80 00 30 39 f8 ff fe")),
         ("rtcp-receiver-report", hex("81 c9 00 07 00 00 30 39 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00")),

@@ -1,4 +1,4 @@
-//! Golden payloads: the examples from PROTOCOL.md and the shapes of the Discord docs decode into
+//! Golden payloads: the examples from docs/protocol.md and the shapes of the Discord docs decode into
 //! the expected values and re-encode to the same JSON (compared as `serde_json::Value`) or bytes.
 
 use std::time::Duration;

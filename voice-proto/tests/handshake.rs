@@ -199,10 +199,9 @@ fn connect_with_raw_connection_info_skips_the_main_gateway() {
 
 #[test]
 fn url_override_replaces_the_endpoint() {
-    let config = voice_proto::Config {
-        gateway_url_override: Some("ws://127.0.0.1:9999".to_owned()),
-        ..test_config()
-    };
+    let mut config = test_config();
+    config.gateway_url_override = Some("ws://127.0.0.1:9999".to_owned());
+
     let mut h = Harness::join(config);
     h.feed(Input::VoiceStateUpdate(state_dispatch()));
     let outs = h.feed(Input::VoiceServerUpdate(server_dispatch(TOKEN)));

@@ -1,4 +1,4 @@
-//! IP discovery (PROTOCOL.md §6, C13, C14): round trips and every strict-parse rejection.
+//! IP discovery (docs/protocol.md §6, C13, C14): round trips and every strict-parse rejection.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 

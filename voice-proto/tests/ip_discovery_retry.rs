@@ -11,10 +11,9 @@ use voice_proto::{Error, Event, Input, Output, Recovery, Stage};
 
 fn until_ready() -> (Harness, Vec<u8>) {
     // Heartbeats are never acknowledged here; keep them out of the way of the discovery timers.
-    let config = voice_proto::Config {
-        max_missed_heartbeats: 100,
-        ..test_config()
-    };
+    let mut config = test_config();
+    config.max_missed_heartbeats = 100;
+
     let mut h = Harness::join(config);
     h.feed(Input::VoiceStateUpdate(state_dispatch()));
     h.feed(Input::VoiceServerUpdate(server_dispatch(TOKEN)));

@@ -1,11 +1,11 @@
-//! Known-answer vectors: PROTOCOL.md §8.3 (transport encryption, C26) and §6 (discovery, C13).
+//! Known-answer vectors: docs/protocol.md §8.3 (transport encryption, C26) and §6 (discovery, C13).
 
 use voice_proto::crypto::{CryptoError, EncryptionMode, TransportCipher};
 use voice_proto::discovery::{discovery_request, DISCOVERY_PACKET_LEN};
 use voice_proto::rtp::{ReceivedRtp, RtpHeader, MAX_PACKET_LEN, RTP_HEADER_LEN, SILENCE_FRAME};
 use voice_proto::secret::SecretKey;
 
-/// Parses the spaced hex used in PROTOCOL.md (`|` separators allowed).
+/// Parses the spaced hex used in docs/protocol.md (`|` separators allowed).
 fn hex(text: &str) -> Vec<u8> {
     let digits: Vec<u8> = text.bytes().filter(u8::is_ascii_hexdigit).collect();
     assert_eq!(digits.len() % 2, 0, "odd number of hex digits");

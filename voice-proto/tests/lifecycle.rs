@@ -197,10 +197,9 @@ fn a_join_that_keeps_failing_ends_at_its_deadline_naming_what_failed_last() {
 
 #[test]
 fn the_join_deadline_ends_an_attempt_under_way_with_its_stage() {
-    let config = Config {
-        join_timeout: Duration::from_secs(5),
-        ..test_config()
-    };
+    let mut config = test_config();
+    config.join_timeout = Duration::from_secs(5);
+
     let mut h = Harness::join(config);
     h.feed(Input::VoiceStateUpdate(state_dispatch()));
     h.feed(Input::VoiceServerUpdate(server_dispatch(TOKEN)));
@@ -355,11 +354,10 @@ fn leaving_during_the_handshake_leaves_the_channel() {
 #[test]
 fn every_retry_waits_a_jittered_backoff_the_first_too() {
     let delays = |jitter_seed: u64| -> Vec<Duration> {
-        let config = Config {
-            jitter_seed,
-            max_reconnect_attempts: 4,
-            ..test_config()
-        };
+        let mut config = test_config();
+        config.jitter_seed = jitter_seed;
+        config.max_reconnect_attempts = 4;
+
         let mut h = Harness::join(config.clone());
         h.connect();
         let mut delays = Vec::new();
@@ -653,10 +651,9 @@ fn a_ws_endpoint_from_voice_server_update_is_refused() {
 
 #[test]
 fn an_explicit_override_may_say_ws() {
-    let config = Config {
-        gateway_url_override: Some("ws://127.0.0.1:9000".to_owned()),
-        ..test_config()
-    };
+    let mut config = test_config();
+    config.gateway_url_override = Some("ws://127.0.0.1:9000".to_owned());
+
     let mut h = Harness::join(config);
     h.feed(Input::VoiceStateUpdate(state_dispatch()));
     let mut insecure = server_dispatch(TOKEN);

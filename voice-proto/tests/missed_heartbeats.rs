@@ -61,10 +61,9 @@ fn acknowledged_heartbeats_keep_the_socket() {
 
 #[test]
 fn heartbeat_interval_is_capped_by_config() {
-    let config = voice_proto::Config {
-        max_heartbeat_interval: Some(Duration::from_millis(250)),
-        ..test_config()
-    };
+    let mut config = test_config();
+    config.max_heartbeat_interval = Some(Duration::from_millis(250));
+
     let mut h = Harness::join(config);
     h.connect();
     let outs = h.advance(Duration::from_millis(250));

@@ -90,9 +90,10 @@ fn a_resume_owes_nothing_for_the_time_audio_was_held() {
 #[test]
 fn a_short_hold_keeps_a_frame_between_packets() {
     // A hold shorter than a frame: only without a backoff before the resume.
-    let mut h = playing_with(voice_proto::Config {
-        reconnect_backoff_initial: Duration::ZERO,
-        ..test_config()
+    let mut h = playing_with({
+        let mut config = test_config();
+        config.reconnect_backoff_initial = Duration::ZERO;
+        config
     });
     let slot = h.now + FRAME_DURATION;
     h.advance(Duration::from_millis(5));

@@ -67,9 +67,10 @@ fn items(h: &mut Harness) -> Vec<String> {
 
 /// A connected session receiving with `receive`.
 fn receiving(receive: ReceiveConfig) -> Harness {
-    let mut h = Harness::join(Config {
-        receive: Some(receive),
-        ..test_config()
+    let mut h = Harness::join({
+        let mut value = test_config();
+        value.receive = Some(receive);
+        value
     });
     h.connect();
     h
@@ -77,9 +78,10 @@ fn receiving(receive: ReceiveConfig) -> Harness {
 
 #[test]
 fn receive_is_off_by_default_and_decrypts_nothing() {
-    let mut h = Harness::join(Config {
-        receive: None,
-        ..test_config()
+    let mut h = Harness::join({
+        let mut value = test_config();
+        value.receive = None;
+        value
     });
     h.connect();
     assert_eq!(Config::default().receive, None, "off by default");

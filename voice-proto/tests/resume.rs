@@ -138,10 +138,9 @@ fn resume_timeout_falls_back_to_a_fresh_session() {
 
 #[test]
 fn repeated_failures_back_off_then_give_up() {
-    let config = voice_proto::Config {
-        max_reconnect_attempts: 3,
-        ..test_config()
-    };
+    let mut config = test_config();
+    config.max_reconnect_attempts = 3;
+
     let mut h = Harness::join(config.clone());
     h.connect();
     let mut gaps = Vec::new();

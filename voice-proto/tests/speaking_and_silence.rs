@@ -9,7 +9,7 @@ use support::*;
 use voice_proto::payload::{ClientMessage, SpeakingFlags};
 use voice_proto::playout::{QueueError, FRAME_DURATION, MAX_LAG};
 use voice_proto::rtp::{MAX_OPUS_FRAME_LEN, MAX_PACKET_LEN, SILENCE_FRAME};
-use voice_proto::{Config, Output};
+use voice_proto::Output;
 
 fn connected() -> Harness {
     let mut h = Harness::join(test_config());
@@ -198,9 +198,10 @@ fn stop_without_audio_sends_nothing() {
 
 #[test]
 fn the_queue_is_bounded_and_checks_frames() {
-    let mut h = Harness::join(Config {
-        playout_queue_frames: 3,
-        ..test_config()
+    let mut h = Harness::join({
+        let mut config = test_config();
+        config.playout_queue_frames = 3;
+        config
     });
     h.connect();
     let session = h.session();

@@ -24,6 +24,27 @@ pub const HEARTBEAT: Duration = Duration::from_millis(250);
 /// Packets after which the mid-stream close cases close the websocket.
 pub const CLOSE_AFTER_PACKETS: u64 = 20;
 
+/// What Discord's main gateway sends `client` for its join, as `(event name, d JSON)` pairs in
+/// the order of an adapter's `Voice::handle_dispatch`: VOICE_SERVER_UPDATE (its server, its
+/// token) and VOICE_STATE_UPDATE (its channel and session).
+pub fn join_dispatches(client: &crate::ExpectedClient) -> [(&'static str, String); 2] {
+    let server = serde_json::json!({
+        "token": client.token,
+        "guild_id": client.guild_id.to_string(),
+        "endpoint": client.endpoint,
+    });
+    let state = serde_json::json!({
+        "guild_id": client.guild_id.to_string(),
+        "channel_id": client.channel_id.to_string(),
+        "user_id": client.user_id.to_string(),
+        "session_id": client.session_id,
+    });
+    [
+        ("VOICE_SERVER_UPDATE", server.to_string()),
+        ("VOICE_STATE_UPDATE", state.to_string()),
+    ]
+}
+
 /// The first `n` Opus frames of the bundled 8-second sample (398 frames).
 ///
 /// # Panics
@@ -53,15 +74,16 @@ pub fn server_config(tls: bool, scenario: Scenario) -> ServerConfig {
 /// The client's protocol settings for `server`: its ws:// URL when it has no TLS (with TLS, trust
 /// [`VoiceServer::ca_pem`] instead) and deadlines short enough for tests.
 pub fn client_core_config(server: &VoiceServer) -> voice_proto::Config {
-    voice_proto::Config {
-        gateway_url_override: server.ca_pem().is_none().then(|| server.ws_url()),
-        server_update_timeout: Duration::from_millis(300),
-        handshake_timeout: Duration::from_secs(3),
-        session_description_timeout: Duration::from_secs(3),
-        discovery_retry_interval: Duration::from_millis(200),
-        reconnect_backoff_initial: Duration::from_millis(100),
-        move_timeout: Duration::from_secs(3),
-        ..voice_proto::Config::default()
+    {
+        let mut config = voice_proto::Config::default();
+        config.gateway_url_override = server.ca_pem().is_none().then(|| server.ws_url());
+        config.server_update_timeout = Duration::from_millis(300);
+        config.handshake_timeout = Duration::from_secs(3);
+        config.session_description_timeout = Duration::from_secs(3);
+        config.discovery_retry_interval = Duration::from_millis(200);
+        config.reconnect_backoff_initial = Duration::from_millis(100);
+        config.move_timeout = Duration::from_secs(3);
+        config
     }
 }
 

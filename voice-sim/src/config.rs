@@ -36,9 +36,9 @@ pub struct ServerConfig {
     /// Seed for ids, SSRCs, keys and simulated loss (`None`: from the OS).
     pub seed: Option<u64>,
     /// Numbered messages kept per session for replay after a resume. A Resume whose `seq_ack`
-    /// misses a message no longer kept is refused with 4006 (PROTOCOL.md §3).
+    /// misses a message no longer kept is refused with 4006 (docs/protocol.md §3).
     pub replay_buffer: usize,
-    /// The server's DAVE role (end-to-end encryption, PROTOCOL.md 9).
+    /// The server's DAVE role (end-to-end encryption, docs/protocol.md 9).
     pub dave: DaveConfig,
     /// What to do to clients on purpose.
     pub scenario: Scenario,

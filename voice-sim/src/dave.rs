@@ -1,4 +1,4 @@
-//! The voice gateway's DAVE role for one voice channel (PROTOCOL.md 9): MLS external sender and
+//! The voice gateway's DAVE role for one voice channel (docs/protocol.md 9): MLS external sender and
 //! delivery service, transitions, downgrade and upgrade, and simulated members with davey
 //! sessions of their own.
 //!
@@ -15,7 +15,7 @@
 //! - Op 26 key packages are validated (KeyPackage signature, ciphersuite 2, credential = the
 //!   user id as 8 big-endian bytes) and turn into external Add proposals (op 27, append).
 //! - With no group yet, every member that sent a key package gets proposals adding all the others
-//!   to its own pending group once there are two or more; the first commit wins (PROTOCOL.md
+//!   to its own pending group once there are two or more; the first commit wins (docs/protocol.md
 //!   9.3). A lone member stays unkeyed, as on Discord.
 //! - With a group, the members in it get proposals (removes of members that left or re-keyed,
 //!   then adds); the first valid op 28 wins and is announced with op 29 to the members and op 30
@@ -252,7 +252,7 @@ fn violation(effects: &mut Vec<Effect>, client: usize, kind: ViolationKind, deta
     });
 }
 
-/// Whether `frame` passes DAVE's protocol-frame check (PROTOCOL.md 9.4): it ends with the
+/// Whether `frame` passes DAVE's protocol-frame check (docs/protocol.md 9.4): it ends with the
 /// `FA FA` marker and its supplemental size is between 11 and the frame length.
 pub(crate) fn looks_encrypted(frame: &[u8]) -> bool {
     let len = frame.len();
@@ -1273,7 +1273,7 @@ impl DaveChannel {
     // ---- media -------------------------------------------------------------------------------
 
     /// A simulated member's Opus frame, DAVE-encrypted; `None` while it holds no key (the frame
-    /// must then not be sent: PROTOCOL.md 9.3). Plain when the call is downgraded.
+    /// must then not be sent: docs/protocol.md 9.3). Plain when the call is downgraded.
     pub(crate) fn encrypt(&mut self, user: u64, frame: &[u8]) -> Option<Vec<u8>> {
         if !self.can_send(user) {
             return None;

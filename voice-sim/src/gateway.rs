@@ -685,7 +685,7 @@ fn on_resume(shared: &Shared, state: &mut State, conn: &mut Conn, now: Instant, 
                 at,
                 Some(client),
                 ViolationKind::OpOrder,
-                format!("Resume after close {code} ({}), which does not allow resuming (PROTOCOL.md §5)", describe_close(code)),
+                format!("Resume after close {code} ({}), which does not allow resuming (docs/protocol.md §5)", describe_close(code)),
             );
         }
         let _ = conn.tx.send(Control::Close(4006));

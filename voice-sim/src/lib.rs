@@ -2,7 +2,7 @@
 //!
 //! [`VoiceServer::start`] binds a voice gateway (websocket, `ws://` or `wss://` with a freshly
 //! generated CA) and a UDP media server on 127.0.0.1, hands out connection info per expected
-//! client ([`VoiceServer::expect_client`]), plays the server side of gateway v8 (PROTOCOL.md), and
+//! client ([`VoiceServer::expect_client`]), plays the server side of gateway v8 (docs/protocol.md), and
 //! checks everything a client does. Deviations become [`Violation`]s in a [`Report`]; nothing a
 //! client sends can crash the server or disturb another client. Received Opus frames are kept per
 //! SSRC ([`VoiceServer::frames`]) so tests can assert byte-exact delivery.
@@ -50,7 +50,7 @@
 //! # DAVE (end-to-end encryption)
 //!
 //! With [`ServerConfig::dave`] enabled the server plays the voice gateway's DAVE role
-//! (PROTOCOL.md 9): it is each channel's MLS external sender (openmls, the version davey uses),
+//! (docs/protocol.md 9): it is each channel's MLS external sender (openmls, the version davey uses),
 //! sends op 25 after Session Description, turns op 26 key packages into external Add/Remove
 //! proposals (op 27), announces the first valid commit (op 29) and delivers its welcome (op 30),
 //! runs transitions (op 23 from every participant, then op 22), downgrades the call to version 0
@@ -64,7 +64,7 @@
 //!
 //! # What is validated (the checklist)
 //!
-//! | check | kind | PROTOCOL.md |
+//! | check | kind | docs/protocol.md |
 //! |---|---|---|
 //! | websocket URL has `v=8` | [`GatewayVersion`](ViolationKind::GatewayVersion) | 1.2 |
 //! | text frame is a JSON object with an integer `op` in 0..=255 | `MalformedJson` | 2.1 |

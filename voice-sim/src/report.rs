@@ -11,7 +11,7 @@ use crate::stats::StreamSummary;
 
 /// What rule a client broke (or, for advisories, what it did that is allowed but unusual).
 ///
-/// The full checklist with the PROTOCOL.md references is in the crate docs.
+/// The full checklist with the docs/protocol.md references is in the crate docs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -58,7 +58,7 @@ pub enum ViolationKind {
     MalformedPacket,
     /// An RTP packet that failed transport decryption.
     DecryptFailure,
-    /// The transport nonce counter did not increase (PROTOCOL.md C25).
+    /// The transport nonce counter did not increase (docs/protocol.md C25).
     NonceReuse,
     /// In-order packets whose timestamp did not advance 960 per sequence step (C19).
     TimestampStep,
@@ -77,7 +77,7 @@ pub enum ViolationKind {
     /// A DAVE-encrypted frame that a member of the group could not decrypt.
     DaveDecryptFailure,
     /// Audio (non-silence) without DAVE from a client that had executed its end-to-end
-    /// encryption transition (PROTOCOL.md 9.3).
+    /// encryption transition (docs/protocol.md 9.3).
     DavePlaintext,
     /// Advisory: audio (non-silence) without DAVE in an end-to-end encrypted call before the
     /// client held its keys; it reaches the server in clear (@discordjs/voice does this).
@@ -87,10 +87,10 @@ pub enum ViolationKind {
     /// Advisory: Identify without `max_dave_protocol_version >= 1` (Discord closes with 4017 on
     /// non-Stage channels).
     NoDaveSupport,
-    /// Advisory: audio after a resume before op 5 was sent again (PROTOCOL.md §3).
+    /// Advisory: audio after a resume before op 5 was sent again (docs/protocol.md §3).
     NoSpeakingAfterResume,
     /// Advisory: a heartbeat came more than 1.5 intervals (+250 ms of slack) after Hello or the
-    /// previous heartbeat (PROTOCOL.md §4: the interval is an upper bound).
+    /// previous heartbeat (docs/protocol.md §4: the interval is an upper bound).
     HeartbeatLate,
 }
 
@@ -119,7 +119,7 @@ impl fmt::Display for ViolationKind {
     }
 }
 
-/// One deviation from PROTOCOL.md.
+/// One deviation from docs/protocol.md.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Violation {
     /// Milliseconds since the server started.

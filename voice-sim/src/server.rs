@@ -408,7 +408,7 @@ impl State {
                         client: Some(stream.client),
                         kind: ViolationKind::FewSilenceFrames,
                         detail: format!(
-                            "ssrc {ssrc} talk spurt {} ({} frames) ended with {} silence frame(s), PROTOCOL.md C21 asks for 5",
+                            "ssrc {ssrc} talk spurt {} ({} frames) ended with {} silence frame(s), docs/protocol.md C21 asks for 5",
                             i + 1,
                             spurt.frames,
                             spurt.trailing_silence

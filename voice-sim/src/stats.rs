@@ -7,11 +7,11 @@
 //!   missing, duplicates, reordered (late) packets; the 16-bit sequence is extended so wrapping
 //!   is not an anomaly;
 //! - timestamp steps: between in-order packets the timestamp must advance by 960 per sequence
-//!   step (20 ms Opus frames at 48 kHz, PROTOCOL.md C19);
+//!   step (20 ms Opus frames at 48 kHz, docs/protocol.md C19);
 //! - inter-arrival jitter: for consecutive packets of one talk spurt, `|arrival delta - 20 ms|`
 //!   (p50, p99, max). The pause between two talk spurts is excluded: a spurt ends with silence
 //!   frames, and a gap longer than [`SPURT_BREAK`] also starts a new spurt;
-//! - talk spurts with the number of trailing silence frames each ended with (PROTOCOL.md C21
+//! - talk spurts with the number of trailing silence frames each ended with (docs/protocol.md C21
 //!   asks for five; @discordjs/voice sends four).
 
 use std::collections::{BTreeSet, VecDeque};
@@ -92,7 +92,7 @@ pub struct StreamSummary {
     pub jitter: JitterSummary,
     /// Talk spurts, in order (the last one may still be open).
     pub spurts: Vec<Spurt>,
-    /// DAVE frames a simulated group member decrypted (PROTOCOL.md 9.4).
+    /// DAVE frames a simulated group member decrypted (docs/protocol.md 9.4).
     #[serde(default)]
     pub dave_decrypted: u64,
     /// DAVE frames no group member could decrypt.

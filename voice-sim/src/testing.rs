@@ -432,17 +432,15 @@ pub struct EngineClient {
 impl EngineClient {
     /// A client for `info` that connects to `ws_url` with short test deadlines.
     pub fn new(ws_url: &str, info: ExpectedClient, frames: Vec<Vec<u8>>) -> Self {
-        let config = Config {
-            gateway_url_override: Some(ws_url.to_owned()),
-            handshake_timeout: Duration::from_secs(5),
-            session_description_timeout: Duration::from_secs(5),
-            discovery_retry_interval: Duration::from_millis(300),
-            reconnect_backoff_initial: Duration::from_millis(50),
-            max_dave_protocol_version: 1,
-            rtp_seed: 0x5EED,
-            receive: Some(voice_proto::ReceiveConfig::default()),
-            ..Config::default()
-        };
+        let mut config = Config::default();
+        config.gateway_url_override = Some(ws_url.to_owned());
+        config.handshake_timeout = Duration::from_secs(5);
+        config.session_description_timeout = Duration::from_secs(5);
+        config.discovery_retry_interval = Duration::from_millis(300);
+        config.reconnect_backoff_initial = Duration::from_millis(50);
+        config.max_dave_protocol_version = 1;
+        config.rtp_seed = 0x5EED;
+        config.receive = Some(voice_proto::ReceiveConfig::default());
         Self {
             config,
             info,

@@ -60,7 +60,7 @@ impl TlsMaterial {
         let ca_der = ca.der().clone();
         let chain = vec![leaf_cert.der().clone(), ca_der.clone()];
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let server_config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| SimError::Tls(e.to_string()))?

@@ -35,15 +35,14 @@ fn run() -> Result<(), String> {
     let frames = Arc::new(sample_frames().map_err(|e| e.to_string())?);
     let mut bench = Bench::start(args.clone()).map_err(|e| e.to_string())?;
     let server = bench.server().clone();
-    let config = VoiceConfig {
-        extra_root_certificates: server
-            .ca_pem
-            .iter()
-            .map(|pem| pem.as_bytes().to_vec())
-            .collect(),
-        media_workers: args.media_workers,
-        ..VoiceConfig::default()
-    };
+    let mut config = VoiceConfig::default();
+    config.extra_root_certificates = server
+        .ca_pem
+        .iter()
+        .map(|pem| pem.as_bytes().to_vec())
+        .collect();
+    config.media_workers = args.media_workers;
+
     println!(
         "joining {} connections to {}...",
         args.connections, server.ws_url

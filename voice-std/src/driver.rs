@@ -44,6 +44,8 @@ pub(crate) struct Setup {
     pub(crate) join: PendingJoin,
     /// Received audio's subscriptions.
     pub(crate) router: Arc<AudioRouter>,
+    /// The connection's span (guild and channel), entered whenever the driver runs.
+    pub(crate) span: tracing::Span,
 }
 
 pub(crate) struct Driver {
@@ -103,6 +105,10 @@ impl Driver {
             finished: false,
             stopped: false,
         }
+    }
+
+    pub(crate) fn span(&self) -> &tracing::Span {
+        &self.setup.span
     }
 
     pub(crate) fn id(&self) -> u64 {

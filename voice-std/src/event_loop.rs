@@ -331,7 +331,9 @@ impl Loop {
             registry,
             event_loop: &self.event_loop,
         };
-        let more = serve(&mut entry.driver, &mut io, &mut self.receive[..]);
+        // Every log line of the driver and its core is in its connection's span.
+        let span = entry.driver.span().clone();
+        let more = span.in_scope(|| serve(&mut entry.driver, &mut io, &mut self.receive[..]));
         if entry.driver.is_done() {
             self.remove(slot);
             return false;

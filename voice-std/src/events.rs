@@ -48,7 +48,10 @@ pub(crate) type EventChannel = voice_adapter::EventChannel<Condvar>;
 /// }
 /// # }
 /// ```
-#[derive(Debug)]
+///
+/// An owned handle ([`Connection::events`](crate::Connection::events)): move it to a thread of
+/// its own while the application keeps the connection. Clones read the same queue.
+#[derive(Clone, Debug)]
 pub struct Events {
     channel: Arc<EventChannel>,
 }

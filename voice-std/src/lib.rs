@@ -29,7 +29,7 @@
 //! last one, so an idle process keeps none. Only the caller's own thread ever blocks:
 //! [`Connection::connect`] and [`Voice::join_channel`] until the session is established,
 //! [`OpusSender::send`] while the queue is full, [`Connection::flush`] until the queue has
-//! played, [`Connection::disconnect`] (and dropping a [`Connection`]) until its sockets are
+//! played, [`Connection::disconnect`] (and dropping the last handle of a [`Connection`]) until its sockets are
 //! closed, [`Events::recv`] until an event comes or the connection has ended. The main-gateway link ([`GatewayLink`]) is called on an event loop: it must not
 //! block.
 //!
@@ -68,6 +68,10 @@ pub use events::Events;
 pub use receiver::{AudioStream, Receiver};
 pub use voice::Voice;
 pub use voice_adapter::{GatewayLink, JoinError, JoinOptions, SendError, VoiceConfig};
+/// The protocol core, for everything not re-exported by name (payloads, close codes, errors).
+pub use voice_proto;
+pub use voice_proto::id::{ChannelId, GuildId, UserId};
 pub use voice_proto::payload::SpeakingFlags;
-pub use voice_proto::receive::{Item, Received};
-pub use voice_proto::{ConnectionInfo, Event, ReceiveConfig};
+pub use voice_proto::receive::{Bytes, Item, Received};
+pub use voice_proto::secret::Token;
+pub use voice_proto::{Config, ConnectionInfo, Event, ReceiveConfig, Stats};

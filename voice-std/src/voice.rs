@@ -6,15 +6,20 @@ use voice_adapter::{Dispatch, DispatchRoute, SharedVoice};
 use voice_proto::gateway::{GatewayError, VoiceServerDispatch, VoiceStateDispatch};
 use voice_proto::id::{ChannelId, GuildId, UserId};
 
+use crate::connection::connection_span;
 use crate::event_loop::Reservation;
 use crate::link::Link;
 use crate::{Connection, GatewayLink, JoinError, JoinOptions, VoiceConfig};
 
 /// The voice side of a bot: made once with [`Voice::new`], kept, and fed the two voice dispatches
-/// from the main gateway.
+/// from the main gateway. Cheap to clone (the clones share everything).
+///
+/// It keeps the connection of each guild it joined ([`connection`](Self::connection),
+/// [`connections`](Self::connections), [`leave`](Self::leave)) until it is left or ends by
+/// itself; dropping the last clone of the `Voice` leaves every channel.
 #[derive(Clone, Debug)]
 pub struct Voice {
-    shared: Arc<SharedVoice<DriverRoute>>,
+    shared: Arc<SharedVoice<DriverRoute, Connection>>,
 }
 
 /// A guild's route to its connection's driver: dispatches wait in a channel and its link wakes
@@ -64,13 +69,26 @@ impl Voice {
     }
 
     /// Joins a voice channel: sends op 4, waits for both dispatches (bounded by the configured
-    /// timeout), then runs the whole handshake. Blocks until audio can flow or the join failed.
+    /// timeout), then runs the whole handshake. Blocks until audio can flow or the join failed;
+    /// the `Voice` keeps the connection too ([`connection`](Self::connection)).
+    ///
+    /// On a guild that is already connected it moves the bot instead
+    /// ([`Connection::move_to`]: op 4 with the new channel, mute and deafen as they are) and
+    /// returns that connection at once; the move completes in the background
+    /// (`Reconnecting`, then `Connected` on its events). While a join of the guild is still in
+    /// progress it fails with [`JoinError::AlreadyConnected`].
     pub fn join_channel(
         &self,
         guild_id: GuildId,
         channel_id: ChannelId,
         options: JoinOptions,
     ) -> Result<Connection, JoinError> {
+        if let Some(connection) = self.shared.connection(guild_id) {
+            if connection.voice_state().map(|(channel, ..)| channel) != Some(channel_id) {
+                connection.move_to(channel_id);
+            }
+            return Ok(connection);
+        }
         let reservation = Reservation::new(self.shared.config())?;
         let (dispatches, received) = mpsc::channel();
         let route = DriverRoute {
@@ -81,16 +99,40 @@ impl Voice {
             .shared
             .begin_join(guild_id, channel_id, options, route)?;
         let gateway = Some(self.shared.gateway());
-        let result = Connection::start(
-            state,
-            gateway,
-            Some(received),
-            reservation,
-            self.shared.config(),
-        );
-        if result.is_err() {
-            self.shared.abandon_join(guild_id);
+        let span = connection_span(guild_id, Some(channel_id));
+        let config = self.shared.config();
+        match Connection::start(state, gateway, Some(received), reservation, config, span) {
+            Ok(connection) => {
+                self.shared.register(guild_id, connection.clone());
+                Ok(connection)
+            }
+            Err(error) => {
+                self.shared.abandon_join(guild_id);
+                Err(error)
+            }
         }
-        result
+    }
+
+    /// The connection of `guild_id`, while it is joined (not left, not ended).
+    pub fn connection(&self, guild_id: GuildId) -> Option<Connection> {
+        self.shared.connection(guild_id)
+    }
+
+    /// Every joined connection, with its guild.
+    pub fn connections(&self) -> Vec<(GuildId, Connection)> {
+        self.shared.connections()
+    }
+
+    /// Leaves `guild_id`'s channel ([`Connection::disconnect`]: op 4 with a null channel,
+    /// close 1000, blocking until the sockets are closed) and forgets the connection. Returns
+    /// `false` when the guild had none.
+    pub fn leave(&self, guild_id: GuildId) -> bool {
+        match self.shared.remove(guild_id) {
+            Some(connection) => {
+                connection.disconnect();
+                true
+            }
+            None => false,
+        }
     }
 }

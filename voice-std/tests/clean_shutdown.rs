@@ -70,10 +70,9 @@ fn bench(media_workers: usize) -> Bench {
         voice_threads()
     );
     std::thread::sleep(Duration::from_millis(100));
-    let config = VoiceConfig {
-        media_workers,
-        ..client_config(&sim)
-    };
+    let mut config = client_config(&sim);
+    config.media_workers = media_workers;
+
     Bench {
         _serial: serial,
         sim,

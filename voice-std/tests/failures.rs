@@ -17,7 +17,7 @@ fn close_4017_is_dave_required_and_final() {
     let client = sim.expect_client();
     let connection =
         Connection::connect(client.connection_info(), client_config(&sim)).expect("connects");
-    let closed = wait_for_event(connection.events(), Duration::from_secs(3), |e| {
+    let closed = wait_for_event(&connection.events(), Duration::from_secs(3), |e| {
         matches!(e, Event::Closed { .. })
     });
     let Some(Event::Closed { error }) = closed else {
@@ -64,7 +64,7 @@ fn missed_acks_lead_to_a_resume() {
     let connection =
         Connection::connect(client.connection_info(), client_config(&sim)).expect("connects");
     let resumed = wait_for_event(
-        connection.events(),
+        &connection.events(),
         HEARTBEAT * 3 + Duration::from_secs(2),
         |e| matches!(e, Event::Resumed),
     );

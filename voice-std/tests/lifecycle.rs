@@ -13,7 +13,7 @@ use common::*;
 use voice_proto::gateway::VoiceStateUpdate;
 use voice_proto::id::{ChannelId, GuildId, UserId};
 use voice_proto::Error;
-use voice_sim::{ExpectedClient, FirstClose, Scenario};
+use voice_sim::{ExpectedClient, FirstClose};
 use voice_std::{Connection, Event, JoinError, JoinOptions, Voice, VoiceConfig};
 
 /// Long enough for anything on loopback; only a hang reaches it.
@@ -133,16 +133,6 @@ fn a_fatal_close_leaves_the_channel_once_and_disconnect_still_returns() {
 }
 
 #[test]
-fn a_dropped_connection_leaves_the_channel() {
-    let sim = Sim::start(false, Scenario::default());
-    let client = sim.expect_client();
-    let (voice, log) = voice_with_gateway(&client, client_config(&sim));
-    let connection = join(&voice, &client).expect("joins");
-    drop(connection);
-    assert_eq!(wait_for_leaves(&log, 1), (1, 1));
-}
-
-#[test]
 fn a_refused_rejoin_ends_the_join_and_still_leaves_the_channel() {
     // The first websocket is closed with 4006 before the first session: the join goes on
     // through a rejoin (op 4), which the main gateway refuses. The bot may still be shown in
@@ -183,10 +173,8 @@ fn a_refused_rejoin_ends_the_join_and_still_leaves_the_channel() {
 fn control_events_survive_a_flood_of_received_audio() {
     let sim = Sim::start(false, resume_while_a_user_speaks(sample_frames(200)));
     let client = sim.expect_client();
-    let mut config = VoiceConfig {
-        event_queue: 8,
-        ..client_config(&sim).receiving()
-    };
+    let mut config = client_config(&sim).receiving();
+    config.event_queue = 8;
     if let Some(receive) = config.core.receive.as_mut() {
         receive.queue_frames = 20;
     }

@@ -33,7 +33,7 @@ fn join_then_4014_then_move_then_leave() {
 
     let first = sample_frames(CLOSE_AFTER_PACKETS as usize);
     play(&connection, &first);
-    let disconnected = wait_for_event(connection.events(), Duration::from_secs(3), |e| {
+    let disconnected = wait_for_event(&connection.events(), Duration::from_secs(3), |e| {
         matches!(e, Event::Disconnected { .. })
     });
     assert_eq!(
@@ -44,7 +44,7 @@ fn join_then_4014_then_move_then_leave() {
     );
     voice.handle_voice_server_update(server_update(&client));
     assert!(
-        wait_for_event(connection.events(), Duration::from_secs(3), |e| matches!(
+        wait_for_event(&connection.events(), Duration::from_secs(3), |e| matches!(
             e,
             Event::Connected { .. }
         ))

@@ -17,7 +17,7 @@ fn resume_after_4015_loses_no_frame() {
         Connection::connect(client.connection_info(), client_config(&sim)).expect("connects");
     play(&connection, &frames);
     assert!(
-        wait_for_event(connection.events(), Duration::from_secs(2), |e| matches!(
+        wait_for_event(&connection.events(), Duration::from_secs(2), |e| matches!(
             e,
             Event::Resumed
         ))

@@ -1,21 +1,23 @@
 //! The application's handle on one voice connection.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::Connector;
+use tracing::Instrument;
 use voice_adapter::media::{DriverWake, MediaScheduler, SharedCore};
 use voice_adapter::{tls_client_config, AudioRouter, Dispatch, PendingJoin};
+use voice_proto::id::{ChannelId, GuildId};
 use voice_proto::payload::SpeakingFlags;
 use voice_proto::{AnyState, ConnectionInfo, Identifying};
 
 use crate::driver::{Channels, Driver};
 use crate::events::{EventChannel, Events};
 use crate::receiver::Receiver;
-use crate::{GatewayLink, JoinError, SendError, VoiceConfig};
+use crate::{GatewayLink, IntoChannelId, JoinError, SendError, VoiceConfig};
 
 /// How the media worker and the application wake a connection's driver task and its senders.
 #[derive(Debug, Default)]
@@ -77,14 +79,28 @@ impl OpusSender {
     }
 }
 
-/// A joined voice channel. Dropping it leaves the channel and ends its task.
-#[derive(Debug)]
+/// A joined voice channel: a handle, cheap to clone, shared by the application's tasks.
+///
+/// A connection made by [`Voice::join_channel`](crate::Voice::join_channel) is also kept by its
+/// `Voice` ([`Voice::connection`](crate::Voice::connection)) until [`disconnect`](Self::disconnect),
+/// [`Voice::leave`](crate::Voice::leave) or its end: dropping the application's handles does
+/// not leave the channel, dropping the `Voice` does. One made by [`connect`](Self::connect)
+/// leaves when its last handle is dropped.
+#[derive(Clone, Debug)]
 pub struct Connection {
+    inner: Arc<Inner>,
+}
+
+/// What every handle of one connection shares; dropping it (the last handle) stops the driver,
+/// which leaves the channel.
+#[derive(Debug)]
+struct Inner {
     shared: Shared,
     disconnect: mpsc::UnboundedSender<oneshot::Sender<()>>,
-    events: Events,
+    events: Arc<EventChannel>,
     router: Arc<AudioRouter>,
-    task: Option<JoinHandle<()>>,
+    task: Mutex<Option<JoinHandle<()>>>,
+    guild_id: GuildId,
 }
 
 impl Connection {
@@ -92,8 +108,9 @@ impl Connection {
     /// without a main gateway: Lavalink-style audio nodes, tests against a local server. A fresh
     /// reconnect identifies again with the same credentials.
     pub async fn connect(info: ConnectionInfo, config: VoiceConfig) -> Result<Self, JoinError> {
+        let span = connection_span(info.guild_id, info.channel_id);
         let state = Identifying::connect(Instant::now(), config.core_with_fresh_seeds(), info)?;
-        Self::spawn(AnyState::from(state), None, None, &config).await
+        Self::spawn(AnyState::from(state), None, None, &config, span).await
     }
 
     /// Starts the driver task for `state` and waits until the session is established. When this
@@ -104,7 +121,9 @@ impl Connection {
         gateway: Option<Arc<dyn GatewayLink>>,
         dispatches: Option<mpsc::UnboundedReceiver<Dispatch>>,
         config: &VoiceConfig,
+        span: tracing::Span,
     ) -> Result<Self, JoinError> {
+        let guild_id = state.guild_id();
         let connector = Connector::Rustls(tls_client_config(&config.extra_root_certificates)?);
         let scheduler = MediaScheduler::shared(config.media_workers);
         let router = Arc::new(AudioRouter::new(state.config().receive));
@@ -135,14 +154,17 @@ impl Connection {
                 router: Arc::clone(&router),
             },
         );
-        let task = tokio::spawn(driver.run());
+        let task = tokio::spawn(driver.run().instrument(span));
         match ready.await {
             Ok(Ok(())) => Ok(Self {
-                shared,
-                disconnect,
-                events: Events::new(events),
-                router,
-                task: Some(task),
+                inner: Arc::new(Inner {
+                    shared,
+                    disconnect,
+                    events,
+                    router,
+                    task: Mutex::new(Some(task)),
+                    guild_id,
+                }),
             }),
             Ok(Err(error)) => {
                 let _ = task.await;
@@ -155,7 +177,41 @@ impl Connection {
     /// Sets the speaking flags (op 5): Microphone, Soundshare, Priority. Audio announces
     /// Microphone by itself if this is never called.
     pub fn speaking(&self, flags: SpeakingFlags) {
-        self.shared.speaking(flags);
+        self.inner.shared.speaking(flags);
+    }
+
+    /// The guild of this connection.
+    pub fn guild_id(&self) -> GuildId {
+        self.inner.guild_id
+    }
+
+    /// The channel op 4 last asked for, and the self-mute and self-deafen flags it carried;
+    /// `None` for a connection made without a main gateway ([`connect`](Self::connect)).
+    pub fn voice_state(&self) -> Option<(ChannelId, bool, bool)> {
+        self.inner.shared.lock().state.voice_state()
+    }
+
+    /// Mutes or unmutes the bot (op 4 with the same channel). `false` without a main gateway
+    /// or once the connection ended.
+    pub fn set_self_mute(&self, mute: bool) -> bool {
+        (self.inner.shared).update_voice_state(|channel, _, deaf| (channel, mute, deaf))
+    }
+
+    /// Deafens or undeafens the bot (op 4 with the same channel). `false` without a main
+    /// gateway or once the connection ended.
+    pub fn set_self_deaf(&self, deaf: bool) -> bool {
+        (self.inner.shared).update_voice_state(|channel, mute, _| (channel, mute, deaf))
+    }
+
+    /// Moves the bot to another voice channel of the guild: op 4 with `channel_id`; the
+    /// connection follows Discord's answer like any move (a fresh session on the server
+    /// Discord names, [`Event::Reconnecting`](voice_proto::Event::Reconnecting) then
+    /// `Connected`), queued audio waiting meanwhile. `false` without a main gateway or once the
+    /// connection ended. [`Voice::join_channel`](crate::Voice::join_channel) on a connected
+    /// guild does this.
+    pub fn move_to(&self, channel_id: impl IntoChannelId) -> bool {
+        let channel_id = channel_id.into_channel_id();
+        (self.inner.shared).update_voice_state(|_, mute, deaf| (channel_id, mute, deaf))
     }
 
     /// A sender of Opus frames for the connection's playout: one frame per 20 ms on a drift-free
@@ -166,7 +222,7 @@ impl Connection {
     /// unencrypted into an end-to-end encrypted call.
     pub fn opus_send(&self) -> OpusSender {
         OpusSender {
-            shared: Arc::clone(&self.shared),
+            shared: Arc::clone(&self.inner.shared),
         }
     }
 
@@ -174,7 +230,7 @@ impl Connection {
     /// silence frames. Returns early if the connection ends.
     pub fn flush(&self) -> impl Future<Output = ()> + Send + 'static {
         let (done, wait) = oneshot::channel();
-        self.shared.lock().when_flushed(move || {
+        self.inner.shared.lock().when_flushed(move || {
             let _ = done.send(());
         });
         async move {
@@ -185,27 +241,31 @@ impl Connection {
     /// Drops the queued frames and ends the talk spurt now: the five silence frames follow, then
     /// Speaking 0. Returns how many frames were dropped.
     pub fn stop_speaking(&self) -> usize {
-        self.shared.stop_speaking()
+        self.inner.shared.stop_speaking()
     }
 
-    /// Counters of the connection: packets sent and received, frames queued, resumes,
-    /// reconnects, DAVE figures.
+    /// Figures of the connection ([`Stats`](voice_proto::Stats)): packets and bytes sent and
+    /// received, the websocket's round trip (heartbeat ACK) and the media path's (UDP
+    /// keepalive echo, when the server echoes), resumes and reconnects, the DAVE epoch and
+    /// frame counters, frames queued.
     pub fn stats(&self) -> voice_proto::Stats {
-        self.shared.stats()
+        self.inner.shared.stats()
     }
 
     /// Counters of the receive side: every sender's playout buffer added up (frames, losses,
     /// late packets, duplicates, spurts), frames the core dropped for want of room, senders
     /// followed. `None` with receive off.
     pub fn receive_stats(&self) -> Option<voice_proto::receive::ReceiveStats> {
-        self.shared.receive_stats()
+        self.inner.shared.receive_stats()
     }
 
-    /// Events: speaking, clients joining or leaving, reconnects, holds of the playout, the end.
-    /// Control events are never dropped for the others ([`Events`]). Received audio is not among
-    /// them: see [`receiver`](Self::receiver).
-    pub fn events(&mut self) -> &mut Events {
-        &mut self.events
+    /// The connection's events, as a handle the application can move into a task of its own
+    /// while keeping this one: speaking, clients joining or leaving, reconnects, holds of the
+    /// playout, the end. Control events are never dropped for the others ([`Events`]).
+    /// Received audio is not among them: see [`receiver`](Self::receiver). Every call gives a
+    /// handle on the same queue: each event goes to one reader.
+    pub fn events(&self) -> Events {
+        Events::new(Arc::clone(&self.inner.events))
     }
 
     /// Streams of the audio other members send (receive must be on:
@@ -215,25 +275,43 @@ impl Connection {
     /// loss markers and talk-spurt boundaries, and bounded without ever holding up the
     /// connection.
     pub fn receiver(&self) -> Receiver {
-        Receiver::new(Arc::clone(&self.router))
+        Receiver::new(Arc::clone(&self.inner.router))
     }
 
     /// Leaves the channel (op 4 with a null channel when joined through a main gateway), closes the
     /// websocket with 1000 and the UDP socket, and waits for the task to end. After the
     /// connection ended by itself (a fatal close, too many reconnects; it left the channel then)
     /// this only waits for the task.
-    pub async fn disconnect(mut self) {
+    /// Other handles of the connection see it ended.
+    pub async fn disconnect(self) {
         let (done, wait) = oneshot::channel();
-        if self.disconnect.send(done).is_ok() {
+        if self.inner.disconnect.send(done).is_ok() {
             let _ = wait.await;
         }
-        if let Some(task) = self.task.take() {
+        let task = self
+            .inner
+            .task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(task) = task {
             let _ = task.await;
         }
     }
 
     /// Whether the connection's task has ended (after a fatal error or a disconnect).
     pub fn is_finished(&self) -> bool {
-        self.task.as_ref().is_none_or(JoinHandle::is_finished)
+        // The driver holds the receiving end until it stops.
+        self.inner.disconnect.is_closed()
     }
+}
+
+/// The span every log line of one connection's driver is in: its guild and channel, never a
+/// token, a session id or a key.
+pub(crate) fn connection_span(guild_id: GuildId, channel_id: Option<ChannelId>) -> tracing::Span {
+    tracing::info_span!(
+        "voice_connection",
+        guild_id = guild_id.0,
+        channel_id = channel_id.map(|c| c.0),
+    )
 }

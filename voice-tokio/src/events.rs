@@ -17,7 +17,24 @@ pub(crate) type EventChannel = voice_adapter::EventChannel<Notify>;
 /// ([`VoiceConfig::event_queue`](crate::VoiceConfig::event_queue) data events, dropped and
 /// counted when the application reads too slowly), except for control events, which are never
 /// dropped for the others.
-#[derive(Debug)]
+///
+/// An owned handle ([`Connection::events`](crate::Connection::events)): move it into a task of
+/// its own, or turn it into a [`Stream`](futures_util::Stream) with
+/// [`into_stream`](Self::into_stream). Clones read the same queue (each event goes to one of
+/// them).
+///
+/// ```no_run
+/// # async fn run(connection: voice_tokio::Connection) {
+/// let events = connection.events();
+/// tokio::spawn(async move {
+///     while let Some(event) = events.recv().await {
+///         println!("{event:?}");
+///     }
+/// });
+/// // `connection` stays here: play, move, disconnect.
+/// # }
+/// ```
+#[derive(Clone, Debug)]
 pub struct Events {
     channel: Arc<EventChannel>,
 }
@@ -29,7 +46,7 @@ impl Events {
 
     /// The next event, waiting for it; `None` once the connection has ended and every event
     /// was read.
-    pub async fn recv(&mut self) -> Option<Event> {
+    pub async fn recv(&self) -> Option<Event> {
         loop {
             let ready = self.channel.signal().notified();
             match self.channel.next_event() {
@@ -41,7 +58,16 @@ impl Events {
     }
 
     /// The next event if one is queued, without waiting.
-    pub fn try_recv(&mut self) -> Option<Event> {
+    pub fn try_recv(&self) -> Option<Event> {
         self.channel.try_recv()
+    }
+
+    /// The events as a [`Stream`](futures_util::Stream), ending once the connection has ended
+    /// and every event was read.
+    pub fn into_stream(self) -> impl futures_util::Stream<Item = Event> + Send + 'static {
+        futures_util::stream::unfold(self, |events| async move {
+            let event = events.recv().await?;
+            Some((event, events))
+        })
     }
 }

@@ -20,8 +20,7 @@
 //!
 //! ```no_run
 //! # async fn run(gateway: tokio::sync::mpsc::UnboundedSender<String>, opus_frames: Vec<bytes::Bytes>) -> Result<(), voice_tokio::JoinError> {
-//! use voice_tokio::{JoinOptions, SpeakingFlags, Voice, VoiceConfig};
-//! use voice_proto::id::{ChannelId, GuildId, UserId};
+//! use voice_tokio::{ChannelId, GuildId, JoinOptions, SpeakingFlags, UserId, Voice, VoiceConfig};
 //!
 //! // Made once; `gateway` sends op-4 payloads on the application's main gateway.
 //! let voice = Voice::new(UserId(80351110224678912), gateway, VoiceConfig::default());
@@ -40,21 +39,40 @@
 //! connection.disconnect().await;
 //! # Ok(()) }
 //! ```
+//!
+//! # Features
+//!
+//! - `serenity`: `SerenityVoice`, serenity's voice gateway manager (register it with
+//!   `ClientBuilder::voice_manager_arc`), and serenity's ids wherever [`Voice`] takes an id.
+//! - `twilight`: `TwilightGateway` (op 4 through the shards' message senders, any number of
+//!   shards), `Voice::process_twilight_event`, and twilight's ids wherever [`Voice`] takes one.
+//!
+//! Both are off by default; the `serenity_bot` and `twilight_bot` examples use them.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod connection;
 mod driver;
 mod events;
+mod integrations;
 mod receiver;
 mod voice;
 mod ws;
 
 pub use connection::{Connection, OpusSender};
 pub use events::Events;
+#[cfg(feature = "serenity")]
+pub use integrations::serenity::SerenityVoice;
+#[cfg(feature = "twilight")]
+pub use integrations::twilight::TwilightGateway;
+pub use integrations::{IntoChannelId, IntoGuildId, IntoUserId};
 pub use receiver::{AudioStream, Receiver};
 pub use voice::Voice;
 pub use voice_adapter::{GatewayLink, JoinError, JoinOptions, SendError, VoiceConfig};
+/// The protocol core, for everything not re-exported by name (payloads, close codes, errors).
+pub use voice_proto;
+pub use voice_proto::id::{ChannelId, GuildId, UserId};
 pub use voice_proto::payload::SpeakingFlags;
-pub use voice_proto::receive::{Item, Received};
-pub use voice_proto::{ConnectionInfo, Event, ReceiveConfig};
+pub use voice_proto::receive::{Bytes, Item, Received};
+pub use voice_proto::secret::Token;
+pub use voice_proto::{Config, ConnectionInfo, Event, ReceiveConfig, Stats};

@@ -5,20 +5,30 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use voice_adapter::{Dispatch, SharedVoice};
 use voice_proto::gateway::{GatewayError, VoiceServerDispatch, VoiceStateDispatch};
-use voice_proto::id::{ChannelId, GuildId, UserId};
+use voice_proto::id::GuildId;
 
-use crate::{Connection, GatewayLink, JoinError, JoinOptions, VoiceConfig};
+use crate::connection::connection_span;
+use crate::{
+    Connection, GatewayLink, IntoChannelId, IntoGuildId, IntoUserId, JoinError, JoinOptions,
+    VoiceConfig,
+};
 
 /// The voice side of a bot: made once with [`Voice::new`], kept, and fed the two voice dispatches
-/// from the main gateway.
+/// from the main gateway. Cheap to clone (the clones share everything).
+///
+/// It keeps the connection of each guild it joined ([`connection`](Self::connection),
+/// [`connections`](Self::connections), [`leave`](Self::leave)) until it is left or ends by
+/// itself; dropping the last clone of the `Voice` leaves every channel.
 #[derive(Clone, Debug)]
 pub struct Voice {
-    shared: Arc<SharedVoice<mpsc::UnboundedSender<Dispatch>>>,
+    shared: Arc<SharedVoice<mpsc::UnboundedSender<Dispatch>, Connection>>,
 }
 
 impl Voice {
     /// `user_id` is the bot's own id; `gateway` sends op 4 on the main gateway.
-    pub fn new(user_id: UserId, gateway: impl GatewayLink, config: VoiceConfig) -> Self {
+    /// Any id type with [`IntoUserId`] will do (serenity's and twilight's with their features).
+    pub fn new(user_id: impl IntoUserId, gateway: impl GatewayLink, config: VoiceConfig) -> Self {
+        let user_id = user_id.into_user_id();
         Self {
             shared: Arc::new(SharedVoice::new(user_id, gateway, config)),
         }
@@ -41,20 +51,65 @@ impl Voice {
     }
 
     /// Joins a voice channel: sends op 4, waits for both dispatches (bounded by the configured
-    /// timeout), then runs the whole handshake. Returns when audio can flow.
+    /// timeout), then runs the whole handshake. Returns when audio can flow; the `Voice` keeps
+    /// the connection too ([`connection`](Self::connection)).
+    ///
+    /// On a guild that is already connected it moves the bot instead
+    /// ([`Connection::move_to`]: op 4 with the new channel, mute and deafen as they are) and
+    /// returns that connection at once; the move completes in the background
+    /// (`Reconnecting`, then `Connected` on its events). While a join of the guild is still in
+    /// progress it fails with [`JoinError::AlreadyConnected`].
+    ///
+    /// The ids may be the core's or, with the `serenity` or `twilight` feature, theirs.
     pub async fn join_channel(
         &self,
-        guild_id: GuildId,
-        channel_id: ChannelId,
+        guild_id: impl IntoGuildId,
+        channel_id: impl IntoChannelId,
         options: JoinOptions,
     ) -> Result<Connection, JoinError> {
+        let (guild_id, channel_id) = (guild_id.into_guild_id(), channel_id.into_channel_id());
+        if let Some(connection) = self.shared.connection(guild_id) {
+            if connection.voice_state().map(|(channel, ..)| channel) != Some(channel_id) {
+                connection.move_to(channel_id);
+            }
+            return Ok(connection);
+        }
         let (tx, rx) = mpsc::unbounded_channel();
         let state = self.shared.begin_join(guild_id, channel_id, options, tx)?;
         let gateway = Some(self.shared.gateway());
-        let result = Connection::spawn(state, gateway, Some(rx), self.shared.config()).await;
-        if result.is_err() {
-            self.shared.abandon_join(guild_id);
+        let span = connection_span(guild_id, Some(channel_id));
+        let config = self.shared.config();
+        match Connection::spawn(state, gateway, Some(rx), config, span).await {
+            Ok(connection) => {
+                self.shared.register(guild_id, connection.clone());
+                Ok(connection)
+            }
+            Err(error) => {
+                self.shared.abandon_join(guild_id);
+                Err(error)
+            }
         }
-        result
+    }
+
+    /// The connection of `guild_id`, while it is joined (not left, not ended).
+    pub fn connection(&self, guild_id: impl IntoGuildId) -> Option<Connection> {
+        self.shared.connection(guild_id.into_guild_id())
+    }
+
+    /// Every joined connection, with its guild.
+    pub fn connections(&self) -> Vec<(GuildId, Connection)> {
+        self.shared.connections()
+    }
+
+    /// Leaves `guild_id`'s channel ([`Connection::disconnect`]: op 4 with a null channel,
+    /// close 1000) and forgets the connection. Returns `false` when the guild had none.
+    pub async fn leave(&self, guild_id: impl IntoGuildId) -> bool {
+        match self.shared.remove(guild_id.into_guild_id()) {
+            Some(connection) => {
+                connection.disconnect().await;
+                true
+            }
+            None => false,
+        }
     }
 }

@@ -10,7 +10,7 @@ use voice_tokio::{Connection, Event};
 async fn garbage_does_not_interrupt_audio() {
     let server = start_server(false, garbage()).await;
     let client = server.expect_client();
-    let mut connection = Connection::connect(client.connection_info(), client_config(&server))
+    let connection = Connection::connect(client.connection_info(), client_config(&server))
         .await
         .expect("connects");
     let frames = sample_frames(40);

@@ -201,28 +201,14 @@ async fn a_fatal_close_leaves_the_channel_once_and_disconnect_still_returns() {
     assert_eq!(op4_counts(&mut log), (0, 0));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dropped_connection_leaves_the_channel() {
-    let server = start_server(false, Scenario::default()).await;
-    let client = server.expect_client();
-    let token = client.token.clone();
-    let (voice, mut log) =
-        voice_with_gateway(&client, client_config(&server), move |_| token.clone());
-    let connection = join(&voice, &client).await.expect("joins");
-    drop(connection);
-    assert_eq!(wait_for_leaves(&mut log, 1).await, (1, 1));
-}
-
 // ---- row 6 ---------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn control_events_survive_a_flood_of_received_audio() {
     let server = start_server(false, resume_while_a_user_speaks(sample_frames(200))).await;
     let client = server.expect_client();
-    let mut config = VoiceConfig {
-        event_queue: 8,
-        ..client_config(&server).receiving()
-    };
+    let mut config = client_config(&server).receiving();
+    config.event_queue = 8;
     if let Some(receive) = config.core.receive.as_mut() {
         receive.queue_frames = 20;
     }

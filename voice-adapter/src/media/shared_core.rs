@@ -15,6 +15,7 @@ use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, TryLockError, Weak};
 use std::time::Instant;
 
+use voice_proto::id::ChannelId;
 use voice_proto::payload::SpeakingFlags;
 use voice_proto::playout::QueueError;
 use voice_proto::rtp::MAX_PACKET_LEN;
@@ -245,6 +246,22 @@ impl<W: DriverWake> SharedCore<W> {
             .state
             .session()
             .map_or(0, |session| session.stop_speaking())
+    }
+
+    /// Changes the voice state through the main gateway (see
+    /// [`AnyState::update_voice_state`]): `change` gets the channel, self-mute and self-deafen
+    /// op 4 last asked for and returns the new ones; the op 4 goes out from the driver, which
+    /// the guard wakes. `false` without a main gateway or once the connection ended.
+    pub fn update_voice_state(
+        &self,
+        change: impl FnOnce(ChannelId, bool, bool) -> (ChannelId, bool, bool),
+    ) -> bool {
+        let mut core = self.lock();
+        let Some((channel, mute, deaf)) = core.state.voice_state() else {
+            return false;
+        };
+        let (channel, mute, deaf) = change(channel, mute, deaf);
+        core.state.update_voice_state(channel, mute, deaf)
     }
 
     /// The session's counters (zero before it is established).

@@ -54,6 +54,7 @@ impl Engine {
                     .as_mut()
                     .and_then(|hb| hb.acknowledge(now, ack.t))
                 {
+                    self.stats.websocket_round_trip = Some(latency);
                     self.out
                         .push_back(Output::Event(Event::HeartbeatAcknowledged { latency }));
                 }

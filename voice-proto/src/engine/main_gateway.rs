@@ -7,10 +7,49 @@ use super::{Engine, Phase, NORMAL_CLOSE_CODE};
 use crate::error::Stage;
 use crate::gateway::{
     secure_voice_gateway_url, voice_gateway_url, VoiceServerDispatch, VoiceStateDispatch,
+    VoiceStateUpdate,
 };
+use crate::id::ChannelId;
 use crate::io::{DisconnectReason, Output, Recovery};
 
 impl Engine {
+    /// The application changes its voice state: op 4 with `channel_id` (a move when it differs
+    /// from the channel we are in) and the mute and deafen flags, which later rejoins repeat.
+    /// Discord answers a move with VOICE_STATE_UPDATE (the new channel: the DAVE group id) and
+    /// VOICE_SERVER_UPDATE, handled as any move. Returns `false`, sending nothing, when the
+    /// connection has no main gateway (`connect`) or has ended.
+    pub(crate) fn update_voice_state(
+        &mut self,
+        channel_id: ChannelId,
+        self_mute: bool,
+        self_deaf: bool,
+    ) -> bool {
+        if self.is_closed() {
+            return false;
+        }
+        let Some(join) = self.join.as_mut() else {
+            return false;
+        };
+        join.channel_id = channel_id;
+        join.self_mute = self_mute;
+        join.self_deaf = self_deaf;
+        self.out.push_back(Output::MainGateway(VoiceStateUpdate {
+            guild_id: join.guild_id,
+            channel_id: Some(channel_id),
+            self_mute,
+            self_deaf,
+        }));
+        true
+    }
+
+    /// The channel op 4 last asked for and the mute and deafen flags it carried, when joined
+    /// through a main gateway.
+    pub(crate) fn voice_state(&self) -> Option<(ChannelId, bool, bool)> {
+        self.join
+            .as_ref()
+            .map(|join| (join.channel_id, join.self_mute, join.self_deaf))
+    }
+
     pub(super) fn on_voice_state(&mut self, now: Instant, dispatch: VoiceStateDispatch) {
         if dispatch.user_id != self.user_id
             || dispatch

@@ -72,8 +72,10 @@ pub(crate) enum Phase {
     Closed,
 }
 
-/// Counters the application can read (`Session::stats`).
+/// Counters the application can read (`Session::stats`). New fields may be added in any
+/// release (`#[non_exhaustive]`): read them, start from `Stats::default()` to build one.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Stats {
     /// Audio packets written by `poll_transmit` (queued frames and trailing silence).
     pub packets_sent: u64,
@@ -115,6 +117,23 @@ pub struct Stats {
     pub resumes: u32,
     /// Fresh sessions established after the first.
     pub reconnects: u32,
+    /// Bytes of the audio datagrams written by `poll_transmit` (RTP header, encrypted payload
+    /// and tag: what goes on the wire above UDP).
+    pub bytes_sent: u64,
+    /// Datagrams received on the media socket, whatever they were (audio, RTCP, keepalive
+    /// echoes, discovery answers).
+    pub datagrams_received: u64,
+    /// Bytes of those datagrams.
+    pub bytes_received: u64,
+    /// The voice websocket's latest round trip: heartbeat (op 3) to its ACK (op 6) carrying
+    /// the same nonce. `None` until the first ACK.
+    pub websocket_round_trip: Option<core::time::Duration>,
+    /// The media path's latest round trip: a UDP keepalive to the server's echo of it (the
+    /// 8-byte datagram with the same counter, as @discordjs/voice measures it). `None` while
+    /// no echo came: Discord does not document echoing keepalives.
+    pub udp_round_trip: Option<core::time::Duration>,
+    /// The DAVE (MLS) epoch of the current group, when DAVE is on and the group formed.
+    pub dave_epoch: Option<u64>,
 }
 
 /// Where a received frame came from in the RTP stream.
@@ -162,6 +181,8 @@ pub(crate) struct Engine {
     receive: Option<Streams>,
     keepalive_at: Option<Instant>,
     keepalive_counter: u32,
+    /// Keepalives sent and not echoed yet, oldest first (bounded: `KEEPALIVES_REMEMBERED`).
+    keepalives_sent: VecDeque<(u32, Instant)>,
     /// Recovery attempts in a row (reset once a session stayed up `reconnect_reset_after`).
     reconnect_attempts: u32,
     last_close: Option<u16>,
@@ -227,6 +248,7 @@ impl Engine {
             receive,
             keepalive_at: None,
             keepalive_counter: 0,
+            keepalives_sent: VecDeque::new(),
             reconnect_attempts: 0,
             last_close: None,
             established_once: false,
@@ -302,8 +324,14 @@ impl Engine {
             ssrcs_mapped: self.ssrc_users.len() as u64,
             dave_recognised_users: self.dave.recognised_users() as u64,
             frames_queued: self.playout.queue.len() as u64,
+            dave_epoch: self.dave.epoch(),
             ..self.stats
         }
+    }
+
+    /// The guild this connection is for.
+    pub(crate) fn guild_id(&self) -> GuildId {
+        self.guild_id
     }
 
     /// When the join (or `connect`) started.
@@ -386,7 +414,13 @@ impl Engine {
                     Err(error) => self.ignore_frame(format!("undecodable binary frame: {error}")),
                 },
                 Input::WebSocketClosed { code } => self.on_ws_closed(now, code),
-                Input::Datagram { from, data } => self.on_datagram(now, from, data),
+                Input::Datagram { from, data } => {
+                    self.stats.datagrams_received += 1;
+                    self.stats.bytes_received += data.len() as u64;
+                    if !self.on_keepalive_echo(now, from, data) {
+                        self.on_datagram(now, from, data);
+                    }
+                }
                 Input::Timer => {}
             }
         }

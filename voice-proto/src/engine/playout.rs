@@ -276,6 +276,7 @@ impl Engine {
         }
         let len = result?;
         self.stats.packets_sent += 1;
+        self.stats.bytes_sent += len as u64;
         if encrypted {
             self.stats.dave_frames_encrypted += 1;
         }
@@ -295,6 +296,7 @@ impl Engine {
             .ok_or(Error::NotReady(NotReady::Reconnecting))?;
         let len = media.write_packet(&SILENCE_FRAME, &mut self.dave, buf)?;
         self.stats.packets_sent += 1;
+        self.stats.bytes_sent += len as u64;
         self.playout.silence_remaining -= 1;
         if self.playout.silence_remaining == 0 {
             self.playout.talking = false;

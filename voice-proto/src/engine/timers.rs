@@ -119,6 +119,11 @@ impl Engine {
                 // 8 bytes like @discordjs/voice: a little-endian counter and four zero bytes.
                 let mut data = vec![0u8; 8];
                 data[..4].copy_from_slice(&self.keepalive_counter.to_le_bytes());
+                if self.keepalives_sent.len() >= KEEPALIVES_REMEMBERED {
+                    self.keepalives_sent.pop_front();
+                }
+                self.keepalives_sent
+                    .push_back((self.keepalive_counter, now));
                 self.keepalive_counter = self.keepalive_counter.wrapping_add(1);
                 self.out.push_back(Output::Transmit {
                     to: media.remote,
@@ -127,5 +132,44 @@ impl Engine {
                 self.keepalive_at = Some(now + self.config.udp_keepalive_interval);
             }
         }
+    }
+}
+
+/// Keepalives remembered for their echo: a minute at the default 5 s interval (@discordjs/voice
+/// gives up on the UDP path after 12 unanswered ones; we only measure).
+const KEEPALIVES_REMEMBERED: usize = 12;
+
+impl Engine {
+    /// An 8-byte datagram from the media server carrying the counter of a keepalive we sent
+    /// is its echo: the UDP round trip (`Stats::udp_round_trip`). Returns whether `data` was
+    /// one; anything else goes on to the media path.
+    pub(super) fn on_keepalive_echo(
+        &mut self,
+        now: Instant,
+        from: std::net::SocketAddr,
+        data: &[u8],
+    ) -> bool {
+        let Some(media) = self.media.as_ref() else {
+            return false;
+        };
+        let counter = match data {
+            [a, b, c, d, _, _, _, _] if from == media.remote => {
+                u32::from_le_bytes([*a, *b, *c, *d])
+            }
+            _ => return false,
+        };
+        let Some(index) = self
+            .keepalives_sent
+            .iter()
+            .position(|(sent, _)| *sent == counter)
+        else {
+            return false;
+        };
+        if let Some((_, sent_at)) = self.keepalives_sent.get(index) {
+            self.stats.udp_round_trip = Some(now.saturating_duration_since(*sent_at));
+        }
+        // The echo of a later keepalive answers for the earlier ones too.
+        self.keepalives_sent.drain(..=index);
+        true
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! A DAVE frame can only be decrypted with its sender's user id, and the voice server sends the
 //! op 5 that maps an SSRC to a user over the websocket while the first packets of that user travel
-//! over UDP: the two race (PROTOCOL.md 10: "queue briefly per SSRC or drop"). Dropping would lose
+//! over UDP: the two race (docs/protocol.md 10: "queue briefly per SSRC or drop"). Dropping would lose
 //! the start of every talk spurt that wins the race, so such frames wait here, bounded in number
 //! and in time, and are decrypted once the mapping arrives.
 

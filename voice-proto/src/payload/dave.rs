@@ -1,7 +1,7 @@
 //! DAVE JSON payloads (ops 21, 22, 23, 24, 31) and the binary proposals operation (op 27).
 //!
 //! The binary MLS messages themselves (ops 25..=30) are opaque bytes here; they are split into
-//! their fixed prefix and the MLS body by the frame codec (PROTOCOL.md 9.2).
+//! their fixed prefix and the MLS body by the frame codec (docs/protocol.md 9.2).
 
 use serde::{Deserialize, Serialize};
 

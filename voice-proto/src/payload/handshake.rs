@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::id::{GuildId, UserId};
 use crate::secret::{SecretKey, Token};
 
-/// Op 0 Identify (client -> server), PROTOCOL.md C5.
+/// Op 0 Identify (client -> server), docs/protocol.md C5.
 ///
 /// `Debug` is safe to log: the token prints as `Token(<redacted>)`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,7 +25,7 @@ pub struct Identify {
     pub max_dave_protocol_version: u16,
 }
 
-/// Op 1 Select Protocol (client -> server), PROTOCOL.md C15.
+/// Op 1 Select Protocol (client -> server), docs/protocol.md C15.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SelectProtocol {
     /// Always `"udp"` for voice (4012 otherwise).
@@ -90,7 +90,7 @@ pub struct SessionDescription {
     pub dave_protocol_version: u16,
 }
 
-/// Op 7 Resume (client -> server), PROTOCOL.md C9.
+/// Op 7 Resume (client -> server), docs/protocol.md C9.
 ///
 /// `Debug` is safe to log: the token prints as `Token(<redacted>)`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

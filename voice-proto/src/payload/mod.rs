@@ -1,4 +1,4 @@
-//! The voice gateway messages, both directions, and their websocket frame codec (PROTOCOL.md 2, 3,
+//! The voice gateway messages, both directions, and their websocket frame codec (docs/protocol.md 2, 3,
 //! 9.2).
 //!
 //! - [`ClientMessage::encode`] and [`ServerFrame::decode_text`] / [`ServerFrame::decode_binary`]

@@ -1,10 +1,10 @@
-//! The voice gateway opcode table (PROTOCOL.md 2.2).
+//! The voice gateway opcode table (docs/protocol.md 2.2).
 
 use core::fmt;
 
 macro_rules! opcodes {
     ($($(#[$doc:meta])* $name:ident = $value:literal,)*) => {
-        /// Every voice gateway opcode known to this crate, 0 through 32 (PROTOCOL.md 2.2).
+        /// Every voice gateway opcode known to this crate, 0 through 32 (docs/protocol.md 2.2).
         ///
         /// Opcodes outside this table are not an error anywhere in this crate: they decode to the
         /// `Unknown`/`UnknownBinary` message variants and carry the raw `u8`.

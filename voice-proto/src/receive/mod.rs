@@ -59,7 +59,9 @@ mod queue;
 
 use core::time::Duration;
 
-use bytes::Bytes;
+/// The buffer type of received frames (`Frame::opus`), re-exported so no direct dependency on
+/// `bytes` is needed.
+pub use bytes::Bytes;
 
 use crate::id::UserId;
 use crate::rtp::SILENCE_FRAME;

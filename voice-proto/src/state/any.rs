@@ -85,6 +85,36 @@ impl AnyState {
         }
     }
 
+    /// Changes our voice state through the main gateway (see
+    /// [`Session::update_voice_state`]): a move to `channel_id`, self-mute, self-deafen.
+    /// Returns `false`, sending nothing, without a main gateway or once ended.
+    pub fn update_voice_state(
+        &mut self,
+        channel_id: crate::id::ChannelId,
+        self_mute: bool,
+        self_deaf: bool,
+    ) -> bool {
+        match self {
+            AnyState::AwaitingServerUpdate(s) => {
+                s.update_voice_state(channel_id, self_mute, self_deaf)
+            }
+            AnyState::Identifying(s) => s.update_voice_state(channel_id, self_mute, self_deaf),
+            AnyState::Discovering(s) => s.update_voice_state(channel_id, self_mute, self_deaf),
+            AnyState::Ready(s) => s.update_voice_state(channel_id, self_mute, self_deaf),
+        }
+    }
+
+    /// The guild this connection is for.
+    pub fn guild_id(&self) -> crate::id::GuildId {
+        self.engine().guild_id()
+    }
+
+    /// What op 4 last asked for: the channel, self-mute and self-deafen; `None` without a main
+    /// gateway.
+    pub fn voice_state(&self) -> Option<(crate::id::ChannelId, bool, bool)> {
+        self.engine().voice_state()
+    }
+
     /// Whether the connection has ended (an error is set and nothing more will happen).
     pub fn is_closed(&self) -> bool {
         self.engine().is_closed()

@@ -67,6 +67,27 @@ macro_rules! sans_io {
         pub fn disconnect(&mut self) {
             self.engine.disconnect();
         }
+
+        /// Changes our voice state through the main gateway: op 4 with `channel_id` (another
+        /// channel of the guild moves the bot there: Discord answers with the two dispatches
+        /// and the connection follows like any move) and the self-mute and self-deafen flags,
+        /// which later rejoins repeat. Returns `false`, sending nothing, without a main gateway
+        /// (a connection made from [`ConnectionInfo`](crate::ConnectionInfo)) or once ended.
+        pub fn update_voice_state(
+            &mut self,
+            channel_id: crate::id::ChannelId,
+            self_mute: bool,
+            self_deaf: bool,
+        ) -> bool {
+            self.engine
+                .update_voice_state(channel_id, self_mute, self_deaf)
+        }
+
+        /// What op 4 last asked for: the channel, self-mute and self-deafen; `None` without a
+        /// main gateway.
+        pub fn voice_state(&self) -> Option<(crate::id::ChannelId, bool, bool)> {
+            self.engine.voice_state()
+        }
     };
 }
 pub(crate) use sans_io;

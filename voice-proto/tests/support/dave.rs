@@ -1,6 +1,6 @@
 //! DAVE test support: the voice gateway's MLS external sender (openmls), a second group member
 //! (davey), and an independent implementation of the DAVE sender-key ratchet and Opus frame format
-//! (PROTOCOL.md 9.4) built on hkdf/sha2/aes-gcm only.
+//! (docs/protocol.md 9.4) built on hkdf/sha2/aes-gcm only.
 #![allow(dead_code)]
 
 use std::num::NonZeroU16;
@@ -132,7 +132,7 @@ pub fn peer(user: UserId, gateway: &Gateway) -> DaveSession {
     session
 }
 
-/// The sender base secret of `sender` in `member`'s current epoch (PROTOCOL.md 9.4).
+/// The sender base secret of `sender` in `member`'s current epoch (docs/protocol.md 9.4).
 pub fn base_secret(member: &DaveSession, sender: UserId) -> Vec<u8> {
     let provider = OpenMlsRustCrypto::default();
     member

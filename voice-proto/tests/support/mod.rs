@@ -48,10 +48,11 @@ pub fn client_public() -> SocketAddr {
 /// every frame of an in-order stream comes out of `poll_received` as soon as it arrives (the
 /// playout buffer's own rules are tested in `receive_buffer.rs` and `receive_audio.rs`).
 pub fn test_config() -> Config {
-    Config {
-        rtp_seed: 0x1234_5678_9abc,
-        receive: Some(immediate_receive()),
-        ..Config::default()
+    {
+        let mut config = Config::default();
+        config.rtp_seed = 0x1234_5678_9abc;
+        config.receive = Some(immediate_receive());
+        config
     }
 }
 

@@ -57,10 +57,8 @@ fn run() -> Result<(), String> {
 
     let receive = options.record.is_some();
     if let Some(info) = options.connection_info() {
-        let config = VoiceConfig {
-            extra_root_certificates: options.extra_roots()?,
-            ..VoiceConfig::default()
-        };
+        let mut config = VoiceConfig::default();
+        config.extra_root_certificates = options.extra_roots()?;
         let config = if receive { config.receiving() } else { config };
         let connection = Connection::connect(info?, config)
             .map_err(|e| format!("connecting to the voice server failed: {e}"))?;

@@ -56,13 +56,14 @@ impl Deref for Sim {
 
 /// The shared client settings, plus the server's CA when it speaks TLS.
 pub fn client_config(server: &VoiceServer) -> VoiceConfig {
-    VoiceConfig {
-        core: client_core_config(server),
-        extra_root_certificates: server
+    {
+        let mut config = VoiceConfig::default();
+        config.core = client_core_config(server);
+        config.extra_root_certificates = server
             .ca_pem()
             .map(|pem| vec![pem.as_bytes().to_vec()])
-            .unwrap_or_default(),
-        ..VoiceConfig::default()
+            .unwrap_or_default();
+        config
     }
 }
 

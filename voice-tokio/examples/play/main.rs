@@ -68,10 +68,8 @@ async fn run() -> Result<(), String> {
     }
 
     if let Some(info) = options.connection_info() {
-        let config = VoiceConfig {
-            extra_root_certificates: options.extra_roots()?,
-            ..VoiceConfig::default()
-        };
+        let mut config = VoiceConfig::default();
+        config.extra_root_certificates = options.extra_roots()?;
         let config = if receive { config.receiving() } else { config };
         let connection = Connection::connect(info?, config)
             .await

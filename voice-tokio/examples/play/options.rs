@@ -230,12 +230,13 @@ pub fn embedded_client_config(server: &voice_sim::VoiceServer) -> voice_adapter:
         server.endpoint(),
         server.udp_addr()
     );
-    voice_adapter::VoiceConfig {
-        extra_root_certificates: server
+    {
+        let mut config = voice_adapter::VoiceConfig::default();
+        config.extra_root_certificates = server
             .ca_pem()
             .map(|pem| vec![pem.as_bytes().to_vec()])
-            .unwrap_or_default(),
-        ..voice_adapter::VoiceConfig::default()
+            .unwrap_or_default();
+        config
     }
 }
 
@@ -352,14 +353,4 @@ pub fn recording_verdict(report: &voice_sim::Report, dir: &Path) -> Result<(), S
         );
     }
     Ok(())
-}
-
-/// Prints "sending: N/total" in place (voice-std's `play_blocking`).
-#[allow(dead_code)]
-pub fn progress(sent: usize, total: usize, seconds: f64) {
-    use std::io::Write;
-    if sent % 50 == 0 || sent == total {
-        print!("\rsending: {sent:>5}/{total} frames, {seconds:>5.1} s");
-        let _ = std::io::stdout().flush();
-    }
 }
