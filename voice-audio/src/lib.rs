@@ -29,7 +29,7 @@
 //! # Received audio
 //!
 //! [`OggOpusWriter`] records Opus packets as they come (e.g. what a connection's receiver hands
-//! out) into an Ogg Opus file. With the `receive` feature, [`ReceiveDecoder`] decodes received
+//! out) into an Ogg Opus file. With the `receive` feature, `ReceiveDecoder` decodes received
 //! items (`voice_proto::receive`) to 48 kHz stereo PCM per sender, concealing lost frames
 //! (packet-loss concealment, in-band FEC when the next frame carries it).
 //!
