@@ -1,6 +1,6 @@
 //! Replays the fuzz corpus on the stable toolchain.
 //!
-//! The fuzz target bodies live in `fuzz/src/targets.rs`, included here unchanged, so every file of
+//! The fuzz target bodies live in `fuzz/src/targets/`, included here unchanged, so every file of
 //! `fuzz/corpus/<target>/` (seeds, inputs libFuzzer found interesting, and the inputs of every
 //! crash ever fixed) runs through exactly the code libFuzzer runs, as part of
 //! `cargo test --workspace`. No nightly needed.
@@ -9,7 +9,7 @@
 //! the golden payloads and scripted sessions: `cargo test -p voice-proto --test fuzz_corpus_replay
 //! -- --ignored write_seed_corpus`.
 
-#[path = "../../fuzz/src/targets.rs"]
+#[path = "../../fuzz/src/targets/mod.rs"]
 mod targets;
 
 #[path = "../../fuzz/src/jitter_buffer.rs"]

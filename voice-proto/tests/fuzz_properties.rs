@@ -1,6 +1,6 @@
 //! Property tests over the fuzz targets' invariants, cheap enough for every CI run.
 //!
-//! The same target bodies as `cargo fuzz` (`fuzz/src/targets.rs`), fed by proptest instead of
+//! The same target bodies as `cargo fuzz` (`fuzz/src/targets/`), fed by proptest instead of
 //! libFuzzer: scripted sessions that first complete a handshake and then do anything (the
 //! [`targets::Driver`] checks, after every step, that nothing panics, counters only move forward,
 //! no audio goes out before Session Description, every output is well-formed and the close-code
@@ -9,7 +9,7 @@
 //! decode -> encode -> decode stability. `engine_properties.rs` covers raw input sequences without
 //! a model; these add the model's oracles.
 
-#[path = "../../fuzz/src/targets.rs"]
+#[path = "../../fuzz/src/targets/mod.rs"]
 #[allow(dead_code)]
 mod targets;
 
