@@ -22,6 +22,18 @@ impl Engine {
             self.join_deadline_passed(now);
             return;
         }
+        self.phase_deadline(now);
+        if self.is_closed() {
+            return;
+        }
+        self.heartbeat_due(now);
+        self.keepalive_due(now);
+    }
+
+    /// The current phase's deadline: a wait that timed out fails the attempt (retried within the
+    /// join deadline), a backoff that ended starts the next attempt, a discovery request that got
+    /// no answer is sent again.
+    fn phase_deadline(&mut self, now: Instant) {
         match self.phase.clone() {
             Phase::AwaitingServerUpdate { deadline, stage } if now >= deadline => {
                 let after = match stage {
@@ -91,9 +103,11 @@ impl Engine {
             }
             _ => {}
         }
-        if self.is_closed() {
-            return;
-        }
+    }
+
+    /// Op 3 when its interval has passed; a websocket whose heartbeats go unacknowledged is
+    /// abandoned and recovered.
+    fn heartbeat_due(&mut self, now: Instant) {
         if let Some(heartbeat) = self.heartbeat.as_mut() {
             match heartbeat.poll(now) {
                 Some(Beat::Send { nonce }) => {
@@ -114,6 +128,10 @@ impl Engine {
                 None => {}
             }
         }
+    }
+
+    /// The UDP keepalive when its interval has passed, remembered for its echo (round trip).
+    fn keepalive_due(&mut self, now: Instant) {
         if let (Some(at), Some(media)) = (self.keepalive_at, self.media.as_ref()) {
             if now >= at {
                 // 8 bytes like @discordjs/voice: a little-endian counter and four zero bytes.
