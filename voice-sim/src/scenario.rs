@@ -132,167 +132,189 @@ pub(crate) fn seal_packet(
 
 async fn simulated_user(shared: Arc<Shared>, client: usize, epoch: u64, user: SimulatedUser) {
     let start = tokio::time::Instant::now();
-    let user_id = UserId(user.user_id);
     tokio::time::sleep_until(start + user.join_after).await;
     if !alive(&shared, client, epoch) {
         return;
     }
-    {
-        let mut state = shared.lock();
-        state.send_numbered(
-            client,
-            ServerMessage::ClientsConnect(ClientsConnect {
-                user_ids: vec![user_id],
-            }),
-        );
-        // After op 11, so the client recognises the user its proposals add.
-        let channel = channel_of(&state, client);
-        let now = std::time::Instant::now();
-        let effects = match state.dave_channel(&shared.config, channel) {
-            Some(ch) if user.dave => ch.join_simulated(user.user_id, now),
-            Some(ch) => ch.join_plain(user.user_id, now),
-            None => Vec::new(),
-        };
-        state.apply_dave(shared.ms(now), effects);
-    }
+    user_joins(&shared, client, &user);
     if let Some(speak_after) = user.speak_after {
         tokio::time::sleep_until(start + speak_after).await;
-        // A DAVE speaker waits for its keys: it sends nothing it cannot encrypt.
-        let keyed_by = tokio::time::Instant::now() + KEYS_WAIT;
-        while !can_speak(&shared, client, user.user_id) && tokio::time::Instant::now() < keyed_by {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let (ssrc, mut sequence, mut timestamp, spoken) = {
-            let mut state = shared.lock();
-            let ssrc = state.fresh_ssrc();
-            let sequence: u16 = state.rng.random();
-            let timestamp: u32 = state.rng.random();
-            let mut speaking = Speaking::new(SpeakingFlags::MICROPHONE, ssrc);
-            speaking.user_id = Some(user_id);
-            state.send_numbered(client, ServerMessage::Speaking(speaking));
-            state.spoken.push(SpokenStream {
-                client,
-                user_id: user.user_id,
-                ssrc,
-                ..SpokenStream::default()
-            });
-            (ssrc, sequence, timestamp, state.spoken.len() - 1)
-        };
-        // One emulator per user and client, each with its own fates.
-        let mut netem = shared.config.scenario.impairment.map(|config| {
-            Netem::new(NetemConfig {
-                seed: config.seed ^ user.user_id.rotate_left(17) ^ client as u64,
-                ..config
-            })
-        });
-        // No Tokio socket in counting mode, which refuses simulated users anyway.
-        let udp = shared.udp.clone();
-        let silence = std::iter::repeat_n(SILENCE_FRAME.to_vec(), SILENCE_FRAME_COUNT);
-        let frames = user.frames.iter().cloned().chain(silence);
-        let mut ticker = tokio::time::interval(Duration::from_millis(20));
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-        for plain in frames {
-            next_tick(&mut ticker, netem.as_mut(), udp.as_ref()).await;
-            let mut record = SpokenFrame {
-                sequence,
-                opus: plain.clone(),
-                ..SpokenFrame::default()
-            };
-            let (target, drop) = {
-                let mut state = shared.lock();
-                let target = media_target(&mut state, client, epoch);
-                let loss = shared.config.scenario.udp_loss;
-                let drop = loss > 0.0 && state.rng.random_bool(loss.clamp(0.0, 1.0));
-                (target, drop)
-            };
-            let Some((to, cipher, nonce)) = target else {
-                if alive(&shared, client, epoch) {
-                    record_spoken(&shared, spoken, record, netem.as_ref());
-                    continue;
-                }
-                return;
-            };
-            let frame = {
-                let mut state = shared.lock();
-                let channel = channel_of(&state, client);
-                match state.dave.get_mut(&channel) {
-                    Some(ch) => ch.encrypt(user.user_id, &plain),
-                    None => Some(plain),
-                }
-            };
-            let Some(frame) = frame else {
-                // No key right now (a re-key under way): the frame is not sent.
-                sequence = sequence.wrapping_add(1);
-                timestamp = timestamp.wrapping_add(SAMPLES_PER_FRAME);
-                record_spoken(&shared, spoken, record, netem.as_ref());
-                continue;
-            };
-            let packet = seal_packet(&cipher, sequence, timestamp, ssrc, nonce, &frame);
-            sequence = sequence.wrapping_add(1);
-            timestamp = timestamp.wrapping_add(SAMPLES_PER_FRAME);
-            let Some(packet) = packet else {
-                record_spoken(&shared, spoken, record, netem.as_ref());
-                continue;
-            };
-            record.sent = true;
-            if drop {
-                record.lost = true;
-                record_spoken(&shared, spoken, record, netem.as_ref());
-                continue;
-            }
-            let Some(udp) = udp.clone() else {
-                continue;
-            };
-            if let Some(netem) = netem.as_mut() {
-                let now = tokio::time::Instant::now().into_std();
-                let fate = netem.send(now, (packet, to));
-                (record.lost, record.duplicated, record.reordered) =
-                    (fate.lost, fate.duplicated, fate.reordered);
-                send_due(netem, &udp).await;
-                record_spoken(&shared, spoken, record, Some(netem));
-                continue;
-            }
-            record_spoken(&shared, spoken, record, None);
-            let delay = shared.config.scenario.udp_delay;
-            if delay.is_zero() {
-                let _ = udp.send_to(&packet, to).await;
-            } else {
-                tokio::spawn(async move {
-                    tokio::time::sleep(delay).await;
-                    let _ = udp.send_to(&packet, to).await;
-                });
-            }
-        }
-        // What the emulator still holds goes out when due.
-        if let (Some(netem), Some(udp)) = (netem.as_mut(), udp.as_ref()) {
-            while let Some(due) = netem.next_due() {
-                tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
-                send_due(netem, udp).await;
-            }
-            if let Some(stream) = shared.lock().spoken.get_mut(spoken) {
-                stream.netem = netem_report(netem);
-            }
+        if !user_speaks(&shared, client, epoch, &user).await {
+            return;
         }
     }
     if let Some(leave_after) = user.leave_after {
         tokio::time::sleep_until(start + leave_after).await;
-        if !alive(&shared, client, epoch) {
-            return;
+        if alive(&shared, client, epoch) {
+            user_leaves(&shared, client, &user);
         }
-        let mut state = shared.lock();
-        state.send_numbered(
-            client,
-            ServerMessage::ClientDisconnect(ClientDisconnect { user_id }),
-        );
-        let channel = channel_of(&state, client);
-        let now = std::time::Instant::now();
-        let effects = state
-            .dave
-            .get_mut(&channel)
-            .map(|ch| ch.leave(user.user_id, now))
-            .unwrap_or_default();
-        state.apply_dave(shared.ms(now), effects);
     }
+}
+
+/// Op 11 for the user, then its DAVE membership (after op 11, so the client recognises the user
+/// its proposals add).
+fn user_joins(shared: &Shared, client: usize, user: &SimulatedUser) {
+    let user_id = UserId(user.user_id);
+    let mut state = shared.lock();
+    state.send_numbered(
+        client,
+        ServerMessage::ClientsConnect(ClientsConnect {
+            user_ids: vec![user_id],
+        }),
+    );
+    let channel = channel_of(&state, client);
+    let now = std::time::Instant::now();
+    let effects = match state.dave_channel(&shared.config, channel) {
+        Some(ch) if user.dave => ch.join_simulated(user.user_id, now),
+        Some(ch) => ch.join_plain(user.user_id, now),
+        None => Vec::new(),
+    };
+    state.apply_dave(shared.ms(now), effects);
+}
+
+/// The user's talk spurt: op 5, then its frames and five silence frames every 20 ms, through
+/// the network emulator when there is one. `false` when the client went away meanwhile.
+async fn user_speaks(shared: &Shared, client: usize, epoch: u64, user: &SimulatedUser) -> bool {
+    // A DAVE speaker waits for its keys: it sends nothing it cannot encrypt.
+    let keyed_by = tokio::time::Instant::now() + KEYS_WAIT;
+    while !can_speak(shared, client, user.user_id) && tokio::time::Instant::now() < keyed_by {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (ssrc, mut sequence, mut timestamp, spoken) = start_spurt(shared, client, user);
+    // One emulator per user and client, each with its own fates.
+    let mut netem = shared.config.scenario.impairment.map(|config| {
+        Netem::new(NetemConfig {
+            seed: config.seed ^ user.user_id.rotate_left(17) ^ client as u64,
+            ..config
+        })
+    });
+    // No Tokio socket in counting mode, which refuses simulated users anyway.
+    let udp = shared.udp.clone();
+    let silence = std::iter::repeat_n(SILENCE_FRAME.to_vec(), SILENCE_FRAME_COUNT);
+    let frames = user.frames.iter().cloned().chain(silence);
+    let mut ticker = tokio::time::interval(Duration::from_millis(20));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    for plain in frames {
+        next_tick(&mut ticker, netem.as_mut(), udp.as_ref()).await;
+        let mut record = SpokenFrame {
+            sequence,
+            opus: plain.clone(),
+            ..SpokenFrame::default()
+        };
+        let (target, drop) = {
+            let mut state = shared.lock();
+            let target = media_target(&mut state, client, epoch);
+            let loss = shared.config.scenario.udp_loss;
+            let drop = loss > 0.0 && state.rng.random_bool(loss.clamp(0.0, 1.0));
+            (target, drop)
+        };
+        let Some((to, cipher, nonce)) = target else {
+            if alive(shared, client, epoch) {
+                record_spoken(shared, spoken, record, netem.as_ref());
+                continue;
+            }
+            return false;
+        };
+        let frame = {
+            let mut state = shared.lock();
+            let channel = channel_of(&state, client);
+            match state.dave.get_mut(&channel) {
+                Some(ch) => ch.encrypt(user.user_id, &plain),
+                None => Some(plain),
+            }
+        };
+        let Some(frame) = frame else {
+            // No key right now (a re-key under way): the frame is not sent.
+            sequence = sequence.wrapping_add(1);
+            timestamp = timestamp.wrapping_add(SAMPLES_PER_FRAME);
+            record_spoken(shared, spoken, record, netem.as_ref());
+            continue;
+        };
+        let packet = seal_packet(&cipher, sequence, timestamp, ssrc, nonce, &frame);
+        sequence = sequence.wrapping_add(1);
+        timestamp = timestamp.wrapping_add(SAMPLES_PER_FRAME);
+        let Some(packet) = packet else {
+            record_spoken(shared, spoken, record, netem.as_ref());
+            continue;
+        };
+        record.sent = true;
+        if drop {
+            record.lost = true;
+            record_spoken(shared, spoken, record, netem.as_ref());
+            continue;
+        }
+        let Some(udp) = udp.clone() else {
+            continue;
+        };
+        if let Some(netem) = netem.as_mut() {
+            let now = tokio::time::Instant::now().into_std();
+            let fate = netem.send(now, (packet, to));
+            (record.lost, record.duplicated, record.reordered) =
+                (fate.lost, fate.duplicated, fate.reordered);
+            send_due(netem, &udp).await;
+            record_spoken(shared, spoken, record, Some(netem));
+            continue;
+        }
+        record_spoken(shared, spoken, record, None);
+        let delay = shared.config.scenario.udp_delay;
+        if delay.is_zero() {
+            let _ = udp.send_to(&packet, to).await;
+        } else {
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                let _ = udp.send_to(&packet, to).await;
+            });
+        }
+    }
+    // What the emulator still holds goes out when due.
+    if let (Some(netem), Some(udp)) = (netem.as_mut(), udp.as_ref()) {
+        while let Some(due) = netem.next_due() {
+            tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
+            send_due(netem, udp).await;
+        }
+        if let Some(stream) = shared.lock().spoken.get_mut(spoken) {
+            stream.netem = netem_report(netem);
+        }
+    }
+    true
+}
+
+/// Op 5 naming the user's fresh SSRC, and the record of what it says: (SSRC, first sequence,
+/// first timestamp, index of the record in `spoken`).
+fn start_spurt(shared: &Shared, client: usize, user: &SimulatedUser) -> (u32, u16, u32, usize) {
+    let user_id = UserId(user.user_id);
+    let mut state = shared.lock();
+    let ssrc = state.fresh_ssrc();
+    let sequence: u16 = state.rng.random();
+    let timestamp: u32 = state.rng.random();
+    let mut speaking = Speaking::new(SpeakingFlags::MICROPHONE, ssrc);
+    speaking.user_id = Some(user_id);
+    state.send_numbered(client, ServerMessage::Speaking(speaking));
+    state.spoken.push(SpokenStream {
+        client,
+        user_id: user.user_id,
+        ssrc,
+        ..SpokenStream::default()
+    });
+    (ssrc, sequence, timestamp, state.spoken.len() - 1)
+}
+
+/// Op 13 for the user, and its DAVE membership ends.
+fn user_leaves(shared: &Shared, client: usize, user: &SimulatedUser) {
+    let user_id = UserId(user.user_id);
+    let mut state = shared.lock();
+    state.send_numbered(
+        client,
+        ServerMessage::ClientDisconnect(ClientDisconnect { user_id }),
+    );
+    let channel = channel_of(&state, client);
+    let now = std::time::Instant::now();
+    let effects = state
+        .dave
+        .get_mut(&channel)
+        .map(|ch| ch.leave(user.user_id, now))
+        .unwrap_or_default();
+    state.apply_dave(shared.ms(now), effects);
 }
 
 /// A packet on its way through the network emulator, and where it goes.
